@@ -1,0 +1,277 @@
+"""Run programs on documents: (text, program, mode) → Result. Pure functions, no I/O, never raise on
+program content.
+
+Both modes share the guards of PROX_SPEC §3 (drop when ≤ 5% of the words or ≤ 10 words remain; ignore
+the program when it has 2 or more errors). They differ where the reference is defective:
+
+- order: reference applies every normalize to the whole text, then removes lines numbered on the
+  *normalized* text; strict removes the lines the model saw, then normalizes.
+- a normalize source that is not found: reference, a silent no-op; strict, a `normalize_not_found` error
+  (unless the source sat only in removed lines).
+- ranges: reference counts errors on merged ranges; strict clips and reports each range past the end.
+- too many errors: both ignore the program, but the reference's ≤ 10-word guard still reads the edited
+  text; strict guards read the original that is kept.
+- an empty document: the reference crashes (division by zero); both modes here drop it (too few words).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from proxkit.program.ops import (
+    DropDoc,
+    ErrorKind,
+    KeepDoc,
+    Mode,
+    Normalize,
+    Program,
+    ProgramError,
+    RemoveAllLines,
+    RemoveLines,
+    Stage,
+)
+from proxkit.program.parse import parse_program
+
+
+class DropReason(StrEnum):
+    """Why a document was dropped."""
+
+    DOC_PROGRAM = "doc_program"  # the document program said drop_doc()
+    LOW_WORD_RATIO = "low_word_ratio"  # the chunk program left too small a share of the words
+    TOO_FEW_WORDS = "too_few_words"  # too few words left to be worth keeping
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """The safety rules applied after a chunk program.
+
+    min_word_ratio: drop when words after / words before ≤ this (reference 0.05).
+    min_words: drop when ≤ this many words remain (reference 10).
+    max_errors: ignore the whole program (keep the original text) when it has at least this many errors
+        (reference 2); None applies every valid call whatever the errors.
+    """
+
+    min_word_ratio: float = 0.05
+    min_words: int = 10
+    max_errors: int | None = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_word_ratio <= 1.0:
+            raise ValueError(f"min_word_ratio must be within [0, 1], got {self.min_word_ratio}")
+        if self.min_words < 0:
+            raise ValueError(f"min_words must be >= 0, got {self.min_words}")
+        if self.max_errors is not None and self.max_errors < 1:
+            raise ValueError(f"max_errors must be >= 1 or None, got {self.max_errors}")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionStats:
+    """What a program did to one document."""
+
+    words_before: int
+    words_after: int
+    lines_before: int
+    lines_removed: int = 0
+    normalize_applied: int = 0
+    normalize_missed: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome for one document: the refined text ("" when dropped), the decision and what happened."""
+
+    text: str
+    dropped: bool
+    reason: DropReason | None
+    errors: tuple[ProgramError, ...]
+    stats: ExecutionStats
+    program_ignored: bool = False  # the program had too many errors: the original text was kept
+
+    def to_dict(self) -> dict[str, object]:
+        stats = self.stats
+        return {
+            "text": self.text,
+            "dropped": self.dropped,
+            "reason": None if self.reason is None else str(self.reason),
+            "errors": [error.to_dict() for error in self.errors],
+            "stats": {
+                "words_before": stats.words_before,
+                "words_after": stats.words_after,
+                "lines_before": stats.lines_before,
+                "lines_removed": stats.lines_removed,
+                "normalize_applied": stats.normalize_applied,
+                "normalize_missed": stats.normalize_missed,
+                "calls": dict(stats.calls),
+                "program_ignored": self.program_ignored,
+            },
+        }
+
+
+def execute(
+    text: str,
+    doc_program: str | Program | None = None,
+    chunk_program: str | Program | None = None,
+    *,
+    mode: Mode = Mode.STRICT,
+    guards: Guards = Guards(),
+) -> Result:
+    """Run a document's doc program, then (unless it dropped the document) its chunk program."""
+    doc = None if doc_program is None else execute_doc(text, doc_program, mode=mode)
+    if chunk_program is None or (doc is not None and doc.dropped):
+        return doc or _unchanged(text)
+    chunk = execute_chunk(text, chunk_program, mode=mode, guards=guards)
+    return chunk if doc is None else replace(chunk, errors=doc.errors + chunk.errors)
+
+
+def execute_doc(text: str, program: str | Program, *, mode: Mode = Mode.STRICT) -> Result:
+    """The document stage: keep the text unchanged or drop it. The first decision wins."""
+    program = _as_program(program, Stage.DOC, mode)
+    decisions = [(line, call) for line, call in program.numbered() if isinstance(call, (KeepDoc, DropDoc))]
+    errors = list(program.errors)
+    for line, call in decisions[1:]:
+        if type(call) is not type(decisions[0][1]):
+            message = f"{call.render()} contradicts {decisions[0][1].render()} on line {decisions[0][0]}"
+            errors.append(ProgramError(ErrorKind.CONFLICTING_DECISION, line, message, Stage.DOC))
+    words = len(text.split())
+    stats = ExecutionStats(words, words, _count_lines(text), calls=program.call_counts())
+    if decisions and isinstance(decisions[0][1], DropDoc):
+        return Result("", True, DropReason.DOC_PROGRAM, tuple(errors), replace(stats, words_after=0))
+    return Result(text, False, None, tuple(errors), stats)
+
+
+def execute_chunk(text: str, program: str | Program, *, mode: Mode = Mode.STRICT, guards: Guards = Guards()) -> Result:
+    """The chunk stage: remove lines and normalize strings, then apply the guards."""
+    mode = Mode(mode)
+    program = _as_program(program, Stage.CHUNK, mode)
+    edit = _edit_reference if mode is Mode.REFERENCE else _edit_strict
+    edited, errors, stats = edit(text, program)
+    return _guard(text, edited, tuple(errors), replace(stats, calls=program.call_counts()), guards, mode)
+
+
+def _as_program(program: str | Program, stage: Stage, mode: Mode) -> Program:
+    return program if isinstance(program, Program) else parse_program(program, stage, mode)
+
+
+def _unchanged(text: str) -> Result:
+    words = len(text.split())
+    return Result(text, False, None, (), ExecutionStats(words, words, _count_lines(text)))
+
+
+def _count_lines(text: str) -> int:
+    return text.count("\n") + 1
+
+
+@dataclass(slots=True)
+class _Edit:
+    """The errors and normalize tallies gathered while one program edits a document."""
+
+    errors: list[ProgramError]
+    applied: int = 0
+    missed: int = 0
+
+    def error(self, kind: ErrorKind, line: int, message: str) -> None:
+        self.errors.append(ProgramError(kind, line, message, Stage.CHUNK))
+
+
+def _edit_strict(text: str, program: Program) -> tuple[str, list[ProgramError], ExecutionStats]:
+    lines = text.split("\n")
+    last = len(lines) - 1
+    removed = bytearray(len(lines))
+    edit = _Edit(list(program.errors))
+    for line, call in program.numbered():
+        if isinstance(call, RemoveAllLines):
+            removed = bytearray(b"\x01" * len(lines))
+        elif isinstance(call, RemoveLines):
+            if call.start > last:
+                edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {call.start} is past the last line {last}: ignored")
+                continue
+            if call.end > last:
+                edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {call.end} is past the last line {last}: clipped")
+            removed[call.start : min(call.end, last) + 1] = b"\x01" * (min(call.end, last) + 1 - call.start)
+    edited = "\n".join(kept for kept, gone in zip(lines, removed, strict=True) if not gone)
+    for line, call in program.numbered():
+        if isinstance(call, Normalize):
+            if call.source in edited:
+                edited = edited.replace(call.source, call.target)
+                edit.applied += 1
+                continue
+            edit.missed += 1
+            if call.source not in text:
+                edit.error(ErrorKind.NORMALIZE_NOT_FOUND, line, f"{call.source[:60]!r} is not in the document")
+    stats = ExecutionStats(0, 0, len(lines), sum(removed), edit.applied, edit.missed)
+    return edited, edit.errors, stats
+
+
+def _edit_reference(text: str, program: Program) -> tuple[str, list[ProgramError], ExecutionStats]:
+    edit = _Edit(list(program.errors))
+    edited = text
+    ranges: list[tuple[int, int, int]] = []  # (start, end, program line) in program order
+    removal: list[tuple[int, int]] = []  # what is removed; remove_lines(all=True) resets it
+    original_lines = _count_lines(text)
+    for line, call in program.numbered():
+        if isinstance(call, Normalize):
+            if call.source in edited:
+                edit.applied += 1
+            else:
+                edit.missed += 1
+            edited = edited.replace(call.source, call.target)
+        elif isinstance(call, RemoveLines):
+            ranges.append((call.start, call.end, line))
+            removal.append((call.start, call.end))
+        elif isinstance(call, RemoveAllLines):
+            removal = [(0, original_lines - 1)]
+    lines = edited.split("\n")
+    last = len(lines) - 1
+    removed = bytearray(len(lines))
+    for start, end in removal:
+        start, end = max(start, 0), min(end, last)
+        if start <= end:
+            removed[start : end + 1] = b"\x01" * (end + 1 - start)
+    for start, end, line in _merge_like_reference(ranges):
+        if start > last:
+            edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {start} is past the last line {last}")
+        elif end > last:
+            edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {end} is past the last line {last}")
+    kept = "\n".join(kept for kept, gone in zip(lines, removed, strict=True) if not gone)
+    stats = ExecutionStats(0, 0, original_lines, sum(removed), edit.applied, edit.missed)
+    return kept, edit.errors, stats
+
+
+def _merge_like_reference(ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Merge ranges sorted by start, touching ones included, as the authors did before counting range errors
+    (a reversed range merges by the same rule, however odd)."""
+    merged: list[tuple[int, int, int]] = []
+    for start, end, line in sorted(ranges, key=lambda item: item[0]):
+        if merged and start <= merged[-1][1] + 1:
+            previous = merged[-1]
+            merged[-1] = (previous[0], max(previous[1], end), previous[2])
+        else:
+            merged.append((start, end, line))
+    return merged
+
+
+def _guard(
+    original: str,
+    edited: str,
+    errors: tuple[ProgramError, ...],
+    stats: ExecutionStats,
+    guards: Guards,
+    mode: Mode,
+) -> Result:
+    """Decide keep / drop / ignore-the-program, in the order of the authors' executor."""
+    trusted = guards.max_errors is None or len(errors) < guards.max_errors
+    if not trusted and mode is Mode.STRICT:
+        edited = original
+    before, after = len(original.split()), len(edited.split())
+    stats = replace(stats, words_before=before, words_after=after)
+    if not trusted:
+        stats = replace(stats, lines_removed=0, normalize_applied=0)
+    if trusted and before and after / before <= guards.min_word_ratio:
+        return Result("", True, DropReason.LOW_WORD_RATIO, errors, replace(stats, words_after=0), not trusted)
+    if after <= guards.min_words:
+        return Result("", True, DropReason.TOO_FEW_WORDS, errors, replace(stats, words_after=0), not trusted)
+    if trusted:
+        return Result(edited, False, None, errors, stats)
+    return Result(original, False, None, errors, replace(stats, words_after=before), True)
