@@ -1,0 +1,5 @@
+"""`python -m proxkit` runs the `prox` command."""
+
+from proxkit.cli import app
+
+app(prog_name="prox")

@@ -1,0 +1,179 @@
+"""The strict parser: every spelling of PROX_SPEC §1, and each problem as a typed error with its line."""
+
+from pathlib import Path
+
+import pytest
+
+from proxkit.program import (
+    DropDoc,
+    ErrorKind,
+    KeepChunk,
+    KeepDoc,
+    Normalize,
+    Program,
+    RemoveAllLines,
+    RemoveLines,
+    Stage,
+    parse_program,
+    split_stages,
+)
+
+
+def chunk(text: str) -> Program:
+    return parse_program(text, Stage.CHUNK)
+
+
+def kinds(program: Program) -> list[tuple[ErrorKind, int]]:
+    return [(error.kind, error.line) for error in program.errors]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "remove_lines(line_start=7, line_end=9)",
+        "remove_lines(start=7, end=9)",
+        "remove_lines(7, 9)",
+        "remove_lines(7,9)",
+        "remove_lines( line_start = 7 , line_end = 9 )",
+        "remove_lines(line_end=9, line_start=7)",
+        "remove_lines(7, line_end=9)",
+        "remove_lines(start=7, line_end=9)",
+        "  remove_lines(line_start=7, line_end=9)  # the footer",
+    ],
+)
+def test_every_spelling_of_remove_lines_reads_the_same_call(line):
+    program = chunk(line)
+    assert program.calls == (RemoveLines(7, 9),)
+    assert program.errors == ()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('normalize(source_str="Click here", target_str="")', Normalize("Click here", "")),
+        ("normalize(source_str='Click here', target_str='')", Normalize("Click here", "")),
+        ('normalize(source_str="Click here")', Normalize("Click here", "")),
+        ('normalize("Click here", "more")', Normalize("Click here", "more")),
+        ('normalize(source_str="a, b", target_str="c")', Normalize("a, b", "c")),
+        ('normalize(source_str="x=1", target_str="y")', Normalize("x=1", "y")),
+        ('normalize(source_str="(see below)", target_str="")', Normalize("(see below)", "")),
+        ("normalize(source_str=\"it's \\\"quoted\\\"\", target_str='')", Normalize('it\'s "quoted"', "")),
+        ('normalize(source_str="Read more # here")  # a comment', Normalize("Read more # here", "")),
+        ('normalize(source_str="a\\nb", target_str="a b")', Normalize("a\nb", "a b")),
+    ],
+)
+def test_normalize_strings_are_read_as_python_literals(line, expected):
+    program = chunk(line)
+    assert program.calls == (expected,)
+    assert program.errors == ()
+
+
+@pytest.mark.parametrize("name", ["keep_chunk", "skip_chunk", "untouch_doc"])
+def test_keep_chunk_synonyms(name):
+    assert chunk(f"{name}()").calls == (KeepChunk(),)
+
+
+def test_doc_calls():
+    assert parse_program("keep_doc()", Stage.DOC).calls == (KeepDoc(),)
+    assert parse_program(" drop_doc() ", Stage.DOC).calls == (DropDoc(),)
+
+
+def test_comments_blank_lines_and_code_fences_are_skipped_and_lines_are_counted():
+    text = "```python\n# navigation at the top\n\nremove_lines(0, 2)\n\nkeep_chunk()\n```"
+    program = chunk(text)
+    assert program.calls == (RemoveLines(0, 2), KeepChunk())
+    assert program.lines == (4, 6)
+    assert program.errors == ()
+
+
+def test_several_calls_on_one_line():
+    assert chunk("remove_lines(0, 1); keep_chunk()").calls == (RemoveLines(0, 1), KeepChunk())
+
+
+def test_remove_all_lines_spelling():
+    assert chunk("remove_lines(all=True)").calls == (RemoveAllLines(),)
+    assert kinds(chunk("remove_lines(all=True, line_start=1)")) == [(ErrorKind.BAD_ARGUMENTS, 1)]
+    assert kinds(chunk("remove_lines(all=1)")) == [(ErrorKind.BAD_ARGUMENTS, 1)]
+
+
+def test_a_program_cut_off_mid_call_keeps_its_complete_calls():
+    program = chunk('remove_lines(0, 3)\nnormalize(source_str="Share this", target_str="")\nremove_lines(line_start=9, li')
+    assert program.calls == (RemoveLines(0, 3), Normalize("Share this", ""))
+    assert kinds(program) == [(ErrorKind.TRUNCATED, 3)]
+
+
+def test_a_program_cut_off_inside_a_string_is_truncated():
+    program = chunk('keep_chunk()\nnormalize(source_str="Share th')
+    assert program.calls == (KeepChunk(),)
+    assert kinds(program) == [(ErrorKind.TRUNCATED, 2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("remove lines 3 to 5", ErrorKind.SYNTAX),
+        ("The chunk looks clean.", ErrorKind.SYNTAX),
+        ("x = remove_lines(1, 2)", ErrorKind.SYNTAX),
+        ("remove_lines", ErrorKind.SYNTAX),
+        ("delete_lines(1, 2)", ErrorKind.UNKNOWN_CALL),
+        ("os.system('rm -rf /')", ErrorKind.UNKNOWN_CALL),
+        ("remove_lines(1)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(1, 2, 3)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(-1, 2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines('1', 2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(1.0, 2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(True, 2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(1, line_start=2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(line_begin=1, line_end=2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(n, 2)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(**spec)", ErrorKind.BAD_ARGUMENTS),
+        ("remove_lines(5, 3)", ErrorKind.EMPTY_RANGE),
+        ("normalize()", ErrorKind.BAD_ARGUMENTS),
+        ("normalize(source_str=3)", ErrorKind.BAD_ARGUMENTS),
+        ('normalize(source_str="")', ErrorKind.BAD_ARGUMENTS),
+        ('normalize(source_str=" ", target_str="")', ErrorKind.BAD_ARGUMENTS),
+        ("keep_chunk(1)", ErrorKind.BAD_ARGUMENTS),
+        ("drop_doc()", ErrorKind.WRONG_STAGE),
+    ],
+)
+def test_each_problem_is_a_typed_error_on_its_line(text, kind):
+    program = chunk(f"keep_chunk()\n{text}")
+    assert program.calls == (KeepChunk(),)
+    assert kinds(program) == [(kind, 2)]
+    assert program.errors[0].stage is Stage.CHUNK
+    assert program.errors[0].message
+
+
+def test_chunk_calls_in_a_doc_program_are_wrong_stage_errors():
+    program = parse_program("keep_doc()\nremove_lines(0, 1)", Stage.DOC)
+    assert program.calls == (KeepDoc(),)
+    assert kinds(program) == [(ErrorKind.WRONG_STAGE, 2)]
+    assert program.errors[0].stage is Stage.DOC
+
+
+def test_program_text_is_never_evaluated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    attacks = [
+        "__import__('pathlib').Path('pwned').touch()",
+        "remove_lines(__import__('pathlib').Path('pwned').touch(), 1)",
+        "normalize(source_str=open('pwned', 'w').write('x'))",
+        "remove_lines(line_start=(lambda: __import__('pathlib').Path('pwned').touch())(), line_end=1)",
+    ]
+    program = chunk("\n".join(attacks))
+    assert program.calls == ()
+    assert len(program.errors) == len(attacks)
+    assert not Path("pwned").exists()
+
+
+def test_odd_input_becomes_errors_not_exceptions():
+    for text in ["remove_lines(" + "(" * 300 + ")", "normalize('\x00')", "remove_lines(1" + "0" * 5000 + ", 2)"]:
+        program = chunk(text)
+        assert program.calls == ()
+        assert len(program.errors) == 1
+
+
+def test_split_stages_keeps_program_line_numbers():
+    doc, chunk_text = split_stages("keep_doc()\nremove_lines(0, 1)\n  drop_doc()\nkeep_chunk()")
+    assert doc == "keep_doc()\n\n  drop_doc()\n"
+    assert chunk_text == "\nremove_lines(0, 1)\n\nkeep_chunk()"
+    assert chunk(chunk_text).lines == (2, 4)
