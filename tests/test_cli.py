@@ -40,7 +40,9 @@ def flat(output: str) -> str:
 
 
 def test_execute_json_prints_the_whole_result(files):
-    program = 'keep_doc()\nremove_lines(line_start=0, line_end=0)\nremove_lines(3, 3)\nnormalize(source_str=" Read more")'
+    program = (
+        'keep_doc()\nremove_lines(line_start=0, line_end=0)\nremove_lines(3, 3)\nnormalize(source_str=" Read more")'
+    )
     result = run("execute", *files(program), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

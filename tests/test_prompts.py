@@ -43,7 +43,8 @@ def test_chunk_prompt_is_the_spec_string():
 
 def test_doc_prompt_is_the_stripped_raw_document():
     assert doc_prompt("\n  Title\n\nBody text.  \n") == (
-        "<s>[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\nTitle\n\nBody text. [/INST]"
+        "<s>[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n"
+        "Title\n\nBody text. [/INST]"
     )
 
 

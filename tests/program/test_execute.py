@@ -65,7 +65,13 @@ def test_strict_first_doc_decision_wins_and_a_contradiction_is_reported():
 
 
 def test_reference_remove_lines_is_inclusive_and_ranges_are_unioned():
-    program = "remove_lines(line_start=0, line_end=1)\nremove_lines(line_start=1, line_end=2)\nremove_lines(line_start=8, line_end=9)"
+    program = "\n".join(
+        [
+            "remove_lines(line_start=0, line_end=1)",
+            "remove_lines(line_start=1, line_end=2)",
+            "remove_lines(line_start=8, line_end=9)",
+        ]
+    )
     result = execute_chunk(PAGE, program, mode=REFERENCE)
     assert kept_lines(result.text) == [3, 4, 5, 6, 7]
     assert result.stats.lines_removed == 5
@@ -81,7 +87,13 @@ def test_reference_normalize_replaces_over_the_whole_document_in_program_order()
 
 
 def test_reference_normalize_runs_before_removal_and_a_missing_source_is_silent():
-    program = 'normalize(source_str="L0w1", target_str="")\nnormalize(source_str="absent")\nremove_lines(line_start=0, line_end=0)'
+    program = "\n".join(
+        [
+            'normalize(source_str="L0w1", target_str="")',
+            'normalize(source_str="absent")',
+            "remove_lines(line_start=0, line_end=0)",
+        ]
+    )
     result = execute_chunk(PAGE, program, mode=REFERENCE)
     assert kept_lines(result.text) == list(range(1, 10))
     assert result.errors == ()
@@ -266,7 +278,15 @@ def test_invalid_guards_are_rejected(kwargs):
 
 
 def test_stats_count_what_the_program_did():
-    program = 'remove_lines(0, 1)\nremove_lines(1, 2)\nnormalize(source_str="L5w1")\nnormalize(source_str="L9w9")\nkeep_chunk()'
+    program = "\n".join(
+        [
+            "remove_lines(0, 1)",
+            "remove_lines(1, 2)",
+            'normalize(source_str="L5w1")',
+            'normalize("L9w9")',
+            "keep_chunk()",
+        ]
+    )
     stats = execute_chunk(PAGE, program, mode=STRICT).stats
     assert stats.words_before == 120
     assert stats.words_after == 120 - 3 * 12 - 2

@@ -57,7 +57,7 @@ def test_every_spelling_of_remove_lines_reads_the_same_call(line):
         ('normalize(source_str="a, b", target_str="c")', Normalize("a, b", "c")),
         ('normalize(source_str="x=1", target_str="y")', Normalize("x=1", "y")),
         ('normalize(source_str="(see below)", target_str="")', Normalize("(see below)", "")),
-        ("normalize(source_str=\"it's \\\"quoted\\\"\", target_str='')", Normalize('it\'s "quoted"', "")),
+        ('normalize(source_str="it\'s \\"quoted\\"", target_str=\'\')', Normalize('it\'s "quoted"', "")),
         ('normalize(source_str="Read more # here")  # a comment', Normalize("Read more # here", "")),
         ('normalize(source_str="a\\nb", target_str="a b")', Normalize("a\nb", "a b")),
     ],
@@ -97,7 +97,9 @@ def test_remove_all_lines_spelling():
 
 
 def test_a_program_cut_off_mid_call_keeps_its_complete_calls():
-    program = chunk('remove_lines(0, 3)\nnormalize(source_str="Share this", target_str="")\nremove_lines(line_start=9, li')
+    program = chunk(
+        'remove_lines(0, 3)\nnormalize(source_str="Share this", target_str="")\nremove_lines(line_start=9, li'
+    )
     assert program.calls == (RemoveLines(0, 3), Normalize("Share this", ""))
     assert kinds(program) == [(ErrorKind.TRUNCATED, 3)]
 

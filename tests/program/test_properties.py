@@ -62,9 +62,7 @@ program_text = st.one_of(
     st.text(max_size=200),
     st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=5)), max_size=40).map("".join),
 )
-document = st.lists(st.text(alphabet=st.characters(exclude_characters="\n"), max_size=30), max_size=25).map(
-    "\n".join
-)
+document = st.lists(st.text(alphabet=st.characters(exclude_characters="\n"), max_size=30), max_size=25).map("\n".join)
 modes = st.sampled_from(list(Mode))
 
 
@@ -145,3 +143,25 @@ def test_the_fast_path_reads_like_the_syntax_tree(start, end, spelling):
     fast = parse_program(line, Stage.CHUNK)
     tree = parse_program(line + "  # read by ast", Stage.CHUNK)  # a comment forces the ast path
     assert fast == tree
+
+
+plain_text = st.text(st.characters(exclude_characters='"\\\n', exclude_categories=["Cc", "Cs"]), max_size=20)
+
+
+@FAST
+@given(
+    source=plain_text,
+    target=plain_text,
+    spelling=st.sampled_from(
+        [
+            'normalize(source_str="{0}", target_str="{1}")',
+            'normalize(source_str="{0}")',
+            'normalize("{0}", "{1}")',
+            'normalize("{0}",target_str="{1}")',
+            'normalize("{0}")',
+        ]
+    ),
+)
+def test_the_normalize_fast_path_reads_like_the_syntax_tree(source, target, spelling):
+    line = spelling.format(source, target)
+    assert parse_program(line, Stage.CHUNK) == parse_program(line + "  # read by ast", Stage.CHUNK)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from itertools import compress
 
 from proxkit.program.ops import (
     DropDoc,
@@ -118,68 +119,104 @@ def execute(
     guards: Guards = Guards(),
 ) -> Result:
     """Run a document's doc program, then (unless it dropped the document) its chunk program."""
-    doc = None if doc_program is None else execute_doc(text, doc_program, mode=mode)
+    words = len(text.split())  # the costliest step on a long page: done once per document
+    doc = None if doc_program is None else _run_doc(text, _as_program(doc_program, Stage.DOC, mode), words)
     if chunk_program is None or (doc is not None and doc.dropped):
-        return doc or _unchanged(text)
-    chunk = execute_chunk(text, chunk_program, mode=mode, guards=guards)
-    return chunk if doc is None else replace(chunk, errors=doc.errors + chunk.errors)
+        return doc or Result(text, False, None, (), ExecutionStats(words, words, _count_lines(text)))
+    chunk = _run_chunk(text, _as_program(chunk_program, Stage.CHUNK, mode), Mode(mode), guards, words)
+    return chunk if doc is None or not doc.errors else replace(chunk, errors=doc.errors + chunk.errors)
 
 
 def execute_doc(text: str, program: str | Program, *, mode: Mode = Mode.STRICT) -> Result:
     """The document stage: keep the text unchanged or drop it. The first decision wins."""
-    program = _as_program(program, Stage.DOC, mode)
-    decisions = [(line, call) for line, call in program.numbered() if isinstance(call, (KeepDoc, DropDoc))]
-    errors = list(program.errors)
-    for line, call in decisions[1:]:
-        if type(call) is not type(decisions[0][1]):
-            message = f"{call.render()} contradicts {decisions[0][1].render()} on line {decisions[0][0]}"
-            errors.append(ProgramError(ErrorKind.CONFLICTING_DECISION, line, message, Stage.DOC))
-    words = len(text.split())
-    stats = ExecutionStats(words, words, _count_lines(text), calls=program.call_counts())
-    if decisions and isinstance(decisions[0][1], DropDoc):
-        return Result("", True, DropReason.DOC_PROGRAM, tuple(errors), replace(stats, words_after=0))
-    return Result(text, False, None, tuple(errors), stats)
+    return _run_doc(text, _as_program(program, Stage.DOC, mode), len(text.split()))
 
 
 def execute_chunk(text: str, program: str | Program, *, mode: Mode = Mode.STRICT, guards: Guards = Guards()) -> Result:
     """The chunk stage: remove lines and normalize strings, then apply the guards."""
-    mode = Mode(mode)
-    program = _as_program(program, Stage.CHUNK, mode)
-    edit = _edit_reference if mode is Mode.REFERENCE else _edit_strict
-    edited, errors, stats = edit(text, program)
-    return _guard(text, edited, tuple(errors), replace(stats, calls=program.call_counts()), guards, mode)
+    return _run_chunk(text, _as_program(program, Stage.CHUNK, mode), Mode(mode), guards, len(text.split()))
 
 
 def _as_program(program: str | Program, stage: Stage, mode: Mode) -> Program:
     return program if isinstance(program, Program) else parse_program(program, stage, mode)
 
 
-def _unchanged(text: str) -> Result:
-    words = len(text.split())
-    return Result(text, False, None, (), ExecutionStats(words, words, _count_lines(text)))
-
-
 def _count_lines(text: str) -> int:
     return text.count("\n") + 1
 
 
+def _run_doc(text: str, program: Program, words: int) -> Result:
+    decisions = [(line, call) for line, call in program.numbered() if isinstance(call, (KeepDoc, DropDoc))]
+    errors = list(program.errors)
+    for line, call in decisions[1:]:
+        if type(call) is not type(decisions[0][1]):
+            message = f"{call.render()} contradicts {decisions[0][1].render()} on line {decisions[0][0]}"
+            errors.append(ProgramError(ErrorKind.CONFLICTING_DECISION, line, message, Stage.DOC))
+    dropped = bool(decisions) and isinstance(decisions[0][1], DropDoc)
+    stats = ExecutionStats(words, 0 if dropped else words, _count_lines(text), calls=program.call_counts())
+    if dropped:
+        return Result("", True, DropReason.DOC_PROGRAM, tuple(errors), stats)
+    return Result(text, False, None, tuple(errors), stats)
+
+
 @dataclass(slots=True)
 class _Edit:
-    """The errors and normalize tallies gathered while one program edits a document."""
+    """A chunk program's edit of one document, before the guards."""
 
+    text: str
     errors: list[ProgramError]
-    applied: int = 0
+    lines_before: int = 0
+    lines_removed: int = 0
+    words_removed: int = 0  # words in the removed lines
+    applied: int = 0  # normalize calls whose source was found
     missed: int = 0
 
     def error(self, kind: ErrorKind, line: int, message: str) -> None:
         self.errors.append(ProgramError(kind, line, message, Stage.CHUNK))
 
+    def remove(self, lines: list[str], removed: bytearray) -> str:
+        """Join the lines not marked removed, tallying what went."""
+        self.lines_removed = removed.count(1)
+        self.words_removed = len(" ".join(compress(lines, removed)).split())
+        return "\n".join(compress(lines, removed.translate(_FLIP)))
 
-def _edit_strict(text: str, program: Program) -> tuple[str, list[ProgramError], ExecutionStats]:
+
+_FLIP = bytes([1, 0]) + bytes(254)  # maps a removal mask to a keep mask
+
+
+def _run_chunk(text: str, program: Program, mode: Mode, guards: Guards, words_before: int) -> Result:
+    edit = _edit_reference(text, program) if mode is Mode.REFERENCE else _edit_strict(text, program)
+    errors = tuple(edit.errors)
+    trusted = guards.max_errors is None or len(errors) < guards.max_errors
+    # "\n" separates words, so without a normalize the words left are the words of the kept lines
+    words_after = len(edit.text.split()) if edit.applied else words_before - edit.words_removed
+    calls = program.call_counts()
+    if trusted:
+        stats = ExecutionStats(
+            words_before, words_after, edit.lines_before, edit.lines_removed, edit.applied, edit.missed, calls
+        )
+    else:  # the program is ignored; the reference still reads the edited text for the ≤ 10-word guard
+        if mode is Mode.STRICT:
+            words_after = words_before
+        stats = ExecutionStats(words_before, words_before, edit.lines_before, 0, 0, edit.missed, calls)
+    if trusted and words_before and words_after / words_before <= guards.min_word_ratio:
+        return _dropped(DropReason.LOW_WORD_RATIO, errors, stats, program_ignored=False)
+    if words_after <= guards.min_words:
+        return _dropped(DropReason.TOO_FEW_WORDS, errors, stats, program_ignored=not trusted)
+    if trusted:
+        return Result(edit.text, False, None, errors, stats)
+    return Result(text, False, None, errors, stats, program_ignored=True)
+
+
+def _dropped(reason: DropReason, errors: tuple[ProgramError, ...], stats: ExecutionStats, **flags: bool) -> Result:
+    return Result("", True, reason, errors, replace(stats, words_after=0), **flags)
+
+
+def _edit_strict(text: str, program: Program) -> _Edit:
     lines = text.split("\n")
     last = len(lines) - 1
     removed = bytearray(len(lines))
-    edit = _Edit(list(program.errors))
+    edit = _Edit(text, list(program.errors), lines_before=len(lines))
     for line, call in program.numbered():
         if isinstance(call, RemoveAllLines):
             removed = bytearray(b"\x01" * len(lines))
@@ -189,40 +226,39 @@ def _edit_strict(text: str, program: Program) -> tuple[str, list[ProgramError], 
                 continue
             if call.end > last:
                 edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {call.end} is past the last line {last}: clipped")
-            removed[call.start : min(call.end, last) + 1] = b"\x01" * (min(call.end, last) + 1 - call.start)
-    edited = "\n".join(kept for kept, gone in zip(lines, removed, strict=True) if not gone)
+            end = min(call.end, last)
+            removed[call.start : end + 1] = b"\x01" * (end + 1 - call.start)
+    edit.text = edit.remove(lines, removed) if 1 in removed else text
     for line, call in program.numbered():
-        if isinstance(call, Normalize):
-            if call.source in edited:
-                edited = edited.replace(call.source, call.target)
-                edit.applied += 1
-                continue
-            edit.missed += 1
-            if call.source not in text:
-                edit.error(ErrorKind.NORMALIZE_NOT_FOUND, line, f"{call.source[:60]!r} is not in the document")
-    stats = ExecutionStats(0, 0, len(lines), sum(removed), edit.applied, edit.missed)
-    return edited, edit.errors, stats
+        if not isinstance(call, Normalize):
+            continue
+        if call.source in edit.text:
+            edit.text = edit.text.replace(call.source, call.target)
+            edit.applied += 1
+            continue
+        edit.missed += 1
+        if call.source not in text:
+            edit.error(ErrorKind.NORMALIZE_NOT_FOUND, line, f"{call.source[:60]!r} is not in the document")
+    return edit
 
 
-def _edit_reference(text: str, program: Program) -> tuple[str, list[ProgramError], ExecutionStats]:
-    edit = _Edit(list(program.errors))
-    edited = text
+def _edit_reference(text: str, program: Program) -> _Edit:
+    edit = _Edit(text, list(program.errors), lines_before=_count_lines(text))
     ranges: list[tuple[int, int, int]] = []  # (start, end, program line) in program order
     removal: list[tuple[int, int]] = []  # what is removed; remove_lines(all=True) resets it
-    original_lines = _count_lines(text)
     for line, call in program.numbered():
         if isinstance(call, Normalize):
-            if call.source in edited:
+            if call.source in edit.text:
                 edit.applied += 1
+                edit.text = edit.text.replace(call.source, call.target)
             else:
                 edit.missed += 1
-            edited = edited.replace(call.source, call.target)
         elif isinstance(call, RemoveLines):
             ranges.append((call.start, call.end, line))
             removal.append((call.start, call.end))
         elif isinstance(call, RemoveAllLines):
-            removal = [(0, original_lines - 1)]
-    lines = edited.split("\n")
+            removal = [(0, edit.lines_before - 1)]
+    lines = edit.text.split("\n")
     last = len(lines) - 1
     removed = bytearray(len(lines))
     for start, end in removal:
@@ -234,9 +270,9 @@ def _edit_reference(text: str, program: Program) -> tuple[str, list[ProgramError
             edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {start} is past the last line {last}")
         elif end > last:
             edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {end} is past the last line {last}")
-    kept = "\n".join(kept for kept, gone in zip(lines, removed, strict=True) if not gone)
-    stats = ExecutionStats(0, 0, original_lines, sum(removed), edit.applied, edit.missed)
-    return kept, edit.errors, stats
+    if 1 in removed:
+        edit.text = edit.remove(lines, removed)
+    return edit
 
 
 def _merge_like_reference(ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
@@ -250,28 +286,3 @@ def _merge_like_reference(ranges: list[tuple[int, int, int]]) -> list[tuple[int,
         else:
             merged.append((start, end, line))
     return merged
-
-
-def _guard(
-    original: str,
-    edited: str,
-    errors: tuple[ProgramError, ...],
-    stats: ExecutionStats,
-    guards: Guards,
-    mode: Mode,
-) -> Result:
-    """Decide keep / drop / ignore-the-program, in the order of the authors' executor."""
-    trusted = guards.max_errors is None or len(errors) < guards.max_errors
-    if not trusted and mode is Mode.STRICT:
-        edited = original
-    before, after = len(original.split()), len(edited.split())
-    stats = replace(stats, words_before=before, words_after=after)
-    if not trusted:
-        stats = replace(stats, lines_removed=0, normalize_applied=0)
-    if trusted and before and after / before <= guards.min_word_ratio:
-        return Result("", True, DropReason.LOW_WORD_RATIO, errors, replace(stats, words_after=0), not trusted)
-    if after <= guards.min_words:
-        return Result("", True, DropReason.TOO_FEW_WORDS, errors, replace(stats, words_after=0), not trusted)
-    if trusted:
-        return Result(edited, False, None, errors, stats)
-    return Result(original, False, None, errors, replace(stats, words_after=before), True)

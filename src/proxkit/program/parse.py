@@ -44,6 +44,12 @@ _DOC_CALL_NAMES = ("keep_doc", "drop_doc")
 # The canonical spellings, read without building a syntax tree (the common case, and the hot path).
 _FAST_NO_ARGUMENT = re.compile(r"(keep_doc|drop_doc|keep_chunk|skip_chunk|untouch_doc)\(\)")
 _NUMBER = r"(0|[1-9][0-9]{0,17})"
+# A string with no escape, quote, control character or lone surrogate means what it says.
+_PLAIN_STRING = r'"([^"\\\x00-\x1f\x7f\ud800-\udfff]*)"'
+_FAST_NORMALIZE = re.compile(
+    rf"normalize\((?:source_str={_PLAIN_STRING}(?:, ?target_str={_PLAIN_STRING})?"
+    rf"|{_PLAIN_STRING}(?:, ?(?:target_str=)?{_PLAIN_STRING})?)\)"
+)
 _FAST_REMOVE = re.compile(
     rf"remove_lines\((?:{_NUMBER}, ?{_NUMBER}|(?:line_)?start={_NUMBER}, ?(?:line_)?end={_NUMBER})\)"
 )
@@ -111,8 +117,12 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
         yield _NO_ARGUMENT_CALLS[match.group(1)]
         return
     if match := _FAST_REMOVE.fullmatch(line):
-        start, end = (int(group) for group in match.groups() if group is not None)
-        yield _remove_lines(start, end, number)
+        start, end = _first_of_pairs(match)
+        yield _remove_lines(int(start), int(end), number)
+        return
+    if match := _FAST_NORMALIZE.fullmatch(line):
+        source, target = _first_of_pairs(match)
+        yield _normalize({"source_str": source, "target_str": target or ""}, number)
         return
     try:
         with warnings.catch_warnings():
@@ -129,6 +139,11 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
             yield _read_call(statement.value, number)
         else:
             yield ProgramError(ErrorKind.SYNTAX, number, f"not a call: {ast.get_source_segment(line, statement)!r}")
+
+
+def _first_of_pairs(match: re.Match[str]) -> tuple[str | None, str | None]:
+    """The two arguments matched by a fast pattern made of two alternatives of two groups each."""
+    return (match[1], match[2]) if match[1] is not None else (match[3], match[4])
 
 
 def _syntax_error(error: SyntaxError, line: str, number: int, is_last: bool) -> ProgramError:

@@ -1,0 +1,50 @@
+"""The benchmark scripts run and their program writer writes programs that parse cleanly."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from proxkit.program import Stage, parse_program
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import bench_execute  # noqa: E402
+
+PAGE = "\n".join(
+    [
+        "Home | Blog | Shop",
+        "How to repot a fern without hurting its roots, step by step, in a small flat.",
+        "Water the fern the day before so the root ball holds together. Read more",
+        "Tags: ferns, houseplants",
+        "Choose a pot one size larger and keep the crown at the same depth as before.",
+    ]
+)
+
+
+def test_the_program_writer_removes_boilerplate_runs_and_normalizes_phrases():
+    doc, chunk = bench_execute.write_program(PAGE)
+    assert doc == "keep_doc()"
+    assert chunk.split("\n") == [
+        "remove_lines(line_start=0, line_end=0)",
+        "remove_lines(line_start=2, line_end=3)",
+    ]
+    program = parse_program(chunk, Stage.CHUNK)
+    assert program.errors == ()
+    assert bench_execute.write_program("too short") == ("drop_doc()", "")
+
+
+def test_the_benchmark_prints_docs_per_second_for_each_mode(tmp_path):
+    with gzip.open(tmp_path / "pages.jsonl.gz", "wt", encoding="utf-8") as file:
+        for i in range(5):
+            file.write(json.dumps({"text": PAGE.replace("fern", f"fern{i}")}) + "\n")
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_execute.py"), "--data", str(tmp_path), "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.startswith("5 documents")
+    assert "strict:" in completed.stdout and "reference:" in completed.stdout
+    assert "docs/s" in completed.stdout
