@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from proxkit import __version__
-from proxkit.program import Guards, Mode, execute, split_stages
+from proxkit.models import DEFAULT_MODELS, Backend, resolve
+from proxkit.program import Guards, Mode, Stage, execute, split_stages
+from proxkit.run import ExecutorKind
 
 app = typer.Typer(
     name="prox",
@@ -43,33 +45,40 @@ def _read_text(path: Path, option: str) -> str:
         raise typer.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=option) from None
 
 
+MinWordRatio = Annotated[float, typer.Option(help="Drop when this share of the words or less remains.")]
+MinWords = Annotated[int, typer.Option(help="Drop when this many words or fewer remain.")]
+MaxErrors = Annotated[int, typer.Option(help="Ignore a program with this many errors (0: never).")]
+ModeOption = Annotated[Mode, typer.Option("--mode", help="strict (fixed parser) or reference (the authors').")]
+
+
+def _guards(min_word_ratio: float, min_words: int, max_errors: int) -> Guards:
+    try:
+        return Guards(min_word_ratio, min_words, max_errors or None)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 @app.command("execute")
 def execute_command(
     text: Annotated[Path, typer.Option("--text", help="The document, a UTF-8 text file.")],
     program: Annotated[
         Path, typer.Option("--program", help="The program: doc calls (keep_doc/drop_doc) and/or chunk calls.")
     ],
-    mode: Annotated[Mode, typer.Option("--mode", help="strict (fixed parser) or reference (the authors').")] = (
-        Mode.STRICT
-    ),
+    mode: ModeOption = Mode.STRICT,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
-    min_word_ratio: Annotated[float, typer.Option(help="Drop when this share of the words or less remains.")] = 0.05,
-    min_words: Annotated[int, typer.Option(help="Drop when this many words or fewer remain.")] = 10,
-    max_errors: Annotated[int, typer.Option(help="Ignore a program with this many errors (0: never).")] = 2,
+    min_word_ratio: MinWordRatio = 0.05,
+    min_words: MinWords = 10,
+    max_errors: MaxErrors = 2,
 ) -> None:
     """Run one program on one document and print the refined text (or the whole result with --json)."""
     document = _read_text(text, "--text")
     doc_program, chunk_program = split_stages(_read_text(program, "--program"))
-    try:
-        guards = Guards(min_word_ratio, min_words, max_errors or None)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
     result = execute(
         document,
         doc_program if doc_program.strip() else None,
         chunk_program if chunk_program.strip() else None,
         mode=mode,
-        guards=guards,
+        guards=_guards(min_word_ratio, min_words, max_errors),
     )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -79,3 +88,120 @@ def execute_command(
         typer.echo(f"{program}:{error.line}: {error.kind}: {error.message}", err=True)
     if result.dropped:
         typer.echo(f"dropped: {result.reason}", err=True)
+
+
+@app.command("refine")
+def refine_command(
+    inputs: Annotated[list[str], typer.Argument(help="JSONL(.gz/.zst) or Parquet files or folders; fsspec URLs.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output folder (local path or fsspec URL).")],
+    stages: Annotated[str, typer.Option(help="Model stages to run, comma-separated: doc,chunk.")] = "doc,chunk",
+    mode: ModeOption = Mode.STRICT,
+    doc_model: Annotated[str, typer.Option(help="Doc-stage model: bundled name, hub id or directory.")] = (
+        DEFAULT_MODELS[Stage.DOC]
+    ),
+    chunk_model: Annotated[str, typer.Option(help="Chunk-stage model: bundled name, hub id or directory.")] = (
+        DEFAULT_MODELS[Stage.CHUNK]
+    ),
+    backend: Annotated[Backend, typer.Option(help="transformers (in process), vllm (GPU) or openai (endpoint).")] = (
+        Backend.TRANSFORMERS
+    ),
+    base_url: Annotated[str | None, typer.Option(help="openai backend: the endpoint, e.g. http://host:8000/v1")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai backend: the API key.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")] = None,
+    device: Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    text_key: Annotated[str, typer.Option(help="The input field holding the text.")] = "text",
+    id_key: Annotated[str, typer.Option(help="The input field holding the document id.")] = "id",
+    limit: Annotated[int, typer.Option(help="Read at most this many documents per task (-1: all).")] = -1,
+    batch_size: Annotated[int, typer.Option(help="Documents per model batch.")] = 64,
+    max_chars: Annotated[int, typer.Option(help="Drop documents longer than this (reason too_long).")] = 1_000_000,
+    doc_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a doc program.")] = None,
+    chunk_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a chunk program.")] = None,
+    executor: Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster) or slurm.")] = ExecutorKind.LOCAL,
+    tasks: Annotated[int, typer.Option(help="Split the input files into this many tasks.")] = 1,
+    workers: Annotated[int, typer.Option(help="Tasks run at the same time.")] = 1,
+    partition: Annotated[str | None, typer.Option(help="slurm: the partition.")] = None,
+    time_limit: Annotated[str, typer.Option("--time", help="slurm: time limit per task.")] = "24:00:00",
+    gpus_per_task: Annotated[int, typer.Option(help="slurm: GPUs per task (one vLLM engine each).")] = 0,
+    min_word_ratio: MinWordRatio = 0.05,
+    min_words: MinWords = 10,
+    max_errors: MaxErrors = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Refine a corpus: OUT/data (kept), OUT/dropped (with reasons), OUT/failed (with errors), OUT/stats.json.
+
+    Run the same command again to resume after an interruption."""
+    from proxkit.run import RefineConfig, refine
+
+    options = {"tokenizer": tokenizer} if tokenizer else {}
+    if backend is Backend.OPENAI:
+        options |= {"base_url": base_url, "api_key": api_key}
+    elif backend is Backend.TRANSFORMERS:
+        options |= {"device": device, "dtype": dtype}
+    else:
+        options |= {"dtype": dtype}
+    slurm = {"time": time_limit, "gpus_per_task": gpus_per_task} | ({"partition": partition} if partition else {})
+    try:
+        config = RefineConfig(
+            inputs=inputs,
+            output=output,
+            stages=tuple(Stage(name.strip()) for name in stages.split(",") if name.strip()),
+            mode=mode,
+            doc_model=doc_model,
+            chunk_model=chunk_model,
+            backend=backend,
+            backend_options=options,
+            text_key=text_key,
+            id_key=id_key,
+            limit=limit,
+            batch_size=batch_size,
+            doc_max_new_tokens=doc_max_new_tokens,
+            chunk_max_new_tokens=chunk_max_new_tokens,
+            guards=_guards(min_word_ratio, min_words, max_errors),
+            max_chars=max_chars,
+            executor=executor,
+            tasks=tasks,
+            workers=workers,
+            slurm=slurm,
+            progress=progress,
+        )
+        for stage in config.stages:
+            config.model(stage)  # an unknown model name fails here, before any work
+        stats = refine(config)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if stats is None:
+        typer.echo(f"submitted to Slurm; run the same command again when the job is done to write {output}/stats.json")
+        return
+    documents = stats["documents"]
+    typer.echo(
+        f"{documents['in']} documents: {documents['kept']} kept, {documents['dropped']} dropped, "
+        f"{documents['failed']} failed -> {output} ({stats['throughput']['documents_per_second']} docs/s)"
+    )
+
+
+@app.command("serve")
+def serve_command(
+    model: Annotated[str, typer.Option(help="A model directory or hub id.")],
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port (0: any free port).")] = 8000,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda ...")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    max_batch: Annotated[int, typer.Option(help="Requests batched per forward pass.")] = 16,
+) -> None:
+    """Serve a refining model over an OpenAI-compatible completions API (POST /v1/completions)."""
+    from proxkit.models.server import make_server
+
+    try:
+        spec = resolve(model, Stage.CHUNK, Backend.TRANSFORMERS, device=device, dtype=dtype)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    tokenizer = spec.load_tokenizer()
+    server = make_server(spec.load_writer(tokenizer), tokenizer, model, host, port, max_batch)
+    typer.echo(f"serving {model} on http://{server.server_address[0]}:{server.server_address[1]}/v1", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

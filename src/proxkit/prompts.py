@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -152,10 +153,12 @@ def chunk_document(text: str, cost: Callable[[str], int], budget: int = CHUNK_TO
 
 @dataclass(frozen=True, slots=True)
 class PromptIds:
-    """The token ids of one prompt and whether its content was cut to fit."""
+    """The token ids of one prompt, whether its content was cut to fit, and the token count of the whole
+    content (the document or chunk, before any cut; ±1 where the template meets it)."""
 
     ids: list[int]
     truncated: bool = False
+    content_tokens: int = 0
 
 
 def doc_prompt_ids(
@@ -167,7 +170,8 @@ def doc_prompt_ids(
     """The doc-stage prompt as ids, at most `max_tokens` long."""
     if TokenizationMode(mode) is TokenizationMode.REFERENCE:
         ids = _encode_prompt(doc_prompt(text), tokenizer)
-        return PromptIds(ids[:max_tokens], truncated=len(ids) > max_tokens)
+        content = len(ids) - _template_tokens(doc_prompt, tokenizer)
+        return PromptIds(ids[:max_tokens], len(ids) > max_tokens, content)
     return _fit(text, doc_prompt, tokenizer, max_tokens)
 
 
@@ -179,7 +183,8 @@ def chunk_prompt_ids(
 ) -> PromptIds:
     """The chunk-stage prompt as ids. Reference: two BOS and never cut; clean: one BOS, cut to `max_tokens`."""
     if TokenizationMode(mode) is TokenizationMode.REFERENCE:
-        return PromptIds([tokenizer.bos_id, *_encode_prompt(chunk_prompt(chunk_text), tokenizer)])
+        ids = [tokenizer.bos_id, *_encode_prompt(chunk_prompt(chunk_text), tokenizer)]
+        return PromptIds(ids, False, len(ids) - 1 - _template_tokens(chunk_prompt, tokenizer))
     return _fit(chunk_text, chunk_prompt, tokenizer, max_tokens)
 
 
@@ -189,6 +194,11 @@ def _encode_prompt(prompt: str, tokenizer: Tokenizer) -> list[int]:
     return [tokenizer.bos_id, *tokenizer.encode(prompt[len(BOS) :])]
 
 
+@lru_cache(maxsize=64)
+def _template_tokens(render: Callable[[str], str], tokenizer: Tokenizer) -> int:
+    return len(_encode_prompt(render(""), tokenizer))
+
+
 def _fit(content: str, render: Callable[[str], str], tokenizer: Tokenizer, max_tokens: int) -> PromptIds:
     """Encode render(content); while too long, cut the content's tail by the overflow and encode again.
 
@@ -196,7 +206,7 @@ def _fit(content: str, render: Callable[[str], str], tokenizer: Tokenizer, max_t
     """
     ids = _encode_prompt(render(content), tokenizer)
     if len(ids) <= max_tokens:
-        return PromptIds(ids)
+        return PromptIds(ids, False, len(ids) - _template_tokens(render, tokenizer))
     content_ids = tokenizer.encode(content)
     keep = len(content_ids)
     while len(ids) > max_tokens and keep > 0:
@@ -204,4 +214,4 @@ def _fit(content: str, render: Callable[[str], str], tokenizer: Tokenizer, max_t
         ids = _encode_prompt(render(tokenizer.decode(content_ids[:keep])), tokenizer)
     if len(ids) > max_tokens:
         raise ValueError(f"the prompt template alone needs {len(ids)} tokens, more than max_tokens={max_tokens}")
-    return PromptIds(ids, truncated=True)
+    return PromptIds(ids, True, len(content_ids))

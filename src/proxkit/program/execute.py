@@ -124,7 +124,10 @@ def execute(
     if chunk_program is None or (doc is not None and doc.dropped):
         return doc or Result(text, False, None, (), ExecutionStats(words, words, _count_lines(text)))
     chunk = _run_chunk(text, _as_program(chunk_program, Stage.CHUNK, mode), Mode(mode), guards, words)
-    return chunk if doc is None or not doc.errors else replace(chunk, errors=doc.errors + chunk.errors)
+    if doc is None:
+        return chunk
+    calls = doc.stats.calls | chunk.stats.calls
+    return replace(chunk, errors=doc.errors + chunk.errors, stats=replace(chunk.stats, calls=calls))
 
 
 def execute_doc(text: str, program: str | Program, *, mode: Mode = Mode.STRICT) -> Result:

@@ -1,0 +1,40 @@
+"""The one interface every model backend implements: token-id prompts in, program text out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What a model wrote for one prompt: the program text and its token count, or the error that stopped it."""
+
+    text: str
+    new_tokens: int = 0
+    error: str | None = None
+
+
+class ProgramWriter(ABC):
+    """A refining model behind some engine. Prompts are token ids so the exact ids of PROX_SPEC §2 reach it."""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
+        """Greedy continuations of every prompt, in the order given, each stopped at the end of the program."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release the engine's resources."""
+
+
+def length_batches(lengths: Sequence[int], max_batch: int, max_tokens: int) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar length (shortest first): at most `max_batch` prompts and
+    `max_tokens` padded tokens per batch, a single prompt over `max_tokens` alone."""
+    batch: list[int] = []
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if batch and (len(batch) >= max_batch or (len(batch) + 1) * lengths[index] > max_tokens):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch

@@ -1,0 +1,187 @@
+"""`prox refine` as a function: a validated config → a datatrove pipeline → an executor (local, Ray or
+Slurm) → OUT/data, OUT/dropped, OUT/failed, OUT/stats.json and OUT/logs.
+
+A rerun of the same config resumes: tasks that completed are skipped (datatrove's completion markers), an
+interrupted task starts again and rewrites its output files, and the program cache spares it the model
+calls it had already made.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from proxkit.models import Backend, ModelSpec, resolve
+from proxkit.models.registry import DEFAULT_MODELS
+from proxkit.program import Guards, Mode, Stage
+
+
+class ExecutorKind(StrEnum):
+    LOCAL = "local"
+    RAY = "ray"
+    SLURM = "slurm"
+
+
+@dataclass
+class RefineConfig:
+    """Everything `prox refine` needs. Validated on creation; model names are resolved to specs."""
+
+    inputs: list[str]
+    output: str
+    stages: tuple[Stage, ...] = (Stage.DOC, Stage.CHUNK)
+    mode: Mode = Mode.STRICT
+    doc_model: str = DEFAULT_MODELS[Stage.DOC]
+    chunk_model: str = DEFAULT_MODELS[Stage.CHUNK]
+    backend: Backend = Backend.TRANSFORMERS
+    backend_options: dict = field(default_factory=dict)
+    text_key: str = "text"
+    id_key: str = "id"
+    limit: int = -1
+    batch_size: int = 64
+    doc_max_new_tokens: int | None = None  # None: the stage's default (mode-dependent for the doc stage)
+    chunk_max_new_tokens: int | None = None
+    guards: Guards = field(default_factory=Guards)
+    max_chars: int = 1_000_000
+    executor: ExecutorKind = ExecutorKind.LOCAL
+    tasks: int = 1
+    workers: int = 1
+    slurm: dict = field(default_factory=dict)  # partition, time, cpus_per_task, gpus_per_task, ...
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ValueError("give at least one input file or folder")
+        self.stages = tuple(Stage(stage) for stage in self.stages)
+        self.mode, self.backend, self.executor = Mode(self.mode), Backend(self.backend), ExecutorKind(self.executor)
+        for name in ("tasks", "workers", "batch_size", "max_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.limit < -1 or self.limit == 0:
+            raise ValueError(f"limit must be a positive number of documents, got {self.limit}")
+
+    def model(self, stage: Stage) -> ModelSpec:
+        name = self.doc_model if stage is Stage.DOC else self.chunk_model
+        return resolve(name, stage, self.backend, **self.backend_options)
+
+
+def build_pipeline(config: RefineConfig) -> list:
+    """reader → DocRefiner → ChunkRefiner → ProgramExecutor → OutcomeWriter (model stages as configured)."""
+    from proxkit.readers import RecordReader, expand_inputs
+    from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor
+
+    output = config.output.rstrip("/")
+    settings = {"mode": config.mode, "batch_size": config.batch_size, "cache_folder": f"{output}/cache"}
+    pipeline: list = [RecordReader(expand_inputs(config.inputs), config.text_key, config.id_key, config.limit)]
+    if Stage.DOC in config.stages:
+        doc = DocRefiner(
+            config.model(Stage.DOC), max_chars=config.max_chars, max_new_tokens=config.doc_max_new_tokens, **settings
+        )
+        pipeline.append(doc)
+    if Stage.CHUNK in config.stages:
+        pipeline.append(ChunkRefiner(config.model(Stage.CHUNK), max_new_tokens=config.chunk_max_new_tokens, **settings))
+    pipeline.append(ProgramExecutor(mode=config.mode, guards=config.guards))
+    pipeline.append(OutcomeWriter(output, progress=config.progress))
+    return pipeline
+
+
+def make_executor(config: RefineConfig, pipeline: list):
+    logs = f"{config.output.rstrip('/')}/logs"
+    if config.executor is ExecutorKind.RAY:
+        try:
+            import ray
+            from datatrove.executor import RayPipelineExecutor
+        except ImportError as error:
+            raise ImportError(f"--executor ray needs Ray: pip install 'proxkit[ray]' ({error})") from None
+        if not ray.is_initialized():
+            ray.init()  # joins the cluster of RAY_ADDRESS when set, else starts a local one
+        return RayPipelineExecutor(pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logs)
+    if config.executor is ExecutorKind.SLURM:
+        from datatrove.executor import SlurmPipelineExecutor
+
+        options = {"time": "24:00:00", "partition": "default", "job_name": "prox-refine"} | config.slurm
+        return SlurmPipelineExecutor(pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logs, **options)
+    from datatrove.executor import LocalPipelineExecutor
+
+    return LocalPipelineExecutor(pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logs)
+
+
+def refine(config: RefineConfig) -> dict | None:
+    """Run (or resume) the refinement; return the stats written to OUT/stats.json (None when the work was
+    only submitted to Slurm: run the same command again once the job is done to write them)."""
+    started = time.monotonic()
+    executor = make_executor(config, build_pipeline(config))
+    executor.run()
+    if config.executor is ExecutorKind.SLURM and executor.job_id != -1:
+        return None
+    return write_stats(config, time.monotonic() - started)
+
+
+def write_stats(config: RefineConfig, wall_seconds: float) -> dict:
+    """Merge the per-task totals into OUT/stats.json, with throughput and the refining FLOPs."""
+    import fsspec
+
+    output = config.output.rstrip("/")
+    fs, root = fsspec.core.url_to_fs(f"{output}/logs/prox")
+    merged: dict[str, dict] = {"counts": {}, "drop_reasons": {}, "calls": {}, "errors": {}}
+    task_files = sorted(fs.glob(f"{root}/*.json"))
+    for path in task_files:
+        with fs.open(path) as file:
+            task = json.load(file)
+        for section, values in task.items():
+            for name, value in values.items():
+                merged[section][name] = merged[section].get(name, 0) + value
+    counts = merged["counts"]
+    documents = counts.get("documents_in", 0)
+    task_seconds = counts.pop("task_seconds", 0.0)
+    raw_tokens = counts.get("doc_stage_raw_tokens", 0)
+    stats = {
+        "documents": {
+            "in": documents,
+            "kept": counts.get("documents_kept", 0),
+            "dropped": counts.get("documents_dropped", 0),
+            "failed": counts.get("documents_failed", 0),
+        },
+        "tokens": {"raw": raw_tokens, "after_doc_stage": counts.get("doc_tokens", 0)},
+        "words": {"in": counts.get("words_before", 0), "out": counts.get("words_after", 0)},
+        "drop_reasons": merged["drop_reasons"],
+        "calls": merged["calls"],
+        "parse_errors": merged["errors"],
+        "truncations": {
+            "doc_prompts": counts.get("doc_stage_truncated", 0),
+            "chunk_prompts": counts.get("chunk_stage_truncated_chunks", 0),
+            "unanswered_chunks": counts.get("chunk_stage_unanswered_chunks", 0),
+        },
+        "throughput": {
+            "tasks": len(task_files),
+            "task_seconds": round(task_seconds, 3),
+            "wall_seconds_this_run": round(wall_seconds, 3),
+            "documents_per_second": round(documents / task_seconds, 3) if task_seconds else None,
+            "raw_tokens_per_second": round(raw_tokens / task_seconds, 1) if task_seconds else None,
+        },
+        "config": {
+            "mode": str(config.mode),
+            "stages": [str(stage) for stage in config.stages],
+            "doc_model": config.doc_model if Stage.DOC in config.stages else None,
+            "chunk_model": config.chunk_model if Stage.CHUNK in config.stages else None,
+            "backend": str(config.backend),
+        },
+        "counts": counts,
+    }
+    with fsspec.open(f"{output}/stats.json", "w") as file:
+        json.dump(stats, file, indent=2)
+    return stats
+
+
+def read_records(folder: str | Path) -> list[dict]:
+    """Every record written under an output subfolder (data, dropped or failed), for tests and tools."""
+    import gzip
+
+    records = []
+    for path in sorted(Path(folder).glob("*.jsonl*")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as file:
+            records.extend(json.loads(line) for line in file if line.strip())
+    return records

@@ -1,0 +1,396 @@
+"""The refining pipeline as datatrove steps: DocRefiner → ChunkRefiner → ProgramExecutor → OutcomeWriter.
+
+The model steps only *write* programs (into `metadata.doc_program` / `metadata.chunk_program`); the
+executor applies them, purely, so a run can be re-executed with other guards without a model. Each step
+streams its input in batches of documents, so memory stays bounded whatever the corpus size. Every
+document carries its status (kept / dropped / failed, see `outcome`) and the last step routes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.writers import JsonlWriter
+from loguru import logger
+
+from proxkit.models import Generation, ModelSpec, ProgramWriter
+from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, mark_kept, prox_metadata, status
+from proxkit.program import Guards, Mode, Stage, execute, execute_doc
+from proxkit.prompts import (
+    CHUNK_MAX_NEW_TOKENS,
+    CHUNK_TOKEN_BUDGET,
+    DOC_MAX_NEW_TOKENS,
+    MODEL_CONTEXT,
+    TokenizationMode,
+    Tokenizer,
+    chunk_document,
+    chunk_prompt_ids,
+    doc_prompt_ids,
+    line_cost,
+)
+
+DEFAULT_MAX_CHARS = 1_000_000  # longer documents are dropped as "too_long" before any model sees them
+STRICT_DOC_MAX_NEW_TOKENS = 24  # a doc program is one call; the reference allowed 2000
+
+
+def batched(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    iterator = iter(documents)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def document_key(document: Document) -> str:
+    """Identifies a document's content for the program cache: its id and a hash of its text."""
+    return hashlib.sha1(f"{document.id}\0{document.text}".encode(errors="surrogatepass")).hexdigest()
+
+
+class ProgramCache:
+    """Programs already written for this task, appended to `folder/{rank:05d}.jsonl` after every batch, so a
+    rerun after a crash does not run the model again on the documents it already did. A line cut off by
+    the crash is ignored."""
+
+    def __init__(self, folder: str | Path, rank: int) -> None:
+        path = Path(folder) / f"{rank:05d}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.entries: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.entries[entry["key"]] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue
+        self._file = path.open("a", encoding="utf-8")
+
+    def get(self, key: str) -> dict | None:
+        return self.entries.get(key)
+
+    def put(self, entries: list[dict]) -> None:
+        for entry in entries:
+            self.entries[entry["key"]] = entry
+            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _ModelStep(PipelineStep):
+    """Shared by the two model stages: batching, lazy model loading, the program cache."""
+
+    type = "🧠 - PROX"
+    stage: Stage
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        *,
+        mode: Mode = Mode.STRICT,
+        batch_size: int = 64,
+        max_new_tokens: int | None = None,
+        cache_folder: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.mode = Mode(mode)
+        self.tokenization = TokenizationMode.REFERENCE if self.mode is Mode.REFERENCE else TokenizationMode.CLEAN
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens or self.default_max_new_tokens()
+        self.cache_folder = cache_folder
+
+    def default_max_new_tokens(self) -> int:
+        raise NotImplementedError
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self.tokenizer: Tokenizer = self.model.load_tokenizer()
+        self._writer: ProgramWriter | None = None
+        self._rank = rank
+        cache = ProgramCache(Path(self.cache_folder) / str(self.stage), rank) if self.cache_folder else None
+        try:
+            for batch in batched(data or [], self.batch_size):
+                with self.track_time(unit="batch"):
+                    self.refine([doc for doc in batch if is_pending(doc)], cache)
+                yield from batch
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            if cache is not None:
+                cache.close()
+
+    def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
+        raise NotImplementedError
+
+    def generate(self, prompts: list[list[int]]) -> list[Generation]:
+        if not prompts:
+            return []
+        if self._writer is None:
+            logger.info(f"loading the {self.stage} model {self.model.name} ({self.model.backend})")
+            self._writer = self.model.load_writer(self.tokenizer, rank=self._rank)
+        return self._writer.generate(prompts, self.max_new_tokens)
+
+
+class DocRefiner(_ModelStep):
+    """Writes each document's doc program (`metadata.doc_program`) and drops the documents it drops.
+
+    Empty documents and documents over `max_chars` characters are dropped ("empty", "too_long") before
+    any model sees them.
+    """
+
+    name = "📄 DocRefiner"
+    stage = Stage.DOC
+
+    def __init__(self, model: ModelSpec, *, max_chars: int = DEFAULT_MAX_CHARS, **settings) -> None:
+        super().__init__(model, **settings)
+        self.max_chars = max_chars
+
+    def default_max_new_tokens(self) -> int:
+        return DOC_MAX_NEW_TOKENS if self.mode is Mode.REFERENCE else STRICT_DOC_MAX_NEW_TOKENS
+
+    def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
+        todo = []
+        for document in documents:
+            if not document.text.strip():
+                mark_dropped(document, "empty")
+            elif len(document.text) > self.max_chars:
+                mark_dropped(document, "too_long")
+            elif cache and (entry := cache.get(document_key(document))):
+                self._decide(document, entry)
+            else:
+                todo.append(document)
+        prompts = [doc_prompt_ids(document.text, self.tokenizer, self.tokenization) for document in todo]
+        written = []
+        for document, prompt, generation in zip(todo, prompts, self.generate([p.ids for p in prompts]), strict=True):
+            if generation.error:
+                mark_failed(document, f"doc stage: {generation.error}")
+                continue
+            entry = {
+                "key": document_key(document),
+                "program": generation.text.strip(" "),
+                "prompt_tokens": len(prompt.ids),
+                "raw_tokens": prompt.content_tokens,
+                "new_tokens": generation.new_tokens,
+                "truncated": prompt.truncated,
+            }
+            written.append(entry)
+            self._decide(document, entry)
+        if cache and written:
+            cache.put(written)
+
+    def _decide(self, document: Document, entry: dict) -> None:
+        document.metadata["doc_program"] = entry["program"]
+        prox = prox_metadata(document)
+        prox["doc_stage"] = {k: entry[k] for k in ("prompt_tokens", "raw_tokens", "new_tokens", "truncated")}
+        prox["doc_model"] = self.model.name
+        if execute_doc(document.text, entry["program"], mode=self.mode).dropped:
+            mark_dropped(document, "doc_program")
+
+
+class ChunkRefiner(_ModelStep):
+    """Writes each kept document's chunk program (`metadata.chunk_program`): the document is cut into
+    chunks of numbered lines (global numbers), the model writes a program per chunk, and the programs are
+    joined with newlines. Skips documents already dropped."""
+
+    name = "🧩 ChunkRefiner"
+    stage = Stage.CHUNK
+
+    def __init__(
+        self, model: ModelSpec, *, budget: int = CHUNK_TOKEN_BUDGET, context: int = MODEL_CONTEXT, **settings
+    ) -> None:
+        super().__init__(model, **settings)
+        self.budget = budget
+        self.context = context
+
+    def default_max_new_tokens(self) -> int:
+        return CHUNK_MAX_NEW_TOKENS
+
+    def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
+        cost = line_cost(self.tokenizer)
+        todo, prompts, owners = [], [], []
+        for document in documents:
+            if cache and (entry := cache.get(document_key(document))):
+                self._set(document, entry)
+                continue
+            todo.append(document)
+            for chunk in chunk_document(document.text, cost, self.budget):
+                prompts.append(
+                    chunk_prompt_ids(chunk.text, self.tokenizer, self.tokenization, self.context - self.max_new_tokens)
+                )
+                owners.append(len(todo) - 1)
+        # the reference engine answered an over-long prompt with nothing; the clean prompts always fit
+        fits = [len(prompt.ids) < self.context for prompt in prompts]
+        answers = iter(self.generate([p.ids for p, ok in zip(prompts, fits, strict=True) if ok]))
+        generations = [next(answers) if ok else Generation("") for ok in fits]
+        per_document: list[list[tuple]] = [[] for _ in todo]
+        for owner, prompt, generation in zip(owners, prompts, generations, strict=True):
+            per_document[owner].append((prompt, generation))
+        written = []
+        for document, parts in zip(todo, per_document, strict=True):
+            failures = [f"chunk {i}: {g.error}" for i, (_, g) in enumerate(parts) if g.error]
+            if failures:
+                mark_failed(document, f"chunk stage: {'; '.join(failures)}")
+                continue
+            entry = {
+                "key": document_key(document),
+                "program": "\n".join(generation.text.strip(" ") for _, generation in parts),
+                "chunks": len(parts),
+                "prompt_tokens": sum(len(prompt.ids) for prompt, _ in parts),
+                "content_tokens": sum(prompt.content_tokens for prompt, _ in parts),
+                "new_tokens": sum(generation.new_tokens for _, generation in parts),
+                "truncated_chunks": sum(prompt.truncated for prompt, _ in parts),
+                "unanswered_chunks": sum(len(prompt.ids) >= self.context for prompt, _ in parts),
+            }
+            written.append(entry)
+            self._set(document, entry)
+        if cache and written:
+            cache.put(written)
+
+    def _set(self, document: Document, entry: dict) -> None:
+        document.metadata["chunk_program"] = entry["program"]
+        prox = prox_metadata(document)
+        prox["chunk_stage"] = {k: v for k, v in entry.items() if k not in ("key", "program")}
+        prox["chunk_model"] = self.model.name
+
+
+class ProgramExecutor(PipelineStep):
+    """Applies `metadata.doc_program` and `metadata.chunk_program` to each document (pure; no model).
+
+    Runs alone too: on records of an earlier run it executes the programs again on `raw_content`, so other
+    guards or another mode can be tried without running a model.
+    """
+
+    type = "⚙️ - PROX"
+    name = "⚙️ ProgramExecutor"
+
+    def __init__(self, *, mode: Mode = Mode.STRICT, guards: Guards | None = None) -> None:
+        super().__init__()
+        self.mode = Mode(mode)
+        self.guards = guards or Guards()
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for document in data or []:
+            with self.track_time():
+                self.apply(document)
+            yield document
+
+    def apply(self, document: Document) -> None:
+        metadata = document.metadata
+        doc_program, chunk_program = metadata.get("doc_program"), metadata.get("chunk_program")
+        if status(document) is Status.FAILED or (doc_program is None and chunk_program is None):
+            if status(document) is not Status.KEPT:
+                metadata.setdefault("raw_content", document.text)
+            return
+        source = metadata.setdefault("raw_content", document.text)
+        result = execute(source, doc_program, chunk_program, mode=self.mode, guards=self.guards)
+        doc_dropped = result.reason == "doc_program"
+        metadata["doc_content"] = "" if doc_dropped else source
+        prox = prox_metadata(document)
+        prox["mode"] = str(self.mode)
+        prox["errors"] = [error.to_dict() for error in result.errors]
+        prox["stats"] = result.to_dict()["stats"]
+        if result.dropped:
+            mark_dropped(document, str(result.reason))
+            document.text = source
+        else:
+            mark_kept(document)
+            document.text = result.text
+        self.stat_update(status(document))
+
+
+class OutcomeWriter(PipelineStep):
+    """Writes each document where its status says — `folder/data`, `folder/dropped`, `folder/failed` — and
+    this task's totals to `folder/logs/prox/{rank:05d}.json`."""
+
+    type = "💾 - WRITER"
+    name = "💾 OutcomeWriter"
+
+    def __init__(self, folder: str, *, compression: str | None = "gzip", progress: bool = True) -> None:
+        super().__init__()
+        self.folder = folder.rstrip("/")
+        self.compression = compression
+        self.progress = progress
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from tqdm import tqdm
+
+        writers = {
+            status: JsonlWriter(f"{self.folder}/{place}", compression=self.compression, adapter=_output_record)
+            for status, place in ((Status.KEPT, "data"), (Status.DROPPED, "dropped"), (Status.FAILED, "failed"))
+        }
+        totals = Totals()
+        started = time.monotonic()
+        with tqdm(desc=f"refine task {rank}", unit="doc", disable=not self.progress, mininterval=1) as progress:
+            for document in data or []:
+                totals.add(document)
+                writers[status(document)].write(document, rank)
+                progress.update()
+        for writer in writers.values():
+            writer.close()
+        totals.counts["task_seconds"] = round(time.monotonic() - started, 3)
+        totals.save(f"{self.folder}/logs/prox/{rank:05d}.json")
+        return
+        yield  # a generator that yields nothing: the end of the pipeline
+
+
+def _output_record(_writer, document: Document) -> dict:
+    """The published ProX record: `id`, `text`, `raw_content`, `doc_content`, then `metadata`."""
+    metadata = dict(document.metadata)
+    record = {"id": document.id, "text": document.text}
+    for field in ("raw_content", "doc_content"):
+        if field in metadata:
+            record[field] = metadata.pop(field)
+    record["metadata"] = metadata
+    return record
+
+
+class Totals:
+    """The counts stats.json reports, gathered from each document's `metadata.prox`."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.drop_reasons: Counter = Counter()
+        self.calls: Counter = Counter()
+        self.errors: Counter = Counter()
+
+    def add(self, document: Document) -> None:
+        prox = prox_metadata(document)
+        outcome = status(document)
+        self.counts["documents_in"] += 1
+        self.counts[f"documents_{outcome}"] += 1
+        if outcome is Status.DROPPED:
+            self.drop_reasons[prox.get("drop_reason", "unknown")] += 1
+        for name, value in prox.get("doc_stage", {}).items():
+            self.counts[f"doc_stage_{name}"] += int(value)
+        if "doc_stage" in prox and prox.get("drop_reason") != "doc_program":  # D_doc of the FLOPs formula
+            self.counts["doc_tokens"] += prox["doc_stage"]["raw_tokens"]
+        for name, value in prox.get("chunk_stage", {}).items():
+            self.counts[f"chunk_stage_{name}"] += int(value)
+        stats = prox.get("stats", {})
+        for name in ("words_before", "words_after", "lines_removed", "normalize_applied", "normalize_missed"):
+            self.counts[name] += stats.get(name, 0)
+        self.counts["programs_ignored"] += int(stats.get("program_ignored", False))
+        self.calls.update(stats.get("calls", {}))
+        self.errors.update(error["kind"] for error in prox.get("errors", []))
+
+    def as_dict(self) -> dict:
+        return {
+            "counts": dict(self.counts),
+            "drop_reasons": dict(self.drop_reasons),
+            "calls": dict(self.calls),
+            "errors": dict(self.errors),
+        }
+
+    def save(self, path: str) -> None:
+        import fsspec
+
+        with fsspec.open(path, "w", auto_mkdir=True) as file:
+            json.dump(self.as_dict(), file, indent=2)

@@ -1,0 +1,20 @@
+"""Shared fixtures: where ../shared is, and tiny random refining models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def tiny_refiner(tmp_path_factory) -> Path:
+    """A model directory with a random 2-layer Llama and its own SentencePiece tokenizer."""
+    from tiny_models import build_tiny_refiner
+
+    return build_tiny_refiner(tmp_path_factory.mktemp("tiny-refiner"))

@@ -1,0 +1,17 @@
+"""Length-sorted batching."""
+
+from proxkit.models import length_batches
+
+
+def test_batches_are_sorted_by_length_and_bounded():
+    lengths = [50, 10, 30, 20, 40, 500]
+    batches = list(length_batches(lengths, max_batch=2, max_tokens=100))
+    assert batches == [[1, 3], [2, 4], [0], [5]]
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 2
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 100
+
+
+def test_no_prompts_no_batches():
+    assert list(length_batches([], max_batch=4, max_tokens=100)) == []

@@ -1,0 +1,167 @@
+"""The OpenAI-compatible backend against real servers on loopback: `prox serve` with a tiny model, and
+servers that fail on purpose (500s, timeouts)."""
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from proxkit.models.hf import TransformersWriter
+from proxkit.models.openai import OpenAIWriter
+from proxkit.models.tokenizers import load_tokenizer
+from proxkit.prompts import chunk_prompt_ids, doc_prompt_ids
+
+
+@pytest.fixture(scope="module")
+def served(tiny_refiner):
+    """`prox serve` in its own process; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxkit", "serve", "--model", str(tiny_refiner), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if match := re.search(r"serving .* on (http://\S+)", line):
+                url = match.group(1)
+            assert line or process.poll() is None, "prox serve exited before serving"
+        assert url, "prox serve did not start"
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def prompts(tokenizer):
+    pages = ["A page about trains.", "Home | About\nThe council met.", "x " * 40]
+    return [doc_prompt_ids(page, tokenizer).ids for page in pages] + [chunk_prompt_ids("[000]Hi", tokenizer).ids]
+
+
+def test_the_endpoint_writes_what_the_model_writes_in_process(served, tiny_refiner):
+    tokenizer = load_tokenizer(tiny_refiner)
+    remote = OpenAIWriter(served, "tiny", concurrency=3).generate(prompts(tokenizer), max_new_tokens=6)
+    local = TransformersWriter(tiny_refiner, tokenizer).generate(prompts(tokenizer), max_new_tokens=6)
+    assert [g.text for g in remote] == [g.text for g in local]
+    assert [g.new_tokens for g in remote] == [6, 6, 6, 6]
+    assert all(g.error is None for g in remote)
+
+
+def test_the_server_speaks_the_completions_api(served):
+    models = httpx.get(f"{served}/models").json()
+    assert models["data"][0]["object"] == "model"
+    reply = httpx.post(f"{served}/completions", json={"prompt": ["<s>[INST] hi [/INST]", [1, 5, 6]], "max_tokens": 3})
+    body = reply.json()
+    assert reply.status_code == 200
+    assert [choice["index"] for choice in body["choices"]] == [0, 1]
+    assert body["usage"]["completion_tokens"] == 6
+    bad = httpx.post(f"{served}/completions", json={"max_tokens": 3})
+    assert bad.status_code == 400
+
+
+class FlakyServer:
+    """A loopback completions server that fails the first `failures` requests with `status`, or sleeps."""
+
+    def __init__(self, failures: int, status: int = 500, delay: float = 0.0, hold: float = 0.0) -> None:
+        self.requests = 0
+        self.in_flight = self.max_in_flight = 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests += 1
+                if outer.requests <= failures:
+                    time.sleep(delay)
+                    self.send_response(status)
+                    self.end_headers()
+                    self.wfile.write(b"overloaded")
+                    return
+                with lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                time.sleep(hold)
+                with lock:
+                    outer.in_flight -= 1
+                body = b'{"choices": [{"text": " keep_doc()"}], "usage": {"completion_tokens": 4}}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_server_errors_are_retried_with_backoff():
+    server = FlakyServer(failures=2, status=500)
+    try:
+        started = time.monotonic()
+        [generation] = OpenAIWriter(server.url, "m", retries=3, backoff=0.1).generate([[1, 2, 3]], 8)
+        assert generation.text == " keep_doc()" and generation.new_tokens == 4 and generation.error is None
+        assert server.requests == 3
+        assert time.monotonic() - started >= 0.1 + 0.2  # two waits: 0.1 s then 0.2 s
+    finally:
+        server.close()
+
+
+def test_a_server_that_keeps_failing_gives_an_error_not_an_exception():
+    server = FlakyServer(failures=100, status=503)
+    try:
+        [generation] = OpenAIWriter(server.url, "m", retries=2, backoff=0.01).generate([[1, 2]], 8)
+        assert generation.text == ""
+        assert "gave up after 3 attempts: HTTP 503" in generation.error
+        assert server.requests == 3
+    finally:
+        server.close()
+
+
+def test_a_client_error_is_not_retried():
+    server = FlakyServer(failures=100, status=400)
+    try:
+        [generation] = OpenAIWriter(server.url, "m", retries=3, backoff=0.01).generate([[1]], 8)
+        assert "HTTP 400" in generation.error
+        assert server.requests == 1
+    finally:
+        server.close()
+
+
+def test_a_server_that_times_out_gives_an_error():
+    server = FlakyServer(failures=100, status=200, delay=1.0)
+    try:
+        [generation] = OpenAIWriter(server.url, "m", timeout=0.2, retries=1, backoff=0.01).generate([[1]], 8)
+        assert "timed out after 0.2s" in generation.error
+    finally:
+        server.close()
+
+
+def test_nothing_listening_gives_an_error():
+    [generation] = OpenAIWriter("http://127.0.0.1:9/v1", "m", retries=1, backoff=0.01).generate([[1]], 8)
+    assert "gave up after 2 attempts" in generation.error
+
+
+def test_concurrency_is_bounded():
+    server = FlakyServer(failures=0, hold=0.05)
+    try:
+        generations = OpenAIWriter(server.url, "m", concurrency=3).generate([[i] for i in range(12)], 4)
+        assert [g.text for g in generations] == [" keep_doc()"] * 12
+        assert 2 <= server.max_in_flight <= 3
+    finally:
+        server.close()
+    with pytest.raises(ValueError):
+        OpenAIWriter(server.url, "m", concurrency=0)

@@ -1,0 +1,55 @@
+"""Tiny, randomly initialised refining models built in the tests: a SentencePiece tokenizer trained on the
+spot and a 2-layer Llama, saved as a model directory like the released refiners."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+CORPUS = [
+    "remove_lines(line_start=0, line_end=3)",
+    'normalize(source_str="Click here", target_str="")',
+    "keep_chunk()",
+    "keep_doc()",
+    "drop_doc()",
+    "[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n[doc]\n[000]Home [/doc] [/INST]",
+    "The council approved new cycle lanes through the city centre on Tuesday.",
+    "Home | About | Contact | Privacy policy | Terms of use | Copyright 2024",
+]
+
+
+def build_tiny_refiner(directory: Path, seed: int = 0, vocab_size: int = 400) -> Path:
+    """Write tokenizer.model and a random LlamaForCausalLM into `directory`; return it."""
+    import sentencepiece
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS * 20),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    (directory / "tokenizer.model").write_bytes(model.getvalue())
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
