@@ -47,5 +47,5 @@ def test_the_openai_backend_needs_a_base_url(tiny_refiner):
 
 def test_the_vllm_backend_explains_what_it_needs(tiny_refiner):
     spec = resolve(str(tiny_refiner), Stage.DOC, "vllm")
-    with pytest.raises((ImportError, RuntimeError), match="vllm|vLLM|CUDA"):
+    with pytest.raises((ImportError, RuntimeError), match=r"vllm|vLLM|CUDA"):
         spec.load_writer(spec.load_tokenizer())
