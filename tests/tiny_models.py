@@ -36,6 +36,9 @@ def build_tiny_refiner(directory: Path, seed: int = 0, vocab_size: int = 400) ->
         bos_id=1,
         eos_id=2,
         pad_id=-1,
+        normalization_rule_name="identity",  # as Llama-2: newlines and spaces survive
+        remove_extra_whitespaces=False,
+        split_digits=True,
         minloglevel=2,
     )
     (directory / "tokenizer.model").write_bytes(model.getvalue())

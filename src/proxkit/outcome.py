@@ -23,7 +23,7 @@ def prox_metadata(document: Document) -> dict:
 
 
 def status(document: Document) -> Status:
-    return Status(prox_metadata(document).get("status", Status.KEPT))
+    return Status(document.metadata.get("prox", {}).get("status", Status.KEPT))
 
 
 def is_pending(document: Document) -> bool:

@@ -7,6 +7,7 @@ counted and written to OUT/failed. Inputs: JSONL (.gz/.zst/.bz2) and Parquet, lo
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class RecordReader(BaseReader):
 
         name = Path(path).name
         with fsspec.open(path, "rb", compression="infer") as file:
-            for number, raw in enumerate(file, start=1):
+            for number, raw in enumerate(io.BufferedReader(file), start=1):  # zstd streams need the buffer
                 if not raw.strip():
                     continue  # a blank line is not a record
                 where = f"{path}:{number}"

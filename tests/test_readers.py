@@ -1,0 +1,91 @@
+"""Every input record becomes a document — bad ones marked failed with file, line and field."""
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from proxkit.outcome import Status, prox_metadata, status
+from proxkit.readers import RecordReader, expand_inputs
+
+GOOD = {"id": "a", "text": "A good page.", "url": "http://x", "metadata": {"lang": "en"}}
+LINES = [
+    json.dumps(GOOD).encode(),
+    b'{"id": "broken", "text": "no closing brace"',
+    json.dumps({"id": "c", "content": "wrong key"}).encode(),
+    json.dumps({"id": "d", "text": 42}).encode(),
+    json.dumps({"id": "e", "text": ""}).encode(),
+    b"",
+    json.dumps({"id": "f", "text": "  \n "}).encode(),
+    b'{"id": "g", "text": "caf\xe9"}',
+    b"[1, 2, 3]",
+    json.dumps({"text": "no id here"}).encode(),
+]
+
+
+def read(files, **kwargs):
+    return list(RecordReader([str(path) for path in files], **kwargs).run())
+
+
+def test_each_record_is_a_document_and_each_problem_names_file_line_and_field(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(LINES) + b"\n")
+    documents = read([path])
+    assert len(documents) == 9  # the blank line is not a record
+    by_id = {document.id: document for document in documents}
+    good = by_id["a"]
+    assert (good.text, status(good)) == ("A good page.", Status.KEPT)
+    assert good.metadata == {"lang": "en", "url": "http://x"}
+    errors = {document.id: prox_metadata(document).get("error") for document in documents}
+    assert errors["in.jsonl:2"].startswith(f"{path}:2: invalid JSON")
+    assert errors["c"] == f"{path}:3: no 'text' field (fields: content); see --text-key"
+    assert errors["d"] == f"{path}:4: field 'text' is int, not text"
+    assert errors["e"] is None and errors["f"] is None  # empty texts are records; the doc stage drops them
+    assert errors["in.jsonl:8"] == f"{path}:8: invalid UTF-8 at byte 24"
+    assert errors["in.jsonl:9"] == f"{path}:9: a record must be a JSON object, got list"
+    assert "in.jsonl:10" in by_id and status(by_id["in.jsonl:10"]) is Status.KEPT
+    assert sum(status(document) is Status.FAILED for document in documents) == 5
+
+
+def test_compressed_jsonl_and_custom_keys(tmp_path):
+    record = json.dumps({"doc_id": "x1", "body": "Text of a page."}) + "\n"
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt") as file:
+        file.write(record)
+    (tmp_path / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(record.replace("x1", "x2").encode()))
+    documents = read(expand_inputs([str(tmp_path)]), text_key="body", id_key="doc_id")
+    assert [(d.id, d.text) for d in documents] == [("x1", "Text of a page."), ("x2", "Text of a page.")]
+
+
+def test_parquet_rows(tmp_path):
+    table = pa.table({"id": ["p1", "p2", "p3"], "text": ["One page.", None, "Three."], "score": [0.1, 0.2, 0.3]})
+    pq.write_table(table, tmp_path / "part.parquet")
+    documents = read([tmp_path / "part.parquet"])
+    assert [d.id for d in documents] == ["p1", "p2", "p3"]
+    assert documents[0].metadata == {"score": 0.1}
+    assert (
+        prox_metadata(documents[1])["error"]
+        == f"{tmp_path / 'part.parquet'}:row 1: no 'text' field (fields: score); see --text-key"
+    )
+
+
+def test_files_are_shared_out_between_tasks_and_limit_applies_per_task(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.jsonl").write_text(
+            "".join(json.dumps({"id": f"{i}-{j}", "text": "t"}) + "\n" for j in range(4))
+        )
+    files = expand_inputs([str(tmp_path)])
+    reader = RecordReader(files)
+    assert [d.id for d in reader.run(rank=1, world_size=2)] == ["1-0", "1-1", "1-2", "1-3"]
+    assert len(list(reader.run(rank=0, world_size=2))) == 8
+    assert [d.id for d in RecordReader(files, limit=5).run()] == ["0-0", "0-1", "0-2", "0-3", "1-0"]
+
+
+def test_expand_inputs_errors_name_the_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        expand_inputs([str(tmp_path / "absent.jsonl")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no input files"):
+        expand_inputs([str(tmp_path / "empty")])

@@ -1,0 +1,147 @@
+"""The datatrove steps, with a scripted program writer that reads the real prompts it is given."""
+
+import re
+
+import pytest
+from datatrove.data import Document
+
+from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
+from proxkit.outcome import Status, mark_failed, prox_metadata, status
+from proxkit.program import Guards, Stage
+from proxkit.run import read_records
+from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor
+
+PAGE = "\n".join(
+    [
+        "Home | News | Contact",
+        "The council approved eleven kilometres of protected cycle lanes on Tuesday evening.",
+        "Supporters said the lanes would make short trips safer for children. Read more",
+        "Shop owners asked for loading bays, and the council agreed to review deliveries later.",
+        "Construction starts in the summer and should finish before the end of next year.",
+        "Copyright 2024 City Herald",
+    ]
+)
+
+
+class ScriptedWriter(ProgramWriter):
+    """Decodes each prompt and writes the program a good refiner would: drop pages saying SPAM; remove
+    lines with "Home |" or "Copyright"; normalize "Read more"."""
+
+    def __init__(self, tokenizer, fail_on: str | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.fail_on = fail_on
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, max_new_tokens):
+        return [self._one(self.tokenizer.decode(list(ids))) for ids in prompts]
+
+    def _one(self, prompt: str) -> Generation:
+        self.prompts.append(prompt)
+        if self.fail_on and self.fail_on in prompt:
+            return Generation("", error="HTTP 500: overloaded")
+        if "[doc]" not in prompt:
+            return Generation(" drop_doc()" if "SPAM" in prompt else " keep_doc()", 4)
+        calls = []
+        for number, line in re.findall(r"\[(\d{3,})\](.*)", prompt):
+            if "Home |" in line or "Copyright" in line:
+                calls.append(f"remove_lines(line_start={int(number)}, line_end={int(number)})")
+            if "Read more" in line:
+                calls.append('normalize(source_str=" Read more", target_str="")')
+        return Generation(" " + ("\n".join(calls) or "keep_chunk()"), 10)
+
+
+@pytest.fixture
+def writer(tiny_refiner, monkeypatch):
+    spec = resolve(str(tiny_refiner), Stage.DOC)
+    scripted = ScriptedWriter(spec.load_tokenizer())
+    monkeypatch.setattr(ModelSpec, "load_writer", lambda self, tokenizer, rank=0: scripted)
+    return scripted
+
+
+def refine(documents, tiny_refiner, *, budget=1500, cache=None, guards=None):
+    doc = resolve(str(tiny_refiner), Stage.DOC)
+    chunk = resolve(str(tiny_refiner), Stage.CHUNK)
+    steps = [
+        DocRefiner(doc, batch_size=2, cache_folder=cache, max_chars=5000),
+        ChunkRefiner(chunk, batch_size=2, budget=budget, cache_folder=cache),
+        ProgramExecutor(guards=guards),
+    ]
+    data = iter(documents)
+    for step in steps:
+        data = step.run(data)
+    return list(data)
+
+
+def test_programs_are_written_merged_across_chunks_and_applied(writer, tiny_refiner):
+    [document] = refine([Document(PAGE, "p1", metadata={"url": "u"})], tiny_refiner, budget=60)
+    metadata = document.metadata
+    assert prox_metadata(document)["chunk_stage"]["chunks"] > 1  # global line numbers across several chunks
+    assert metadata["doc_program"] == "keep_doc()"
+    assert "remove_lines(line_start=0, line_end=0)" in metadata["chunk_program"]
+    assert "remove_lines(line_start=5, line_end=5)" in metadata["chunk_program"]
+    assert document.text == "\n".join(PAGE.split("\n")[1:5]).replace(" Read more", "")
+    assert metadata["raw_content"] == metadata["doc_content"] == PAGE
+    assert status(document) is Status.KEPT
+    assert prox_metadata(document)["stats"]["lines_removed"] == 2
+    assert metadata["url"] == "u"
+
+
+def test_dropped_documents_skip_the_chunk_stage(writer, tiny_refiner):
+    documents = refine(
+        [
+            Document("SPAM SPAM " * 20, "spam"),
+            Document(" \n ", "blank"),
+            Document("x" * 6000, "long"),
+            Document(PAGE, "ok"),
+        ],
+        tiny_refiner,
+    )
+    reasons = {d.id: prox_metadata(d).get("drop_reason") for d in documents}
+    assert reasons == {"spam": "doc_program", "blank": "empty", "long": "too_long", "ok": None}
+    chunk_prompts = [p for p in writer.prompts if "[doc]" in p]
+    assert len(chunk_prompts) == 1 and "cycle lanes" in chunk_prompts[0]
+    assert documents[0].text == "SPAM SPAM " * 20  # a dropped record keeps its text for inspection
+
+
+def test_a_failed_generation_fails_its_document_and_the_rest_goes_on(writer, tiny_refiner):
+    writer.fail_on = "Copyright 2024 City Herald"
+    documents = refine([Document(PAGE, "bad"), Document(PAGE.replace("Copyright", "(c)"), "good")], tiny_refiner)
+    bad, good = documents
+    assert status(bad) is Status.FAILED
+    assert prox_metadata(bad)["error"] == "doc stage: HTTP 500: overloaded"
+    assert status(good) is Status.KEPT
+
+
+def test_the_program_cache_spares_the_model_on_a_rerun(writer, tiny_refiner, tmp_path):
+    first = refine([Document(PAGE, "a"), Document(PAGE + "\nMore.", "b")], tiny_refiner, cache=str(tmp_path))
+    calls = len(writer.prompts)
+    again = refine([Document(PAGE, "a"), Document(PAGE + "\nMore.", "b")], tiny_refiner, cache=str(tmp_path))
+    assert len(writer.prompts) == calls  # nothing new was asked
+    assert [(d.text, d.metadata) for d in again] == [(d.text, d.metadata) for d in first]
+    changed = refine([Document(PAGE + "\nEdited.", "a")], tiny_refiner, cache=str(tmp_path))
+    assert len(writer.prompts) > calls  # same id, other text: written anew
+    assert changed[0].text.endswith("Edited.")
+
+
+def test_the_executor_alone_re_executes_earlier_output_with_other_guards(writer, tiny_refiner):
+    [document] = refine([Document(PAGE, "p")], tiny_refiner)
+    record = Document(document.text, document.id, metadata=dict(document.metadata))
+    [strict] = ProgramExecutor(guards=Guards(min_words=60)).run(iter([record]))
+    assert (status(strict), prox_metadata(strict)["drop_reason"]) == (Status.DROPPED, "too_few_words")
+    assert strict.text == PAGE
+    [relaxed] = ProgramExecutor().run(iter([strict]))
+    assert status(relaxed) is Status.KEPT and relaxed.text == document.text
+
+
+def test_the_outcome_writer_routes_every_document_and_counts(writer, tiny_refiner, tmp_path):
+    failed = mark_failed(Document("{broken", "in.jsonl:3"), "in.jsonl:3: invalid JSON")
+    documents = refine([Document(PAGE, "kept"), Document("SPAM " * 30, "spam"), failed], tiny_refiner)
+    list(OutcomeWriter(str(tmp_path), progress=False).run(iter(documents)))
+    kept, dropped, failures = (read_records(tmp_path / place) for place in ("data", "dropped", "failed"))
+    assert [r["id"] for r in kept] == ["kept"]
+    assert list(kept[0]) == ["id", "text", "raw_content", "doc_content", "metadata"]
+    assert kept[0]["metadata"]["chunk_program"]
+    assert [(r["id"], r["metadata"]["prox"]["drop_reason"]) for r in dropped] == [("spam", "doc_program")]
+    assert [(r["id"], r["metadata"]["prox"]["error"]) for r in failures] == [("in.jsonl:3", "in.jsonl:3: invalid JSON")]
+    totals = (tmp_path / "logs" / "prox" / "00000.json").read_text()
+    assert '"documents_in": 3' in totals and '"remove_lines": 2' in totals
