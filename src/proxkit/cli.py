@@ -119,7 +119,9 @@ def refine_command(
     chunk_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a chunk program.")] = None,
     executor: Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster) or slurm.")] = ExecutorKind.LOCAL,
     tasks: Annotated[int, typer.Option(help="Split the input files into this many tasks.")] = 1,
-    workers: Annotated[int, typer.Option(help="Tasks run at the same time.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="Tasks at the same time (default: 1 locally, all on Ray or Slurm).")
+    ] = None,
     partition: Annotated[str | None, typer.Option(help="slurm: the partition.")] = None,
     time_limit: Annotated[str, typer.Option("--time", help="slurm: time limit per task.")] = "24:00:00",
     gpus_per_task: Annotated[int, typer.Option(help="slurm: GPUs per task (one vLLM engine each).")] = 0,

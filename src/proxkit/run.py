@@ -47,7 +47,7 @@ class RefineConfig:
     max_chars: int = 1_000_000
     executor: ExecutorKind = ExecutorKind.LOCAL
     tasks: int = 1
-    workers: int = 1
+    workers: int | None = None  # tasks at the same time; None: 1 locally, all of them on Ray or Slurm
     slurm: dict = field(default_factory=dict)  # partition, time, cpus_per_task, gpus_per_task, ...
     progress: bool = True
 
@@ -57,7 +57,7 @@ class RefineConfig:
         self.stages = tuple(Stage(stage) for stage in self.stages)
         self.mode, self.backend, self.executor = Mode(self.mode), Backend(self.backend), ExecutorKind(self.executor)
         for name in ("tasks", "workers", "batch_size", "max_chars"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit < -1 or self.limit == 0:
             raise ValueError(f"limit must be a positive number of documents, got {self.limit}")
@@ -89,6 +89,7 @@ def build_pipeline(config: RefineConfig) -> list:
 
 def make_executor(config: RefineConfig, pipeline: list):
     logs = f"{config.output.rstrip('/')}/logs"
+    workers = config.workers or (1 if config.executor is ExecutorKind.LOCAL else -1)
     if config.executor is ExecutorKind.RAY:
         try:
             import ray
@@ -97,15 +98,15 @@ def make_executor(config: RefineConfig, pipeline: list):
             raise ImportError(f"--executor ray needs Ray: pip install 'proxkit[ray]' ({error})") from None
         if not ray.is_initialized():
             ray.init()  # joins the cluster of RAY_ADDRESS when set, else starts a local one
-        return RayPipelineExecutor(pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logs)
+        return RayPipelineExecutor(pipeline, tasks=config.tasks, workers=workers, logging_dir=logs)
     if config.executor is ExecutorKind.SLURM:
         from datatrove.executor import SlurmPipelineExecutor
 
         options = {"time": "24:00:00", "partition": "default", "job_name": "prox-refine"} | config.slurm
-        return SlurmPipelineExecutor(pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logs, **options)
+        return SlurmPipelineExecutor(pipeline, tasks=config.tasks, workers=workers, logging_dir=logs, **options)
     from datatrove.executor import LocalPipelineExecutor
 
-    return LocalPipelineExecutor(pipeline, tasks=config.tasks, workers=config.workers, logging_dir=logs)
+    return LocalPipelineExecutor(pipeline, tasks=config.tasks, workers=workers, logging_dir=logs)
 
 
 def refine(config: RefineConfig) -> dict | None:
