@@ -118,6 +118,29 @@ def test_a_failing_endpoint_fails_documents_and_the_run_goes_on(tiny_refiner, tm
         assert record["metadata"]["prox"]["error"].startswith(f"doc stage: {server.url}: gave up after 4 attempts")
 
 
+def test_stages_none_re_executes_earlier_output_with_other_guards(tmp_path):
+    page = "\n".join(["Home | About", *(f"Line {i} of the article has seven words." for i in range(6)), "(c) 2024"])
+    earlier = {
+        "id": "p",
+        "text": "already refined",
+        "raw_content": page,
+        "metadata": {
+            "url": "u",
+            "doc_program": "keep_doc()",
+            "chunk_program": "remove_lines(line_start=0, line_end=0)\nremove_lines(line_start=7, line_end=7)",
+            "prox": {"status": "dropped", "drop_reason": "too_few_words"},
+        },
+    }
+    path = write_jsonl(tmp_path / "earlier.jsonl", [earlier])
+    prox("refine", str(path), "-o", str(tmp_path / "again"), "--stages", "none", "--min-words", "5")
+    [record] = outputs(tmp_path / "again")["data"]
+    assert record["text"] == "\n".join(page.split("\n")[1:7])
+    assert record["raw_content"] == page and record["metadata"]["url"] == "u"
+    prox("refine", str(path), "-o", str(tmp_path / "strict"), "--stages", "none", "--min-words", "60")
+    [dropped] = outputs(tmp_path / "strict")["dropped"]
+    assert dropped["metadata"]["prox"]["drop_reason"] == "too_few_words"
+
+
 def test_unknown_model_and_bad_options_are_clear_errors(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
     result = invoke("refine", str(path), "-o", str(tmp_path / "o"), "--doc-model", "nope/x/y")

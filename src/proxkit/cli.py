@@ -94,7 +94,10 @@ def execute_command(
 def refine_command(
     inputs: Annotated[list[str], typer.Argument(help="JSONL(.gz/.zst) or Parquet files or folders; fsspec URLs.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Output folder (local path or fsspec URL).")],
-    stages: Annotated[str, typer.Option(help="Model stages to run, comma-separated: doc,chunk.")] = "doc,chunk",
+    stages: Annotated[
+        str,
+        typer.Option(help="Model stages, comma-separated: doc,chunk; none re-executes the programs of earlier output."),
+    ] = "doc,chunk",
     mode: ModeOption = Mode.STRICT,
     doc_model: Annotated[str, typer.Option(help="Doc-stage model: bundled name, hub id or directory.")] = (
         DEFAULT_MODELS[Stage.DOC]
@@ -147,7 +150,7 @@ def refine_command(
         config = RefineConfig(
             inputs=inputs,
             output=output,
-            stages=tuple(Stage(name.strip()) for name in stages.split(",") if name.strip()),
+            stages=tuple(Stage(name.strip()) for name in stages.split(",") if name.strip() not in ("", "none")),
             mode=mode,
             doc_model=doc_model,
             chunk_model=chunk_model,
