@@ -18,3 +18,11 @@ def tiny_refiner(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_refiner
 
     return build_tiny_refiner(tmp_path_factory.mktemp("tiny-refiner"))
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """A random 4-layer Llama with a byte-level BPE tokenizer (transformers format), hidden size 32."""
+    from tiny_models import build_tiny_backbone
+
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))

@@ -210,3 +210,45 @@ def serve_command(
         pass
     finally:
         server.server_close()
+
+
+train_app = typer.Typer(help="Train refining models from seed annotations.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("tagger")
+def train_tagger_command(
+    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL from the importers or prox annotate).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the tagger directory.")],
+    base: Annotated[str, typer.Option(help="Backbone: smollm2-135m or a model directory.")] = "smollm2-135m",
+    depth: Annotated[int, typer.Option(help="Backbone layers run.")] = 4,
+    max_pages: Annotated[int, typer.Option(help="Chunk pages used, sampled evenly over subsets (0: all).")] = 0,
+    states: Annotated[Path, typer.Option(help="Cache of line states (reused across runs).")] = Path(
+        ".cache/tagger-states"
+    ),
+    folds: Annotated[int, typer.Option(help="Cross-validation folds, split by site (0: skip).")] = 5,
+    epochs: Annotated[int, typer.Option(help="Passes over the training pages.")] = 30,
+    extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
+) -> None:
+    """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
+    from proxkit.models.tagger import TaggerConfig
+    from proxkit.train import tagger
+
+    examples = tagger.load_seed(seed)
+    chunk = tagger.sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
+    docs = [e for e in examples if e.stage == "doc" and (e.drop or e.site.startswith("dclm"))]
+    config = TaggerConfig.for_base(base, depth)
+    store = tagger.StateStore(states, config)
+    chunk_states, doc_states = store.all(chunk), store.all(docs)
+    if extract_only:
+        return
+    report = {}
+    if folds:
+        report["chunk"] = tagger.cross_validate_chunks(chunk, chunk_states, config, folds, epochs)["mean"]
+        dclm = [i for i, e in enumerate(docs) if e.site.startswith("dclm")]
+        report["doc"] = tagger.cross_validate_docs(
+            [docs[i] for i in dclm], [doc_states[i] for i in dclm], config, folds, epochs
+        )
+    config.metrics = report
+    tagger.train_tagger(chunk + docs, chunk_states + doc_states, config, output, epochs)
+    typer.echo(json.dumps(report, indent=2))

@@ -25,12 +25,20 @@ RELEASED: dict[str, Stage] = {
     "gair-prox/math-doc-refining-lm": Stage.DOC,
     "gair-prox/math-chunk-refining-lm": Stage.CHUNK,
 }
-# Refiners shipped inside the package (name → directory under proxkit/refiners/), once trained.
-BUNDLED: dict[str, tuple[Stage, str]] = {}
-DEFAULT_MODELS: dict[Stage, str] = {
-    Stage.DOC: "gair-prox/web-doc-refining-lm",
-    Stage.CHUNK: "gair-prox/web-chunk-refining-lm",
+# Refiners shipped inside the package: name → (stage, directory under proxkit/refiners/).
+BUNDLED: dict[str, tuple[Stage, str]] = {
+    "proxkit/web-doc-tagger": (Stage.DOC, "web-tagger"),
+    "proxkit/web-chunk-tagger": (Stage.CHUNK, "web-tagger"),
 }
+BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
+# The defaults of `prox refine`: the bundled refiners (offline, CPU-friendly) when they are installed.
+DEFAULT_MODELS: dict[Stage, str] = (
+    {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
+    if (BUNDLED_ROOT / "web-tagger" / "tagger.json").is_file()
+    else {Stage.DOC: "gair-prox/web-doc-refining-lm", Stage.CHUNK: "gair-prox/web-chunk-refining-lm"}
+)
+# Base models available offline, by name.
+BASE_MODELS = ("smollm2-135m",)
 
 
 class UnknownModelError(ValueError):
@@ -53,9 +61,13 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
 
     def load_tokenizer(self) -> Tokenizer:
+        from proxkit.models.tagger import TaggerConfig, is_tagger, resolve_base
         from proxkit.models.tokenizers import load_tokenizer
 
-        return load_tokenizer(_local_directory(self.tokenizer or self.source))
+        directory = _local_directory(self.tokenizer or self.source)
+        if is_tagger(directory):  # a tagger reads prompts with its backbone's tokenizer
+            directory = resolve_base(TaggerConfig.load(Path(directory)).base)
+        return load_tokenizer(directory)
 
     def load_writer(self, tokenizer: Tokenizer, rank: int = 0) -> ProgramWriter:
         if self.backend is Backend.OPENAI:
@@ -70,9 +82,14 @@ class ModelSpec:
             from proxkit.models.vllm import VLLMWriter
 
             return VLLMWriter(self.source, rank=rank, tokenizer=self.tokenizer, **self.options)
+        from proxkit.models.tagger import TaggerWriter, is_tagger
+
+        directory = _local_directory(self.source)
+        if is_tagger(directory):
+            return TaggerWriter(directory, tokenizer, device=self.options.get("device") or "cpu")
         from proxkit.models.hf import TransformersWriter
 
-        return TransformersWriter(_local_directory(self.source), tokenizer, **self.options)
+        return TransformersWriter(directory, tokenizer, **self.options)
 
 
 def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORMERS, **options) -> ModelSpec:
@@ -82,8 +99,13 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
     if name in BUNDLED:
         bundled_stage, directory = BUNDLED[name]
         _check_stage(name, bundled_stage, stage)
-        source = str(Path(__file__).resolve().parents[1] / "refiners" / directory)
-        return ModelSpec(name, stage, source, backend, tokenizer, options)
+        if backend is not Backend.TRANSFORMERS:
+            raise UnknownModelError(f"{name} runs in process only: use --backend transformers")
+        return ModelSpec(name, stage, str(BUNDLED_ROOT / directory), backend, tokenizer, options)
+    if name in BASE_MODELS:
+        from proxkit.models.base_models import smollm2_135m
+
+        return ModelSpec(name, stage, str(smollm2_135m()), backend, tokenizer, options)
     if Path(name).expanduser().is_dir():
         return ModelSpec(name, stage, str(Path(name).expanduser().resolve()), backend, tokenizer, options)
     if name in RELEASED:

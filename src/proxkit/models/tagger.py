@@ -1,0 +1,218 @@
+"""A program writer that classifies instead of decoding.
+
+The backbone of a causal LM (its first `depth` layers) reads the numbered lines of a chunk; a small head
+reads the hidden state at each line's last token (the newline after it) and decides keep or remove, with
+a 1-D convolution over neighbouring lines so a line is judged with its context; a document head pools the
+line states and decides keep or drop. The decisions are rendered as the same program text as the
+generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`), so the rest of the
+pipeline does not know the difference. A chunk costs one forward pass and no decoding.
+
+A tagger directory holds `tagger.json` (TaggerConfig) and `heads.safetensors`; the backbone is named by
+`base` (a directory, or `smollm2-135m` for the offline SmolLM2-135M-Instruct).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from proxkit.models.base import Generation, ProgramWriter
+from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program, RemoveLines
+from proxkit.prompts import Tokenizer, number_line
+
+CONFIG_FILE = "tagger.json"
+HEADS_FILE = "heads.safetensors"
+_NUMBERED = re.compile(r"\[(\d{3,})\](.*)")
+
+
+@dataclass
+class TaggerConfig:
+    """base: backbone model (directory or `smollm2-135m`); depth: transformer layers run; layers: the
+    hidden-state layers read and concatenated (indices into the `depth + 1` states); width: head size;
+    line_threshold / doc_threshold: remove a line / drop a document when its probability is at least this;
+    max_line_tokens: tokens read per line; max_tokens: tokens per forward pass."""
+
+    base: str
+    depth: int = 4
+    layers: tuple[int, ...] = (2, 4)
+    width: int = 256
+    line_threshold: float = 0.5
+    doc_threshold: float = 0.5
+    max_line_tokens: int = 32
+    max_tokens: int = 2048
+    hidden_size: int = 576
+    metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
+
+    def __post_init__(self) -> None:
+        self.layers = tuple(self.layers)
+        if not all(0 <= layer <= self.depth for layer in self.layers):
+            raise ValueError(f"layers {self.layers} must lie within 0..depth={self.depth}")
+        for name in ("line_threshold", "doc_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be within (0, 1)")
+
+    @classmethod
+    def for_base(cls, base: str, depth: int = 4, **settings) -> TaggerConfig:
+        """A config reading the middle and the last of `depth` layers of `base` (its hidden size looked up)."""
+        from transformers import AutoConfig
+
+        hidden_size = AutoConfig.from_pretrained(resolve_base(base)).hidden_size
+        return cls(base=base, depth=depth, layers=(depth // 2, depth), hidden_size=hidden_size, **settings)
+
+    @property
+    def features(self) -> int:
+        return self.hidden_size * len(self.layers)
+
+    def save(self, directory: Path) -> None:
+        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> TaggerConfig:
+        return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
+
+
+def is_tagger(directory: str | Path) -> bool:
+    return (Path(directory) / CONFIG_FILE).is_file()
+
+
+class TaggerHeads(nn.Module):
+    """Line head: project, mix each line with its neighbours (conv over lines), score. Doc head: score the
+    mean and max of the projected lines."""
+
+    def __init__(self, features: int, width: int = 256) -> None:
+        super().__init__()
+        self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
+        self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
+        self.line = nn.Linear(2 * width, 1)
+        self.doc = nn.Linear(2 * width, 1)
+
+    def forward(self, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """lines: [n_lines, features] of one document → (line logits [n_lines], doc logit [])."""
+        projected = self.project(lines)
+        mixed = torch.nn.functional.gelu(self.context(projected.T.unsqueeze(0)).squeeze(0).T)
+        line_logits = self.line(torch.cat([projected, mixed], dim=-1)).squeeze(-1)
+        pooled = torch.cat([projected.mean(dim=0), projected.max(dim=0).values])
+        return line_logits, self.doc(pooled).squeeze(-1)
+
+
+class Backbone:
+    """The first `depth` layers of a causal LM and its tokenizer, turning numbered lines into line states."""
+
+    def __init__(self, config: TaggerConfig, device: str = "cpu") -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base = resolve_base(config.base)
+        self.config = config
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        decoder = model.model
+        decoder.layers = decoder.layers[: config.depth]
+        decoder.config.num_hidden_layers = config.depth
+        self.decoder = decoder.to(device).eval()
+        self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        self.newline = self.tokenizer.encode("a\n", add_special_tokens=False)[-1:]
+
+    def segment(self, lines: Sequence[str], first_number: int) -> tuple[list[int], list[int]]:
+        """Token ids of the numbered lines, each cut to `max_line_tokens` and ended by a newline, and the
+        position of each line's last token (its newline)."""
+        ids, ends = list(self.bos), []
+        for offset, line in enumerate(lines):
+            piece = self.tokenizer.encode(number_line(first_number + offset, line), add_special_tokens=False)
+            ids.extend(piece[: self.config.max_line_tokens - 1] + self.newline)
+            ends.append(len(ids) - 1)
+        return ids, ends
+
+    def windows(self, lines: Sequence[str], first_number: int = 0) -> list[tuple[int, int]]:
+        """(start, end) line ranges whose tokens fit one forward pass each."""
+        windows, start, tokens = [], 0, len(self.bos)
+        for index, line in enumerate(lines):
+            cost = min(len(self.tokenizer.encode(line, add_special_tokens=False)) + 4, self.config.max_line_tokens)
+            if index > start and tokens + cost > self.config.max_tokens:
+                windows.append((start, index))
+                start, tokens = index, len(self.bos)
+            tokens += cost
+        windows.append((start, len(lines)))
+        return windows
+
+    @torch.no_grad()  # not inference_mode: the states also feed head training
+    def line_states(self, lines: Sequence[str], first_number: int = 0) -> torch.Tensor:
+        """[len(lines), features]: the chosen hidden states at each line's last token."""
+        if not lines:
+            return torch.zeros((0, self.config.features))
+        states = []
+        for start, end in self.windows(lines, first_number):
+            ids, ends = self.segment(lines[start:end], first_number + start)
+            ids = ids[: self.config.max_tokens]
+            ends = [min(position, len(ids) - 1) for position in ends]
+            output = self.decoder(torch.tensor([ids], device=self.device), output_hidden_states=True)
+            hidden = torch.cat([output.hidden_states[layer][0] for layer in self.config.layers], dim=-1)
+            states.append(hidden[ends].float().cpu())
+        return torch.cat(states)
+
+
+def resolve_base(base: str) -> str:
+    from proxkit.models.base_models import SMOLLM2_NAME, smollm2_135m
+
+    return str(smollm2_135m()) if base == SMOLLM2_NAME else base
+
+
+def chunk_program(first_number: int, remove: Sequence[bool]) -> Program:
+    """remove_lines over each run of removed lines (global numbers), or keep_chunk()."""
+    calls, start = [], None
+    for offset, gone in enumerate([*remove, False]):
+        if gone and start is None:
+            start = offset
+        elif not gone and start is not None:
+            calls.append(RemoveLines(first_number + start, first_number + offset - 1))
+            start = None
+    return Program(tuple(calls) or (KeepChunk(),))
+
+
+class TaggerWriter(ProgramWriter):
+    """Reads ProX prompts (doc or chunk, any tokenization mode) and writes programs by classification."""
+
+    def __init__(self, directory: str | Path, tokenizer: Tokenizer, *, device: str = "cpu") -> None:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        self.config = TaggerConfig.load(directory)
+        self.prompt_tokenizer = tokenizer
+        self.backbone = Backbone(self.config, device)
+        self.heads = TaggerHeads(self.config.features, self.config.width)
+        self.heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
+        self.heads.eval()
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
+        return [self._write(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
+
+    @torch.inference_mode()
+    def probabilities(self, lines: Sequence[str], first_number: int = 0) -> tuple[torch.Tensor, float]:
+        """P(remove) per line and P(drop) for the document."""
+        line_logits, doc_logit = self.heads(self.backbone.line_states(lines, first_number))
+        return torch.sigmoid(line_logits), float(torch.sigmoid(doc_logit))
+
+    def _write(self, prompt: str) -> Generation:
+        body = prompt.split("<</SYS>>", 1)[-1].strip()
+        body = body.removesuffix("[/INST]").rstrip()
+        if body.startswith("[doc]\n"):
+            numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
+            numbered = [match for match in numbered if match]
+            if not numbered:
+                return Generation("keep_chunk()")
+            first = int(numbered[0].group(1))
+            remove, _ = self.probabilities([match.group(2) for match in numbered], first)
+            program = chunk_program(first, (remove >= self.config.line_threshold).tolist())
+            return Generation(program.render())
+        _, drop = self.probabilities(body.split("\n")[: self._doc_lines(body)])
+        return Generation((DropDoc() if drop >= self.config.doc_threshold else KeepDoc()).render())
+
+    def _doc_lines(self, body: str) -> int:
+        """How many leading lines of a document the doc head reads: one forward pass's worth."""
+        return self.backbone.windows(body.split("\n"))[0][1]

@@ -1,0 +1,1 @@
+"""Training refiners from seed annotations, and the refining metrics that judge them."""

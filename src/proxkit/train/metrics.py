@@ -1,0 +1,64 @@
+"""The refining metrics: doc-level F1 (keep positive) and accuracy; chunk-level line-wise F1 over removed
+lines (the paper's metric) and over kept lines; content-word F1 of the refined text against the gold
+content. Plus the C4 line rule, the baseline a chunk refiner has to beat."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "\u201d", "\u2019")  # with closing curly quotes
+
+
+@dataclass(frozen=True)
+class F1:
+    precision: float
+    recall: float
+    f1: float
+
+    @classmethod
+    def from_counts(cls, true_positive: int, predicted: int, actual: int) -> F1:
+        """F1 from counts; an empty prediction of an empty truth is perfect."""
+        if predicted == 0 and actual == 0:
+            return cls(1.0, 1.0, 1.0)
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(precision, recall, f1)
+
+
+def binary_f1(predicted: Sequence[bool], actual: Sequence[bool]) -> F1:
+    """F1 of the positive class (True) over paired decisions."""
+    if len(predicted) != len(actual):
+        raise ValueError(f"{len(predicted)} predictions for {len(actual)} labels")
+    true_positive = sum(p and a for p, a in zip(predicted, actual, strict=True))
+    return F1.from_counts(true_positive, sum(predicted), sum(actual))
+
+
+def accuracy(predicted: Sequence[bool], actual: Sequence[bool]) -> float:
+    if len(predicted) != len(actual) or not actual:
+        raise ValueError("accuracy needs as many predictions as labels, at least one")
+    return sum(p == a for p, a in zip(predicted, actual, strict=True)) / len(actual)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def content_word_f1(refined: str, gold: str) -> F1:
+    """Bag-of-words F1 of the refined text against the gold main content (multiset overlap)."""
+    predicted, actual = Counter(words(refined)), Counter(words(gold))
+    overlap = sum((predicted & actual).values())
+    return F1.from_counts(overlap, sum(predicted.values()), sum(actual.values()))
+
+
+def c4_line_rule(lines: Sequence[str]) -> list[bool]:
+    """Keep a line when it ends in terminal punctuation and has at least 3 words (C4's line filter)."""
+    return [line.rstrip().endswith(TERMINAL_PUNCTUATION) and len(line.split()) >= 3 for line in lines]
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,278 @@
+"""Train the line tagger (see `proxkit.models.tagger`) from seed examples.
+
+The backbone is frozen, so its line states are computed once per example and stored (one file each, so
+an interrupted extraction resumes where it stopped); the heads then train in seconds on those states.
+Validation holds out whole sites: a page's site never lies in both the training and the test side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from loguru import logger
+
+from proxkit.models.tagger import HEADS_FILE, Backbone, TaggerConfig, TaggerHeads, chunk_program
+from proxkit.program import execute_chunk
+from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, content_word_f1, mean
+
+MAX_LINES = 300  # lines of a page read for training (the rest is rare and costly)
+
+
+@dataclass
+class Example:
+    """One seed example: a page's lines with per-line labels (chunk stage) and/or a doc label."""
+
+    source: str
+    site: str
+    stage: str
+    lines: list[str]
+    remove: list[bool] | None = None  # chunk stage: True = noise line
+    drop: bool | None = None  # doc stage: True = drop the document
+    gold: str | None = None  # chunk stage: the gold main content
+
+
+def load_seed(path: str | Path) -> list[Example]:
+    """Examples from a seed JSONL (fields `source`, `site`, `stage`, `text`, `labels` or `label`, `gold`;
+    labels are 1 = keep)."""
+    examples = []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                lines = record["text"].split("\n")[:MAX_LINES]
+                if record["stage"] == "chunk":
+                    remove = [not keep for keep in record["labels"][:MAX_LINES]]
+                    example = Example(record["source"], record.get("site", record["source"]), "chunk", lines, remove)
+                    example.gold = record.get("gold")
+                else:
+                    example = Example(record["source"], record.get("site", record["source"]), "doc", lines)
+                    example.drop = not record["label"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"{path}:{number}: not a seed example ({error!r})") from None
+            examples.append(example)
+    return examples
+
+
+class StateStore:
+    """Line states per example, computed with the frozen backbone once and kept on disk."""
+
+    def __init__(self, folder: str | Path, config: TaggerConfig) -> None:
+        settings = json.dumps([config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens])
+        self.folder = Path(folder) / hashlib.sha1(settings.encode()).hexdigest()[:12]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self._backbone: Backbone | None = None
+
+    def states(self, example: Example) -> torch.Tensor:
+        key = hashlib.sha1(f"{example.stage}\0{example.source}\0{len(example.lines)}".encode()).hexdigest()
+        path = self.folder / f"{key}.pt"
+        if path.exists():
+            return torch.load(path)
+        if self._backbone is None:
+            self._backbone = Backbone(self.config)
+        lines = example.lines
+        if example.stage == "doc":  # the doc head reads one forward pass's worth, as at run time
+            lines = lines[: self._backbone.windows(lines)[0][1]]
+        states = self._backbone.line_states(lines)
+        torch.save(states, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").rename(path)
+        return states
+
+    def all(self, examples: Sequence[Example]) -> list[torch.Tensor]:
+        from tqdm import tqdm
+
+        return [self.states(example) for example in tqdm(examples, desc="line states", unit="page")]
+
+
+def train_heads(
+    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, epochs: int = 30, seed: int = 0
+) -> TaggerHeads:
+    """Train line and doc heads jointly (binary cross-entropy, AdamW), one example per step."""
+    torch.manual_seed(seed)
+    heads = TaggerHeads(config.features, config.width)
+    optimizer = torch.optim.AdamW(heads.parameters(), lr=1e-3, weight_decay=1e-2)
+    removed = sum(sum(e.remove) for e in examples if e.remove)
+    kept = sum(len(e.remove) - sum(e.remove) for e in examples if e.remove)
+    line_weight = torch.tensor(kept / removed if removed else 1.0)
+    order = list(range(len(examples)))
+    rng = random.Random(seed)
+    heads.train()
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for index in order:
+            example = examples[index]
+            line_logits, doc_logit = heads(states[index])
+            loss = torch.zeros(())
+            if example.remove is not None and len(example.remove):
+                target = torch.tensor(example.remove, dtype=torch.float32)
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    line_logits, target, pos_weight=line_weight
+                )
+            if example.drop is not None:
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    doc_logit, torch.tensor(float(example.drop))
+                )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return heads.eval()
+
+
+@torch.inference_mode()
+def predict(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[tuple[list[float], float]]:
+    results = []
+    for state in states:
+        line_logits, doc_logit = heads(state)
+        results.append((torch.sigmoid(line_logits).tolist(), float(torch.sigmoid(doc_logit))))
+    return results
+
+
+def refined_text(lines: Sequence[str], remove: Sequence[bool]) -> str:
+    """The page after the chunk program that removes these lines (strict executor, no guards)."""
+    from proxkit.program import Guards
+
+    program = chunk_program(0, remove)
+    return execute_chunk("\n".join(lines), program, guards=Guards(0.0, 0, None)).text
+
+
+def chunk_scores(examples: Sequence[Example], removes: Sequence[Sequence[bool]]) -> dict[str, float]:
+    """Line F1 over removed lines and over kept lines (pooled), and mean content-word F1 per page."""
+    predicted = [flag for remove in removes for flag in remove]
+    actual = [flag for example in examples for flag in example.remove]
+    words = [
+        content_word_f1(refined_text(example.lines, remove), example.gold or "").f1
+        for example, remove in zip(examples, removes, strict=True)
+    ]
+    return {
+        "removed_line_f1": binary_f1(predicted, actual).f1,
+        "kept_line_f1": binary_f1([not p for p in predicted], [not a for a in actual]).f1,
+        "content_word_f1": mean(words),
+        "pages": len(examples),
+    }
+
+
+def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> float:
+    """The line threshold with the best mean content-word F1 on these (validation) pages."""
+    candidates = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+
+    def score(threshold: float) -> float:
+        removes = [[p >= threshold for p in probs] for probs in probabilities]
+        return chunk_scores(examples, removes)["content_word_f1"]
+
+    return max(candidates, key=score)
+
+
+def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list[Example]:
+    """At most `limit` examples (0: all), drawn at random but fairly across subsets (`source` prefixes)."""
+    if not limit or len(examples) <= limit:
+        return list(examples)
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.source.split("/")[0], []).append(example)
+    rng = random.Random(seed)
+    for group in groups.values():
+        rng.shuffle(group)
+    chosen: list[Example] = []
+    while len(chosen) < limit:  # round robin over subsets, so small subsets are kept whole
+        for group in groups.values():
+            if group and len(chosen) < limit:
+                chosen.append(group.pop())
+    return chosen
+
+
+def site_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[int]:
+    """A fold number per example such that all pages of one site share a fold."""
+    sites = sorted({example.site for example in examples})
+    random.Random(seed).shuffle(sites)
+    fold_of_site = {site: index % folds for index, site in enumerate(sites)}
+    return [fold_of_site[example.site] for example in examples]
+
+
+def cross_validate_chunks(
+    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, folds: int = 5, epochs: int = 30
+) -> dict:
+    """Per fold: train on the other sites (minus a validation fold used for the threshold), test on this
+    fold's sites; the C4 line rule is scored on the same test pages."""
+    assignment = site_folds(examples, folds)
+    results = []
+    for test_fold in range(folds):
+        validation_fold = (test_fold + 1) % folds
+        split = {"train": [], "validation": [], "test": []}
+        for index, fold in enumerate(assignment):
+            part = "test" if fold == test_fold else "validation" if fold == validation_fold else "train"
+            split[part].append(index)
+        heads = train_heads([examples[i] for i in split["train"]], [states[i] for i in split["train"]], config, epochs)
+        validation = [examples[i] for i in split["validation"]]
+        threshold = best_threshold(validation, [p for p, _ in predict(heads, [states[i] for i in split["validation"]])])
+        test = [examples[i] for i in split["test"]]
+        probabilities = [p for p, _ in predict(heads, [states[i] for i in split["test"]])]
+        model = chunk_scores(test, [[p >= threshold for p in probs] for probs in probabilities])
+        rule = chunk_scores(test, [[not keep for keep in c4_line_rule(e.lines)] for e in test])
+        results.append({"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule})
+        logger.info(f"fold {test_fold}: tagger {model} | C4 rule {rule}")
+    return {"folds": results, "mean": _mean_scores(results)}
+
+
+def cross_validate_docs(
+    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, folds: int = 5, epochs: int = 30
+) -> dict:
+    """Doc-level accuracy and keep-F1 of the doc head, cross-validated over the doc examples."""
+    order = list(range(len(examples)))
+    random.Random(0).shuffle(order)
+    predicted: dict[int, bool] = {}
+    for fold in range(folds):
+        test = order[fold::folds]
+        train = [i for i in order if i not in set(test)]
+        heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
+        for index, (_, drop) in zip(test, predict(heads, [states[i] for i in test]), strict=True):
+            predicted[index] = drop >= 0.5
+    keeps = [not predicted[i] for i in range(len(examples))]
+    actual = [not example.drop for example in examples]
+    return {"accuracy": accuracy(keeps, actual), "keep_f1": binary_f1(keeps, actual).f1, "documents": len(examples)}
+
+
+def _mean_scores(results: list[dict]) -> dict:
+    summary = {}
+    for system in ("tagger", "c4_line_rule"):
+        for metric in ("removed_line_f1", "kept_line_f1", "content_word_f1"):
+            values = [result[system][metric] for result in results]
+            average = mean(values)
+            spread = (sum((v - average) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+            summary[f"{system}.{metric}"] = {"mean": round(average, 4), "sd": round(spread, 4)}
+    return summary
+
+
+def train_tagger(
+    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, output: Path, epochs: int = 30
+) -> TaggerConfig:
+    """The shipped tagger: heads trained on all sites but one validation fold, which sets the threshold."""
+    from safetensors.torch import save_file
+
+    chunk = [i for i, e in enumerate(examples) if e.stage == "chunk"]
+    validation_sites = site_folds([examples[i] for i in chunk], 5)
+    validation = [i for i, fold in zip(chunk, validation_sites, strict=True) if fold == 0]
+    train = [i for i in range(len(examples)) if i not in set(validation)]
+    heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
+    config.line_threshold = best_threshold(
+        [examples[i] for i in validation], [p for p, _ in predict(heads, [states[i] for i in validation])]
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    save_file(heads.state_dict(), str(output / HEADS_FILE))
+    config.save(output)
+    return config
+
+
+def summarize(config: TaggerConfig) -> str:
+    return json.dumps(asdict(config), indent=2)
+
+
+def only(examples: Iterable[Example], stage: str) -> list[int]:
+    return [i for i, example in enumerate(examples) if example.stage == stage]

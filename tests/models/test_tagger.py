@@ -1,0 +1,112 @@
+"""The line tagger: segmenting lines, heads, rendering programs, and writing them from ProX prompts."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from proxkit.models import resolve
+from proxkit.models.tagger import (
+    HEADS_FILE,
+    Backbone,
+    TaggerConfig,
+    TaggerHeads,
+    TaggerWriter,
+    chunk_program,
+    is_tagger,
+)
+from proxkit.models.tokenizers import load_tokenizer
+from proxkit.program import Stage, parse_program
+from proxkit.prompts import chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost
+
+LINES = ["Home | About | Contact", "The council approved the lanes on Tuesday.", "", "Copyright 2024"]
+
+
+@pytest.fixture(scope="module")
+def config(tiny_backbone):
+    return TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, max_line_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def backbone(config):
+    return Backbone(config)
+
+
+def write_tagger(directory, config, line_bias: float, doc_bias: float):
+    heads = TaggerHeads(config.features, config.width)
+    with torch.no_grad():
+        heads.line.weight.zero_()
+        heads.line.bias.fill_(line_bias)
+        heads.doc.weight.zero_()
+        heads.doc.bias.fill_(doc_bias)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(heads.state_dict(), str(directory / HEADS_FILE))
+    config.save(directory)
+    return directory
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="layers"):
+        TaggerConfig(base="x", depth=4, layers=(2, 6))
+    with pytest.raises(ValueError, match="line_threshold"):
+        TaggerConfig(base="x", line_threshold=1.0)
+
+
+def test_each_line_ends_at_a_newline_token_and_long_lines_are_cut(backbone, config):
+    ids, ends = backbone.segment(LINES, first_number=7)
+    assert len(ends) == len(LINES)
+    assert all(ids[end] == backbone.newline[0] for end in ends)
+    assert ids[0] == backbone.tokenizer.bos_token_id
+    lengths = [end - start for start, end in zip([0, *ends], ends, strict=False)]
+    assert max(lengths) <= config.max_line_tokens
+    assert backbone.tokenizer.decode(ids[1 : ends[0] + 1]).startswith("[007]Home")
+
+
+def test_line_states_have_one_row_per_line_whatever_the_windows(tiny_backbone, config):
+    small = Backbone(TaggerConfig(**{**config.__dict__, "max_tokens": 24}))
+    lines = [f"Line {i} of a page about trains." for i in range(12)]
+    assert len(small.windows(lines)) > 1
+    states = small.line_states(lines)
+    assert states.shape == (12, config.features)
+    assert Backbone(config).line_states([]).shape == (0, config.features)
+
+
+def test_heads_score_every_line_and_the_document(config):
+    line_logits, doc_logit = TaggerHeads(config.features, 16)(torch.randn(5, config.features))
+    assert line_logits.shape == (5,) and doc_logit.shape == ()
+
+
+def test_chunk_program_renders_runs_with_global_numbers():
+    assert chunk_program(10, [True, True, False, True]).render() == (
+        "remove_lines(line_start=10, line_end=11)\nremove_lines(line_start=13, line_end=13)"
+    )
+    assert chunk_program(0, [False, False]).render() == "keep_chunk()"
+
+
+@pytest.mark.parametrize(("line_bias", "doc_bias"), [(10.0, 10.0), (-10.0, -10.0)])
+def test_the_writer_reads_prox_prompts_and_writes_valid_programs(tmp_path, config, line_bias, doc_bias):
+    directory = write_tagger(tmp_path / "tagger", config, line_bias, doc_bias)
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(directory, tokenizer)
+    text = "\n".join(LINES * 3)
+    chunks = chunk_document(text, line_cost(tokenizer), budget=40)
+    assert len(chunks) > 1
+    prompts = [chunk_prompt_ids(chunk.text, tokenizer).ids for chunk in chunks] + [doc_prompt_ids(text, tokenizer).ids]
+    generations = writer.generate(prompts, max_new_tokens=1)
+    for chunk, generation in zip(chunks, generations, strict=False):
+        program = parse_program(generation.text, Stage.CHUNK)
+        assert program.errors == ()
+        expected = f"remove_lines(line_start={chunk.first_line}, line_end={chunk.last_line})"
+        assert generation.text == (expected if line_bias > 0 else "keep_chunk()")
+    assert generations[-1].text == ("drop_doc()" if doc_bias > 0 else "keep_doc()")
+
+
+def test_a_tagger_directory_is_found_by_the_registry(tmp_path, config):
+    directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
+    assert is_tagger(directory) and not is_tagger(tmp_path)
+    spec = resolve(str(directory), Stage.CHUNK)
+    tokenizer = spec.load_tokenizer()
+    assert tokenizer.encode("Home") == load_tokenizer(config.base).encode("Home")
+    assert isinstance(spec.load_writer(tokenizer), TaggerWriter)
+    assert json.loads((directory / "tagger.json").read_text())["depth"] == 4

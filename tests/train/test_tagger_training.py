@@ -1,0 +1,125 @@
+"""Training the line tagger on seed examples, with a tiny random backbone."""
+
+import json
+import random
+
+import pytest
+from typer.testing import CliRunner
+
+from proxkit.cli import app
+from proxkit.models.tagger import TaggerConfig, TaggerWriter
+from proxkit.models.tokenizers import load_tokenizer
+from proxkit.prompts import chunk_prompt_ids
+from proxkit.train import tagger
+
+NAV = ["Home | About | Contact", "Login | Register", "Share: Facebook Twitter", "Copyright 2024 Example"]
+PROSE = [
+    "The council approved the new lanes on Tuesday evening.",
+    "Supporters said the change would make short trips safer.",
+    "Construction is planned to start early next summer.",
+    "Shop owners asked the council to keep loading bays.",
+]
+
+
+def page(rng: random.Random) -> tuple[list[str], list[int]]:
+    lines = [*rng.sample(NAV, 2), *rng.sample(PROSE, 3), rng.choice(NAV)]
+    return lines, [0, 0, 1, 1, 1, 0]
+
+
+def write_seed(path, pages: int = 12):
+    rng = random.Random(0)
+    records = []
+    for index in range(pages):
+        lines, labels = page(rng)
+        gold = "\n".join(line for line, keep in zip(lines, labels, strict=True) if keep)
+        records.append({
+            "source": f"synthetic/{index}", "site": f"site{index % 6}", "subset": "synthetic", "stage": "chunk",
+            "text": "\n".join(lines), "labels": labels, "gold": gold,
+        })  # fmt: skip
+    for index in range(8):
+        text = "\n".join(PROSE) if index % 2 else "\n".join(NAV)
+        records.append(
+            {"source": f"dclm/{index}", "site": f"dclm/{index}", "stage": "doc", "text": text, "label": index % 2}
+        )
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+@pytest.fixture
+def seed(tmp_path):
+    return write_seed(tmp_path / "seed.jsonl")
+
+
+@pytest.fixture
+def config(tiny_backbone):
+    return TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, width=32)
+
+
+def test_load_seed_reads_both_stages_and_names_a_bad_line(seed, tmp_path):
+    examples = tagger.load_seed(seed)
+    assert [e.stage for e in examples].count("chunk") == 12
+    assert examples[0].remove == [True, True, False, False, False, True]
+    assert [e.drop for e in examples if e.stage == "doc"][:2] == [True, False]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"source": "x"}\n')
+    with pytest.raises(ValueError, match=f"{bad}:1: not a seed example"):
+        tagger.load_seed(bad)
+
+
+def test_states_are_computed_once_and_cached(seed, config, tmp_path):
+    examples = tagger.load_seed(seed)[:3]
+    first = tagger.StateStore(tmp_path / "states", config).all(examples)
+    again = tagger.StateStore(tmp_path / "states", config)
+    assert [s.shape for s in again.all(examples)] == [s.shape for s in first] == [(6, config.features)] * 3
+    assert again._backbone is None  # read from disk, no model loaded
+
+
+def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_path):
+    examples = tagger.load_seed(seed)
+    states = tagger.StateStore(tmp_path / "states", config).all(examples)
+    heads = tagger.train_heads(examples, states, config, epochs=40)
+    predictions = tagger.predict(heads, states)
+    correct = total = 0
+    for example, (lines, drop) in zip(examples, predictions, strict=True):
+        if example.remove:
+            correct += sum((p >= 0.5) == r for p, r in zip(lines, example.remove, strict=True))
+            total += len(lines)
+        else:
+            correct += (drop >= 0.5) == example.drop
+            total += 1
+    assert correct / total >= 0.9
+
+
+def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, config, tmp_path):
+    examples = [e for e in tagger.load_seed(seed) if e.stage == "chunk"]
+    states = tagger.StateStore(tmp_path / "states", config).all(examples)
+    report = tagger.cross_validate_chunks(examples, states, config, folds=3, epochs=5)
+    assert len(report["folds"]) == 3
+    assert set(report["mean"]) >= {"tagger.content_word_f1", "c4_line_rule.content_word_f1"}
+    assert sum(fold["tagger"]["pages"] for fold in report["folds"]) == len(examples)
+
+
+def test_site_folds_keep_a_site_together_and_sampling_is_fair():
+    examples = [tagger.Example(f"{s}/{i}", f"{s}-site{i % 3}", "chunk", ["x"], [False]) for s in "ab" for i in range(9)]
+    folds = tagger.site_folds(examples, 4)
+    for site in {e.site for e in examples}:
+        assert len({f for e, f in zip(examples, folds, strict=True) if e.site == site}) == 1
+    sample = tagger.sample_pages([*examples, tagger.Example("c/0", "c", "chunk", ["x"], [False])], 7)
+    assert len(sample) == 7 and any(e.source == "c/0" for e in sample)
+
+
+def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path):
+    out = tmp_path / "tagger"
+    result = CliRunner().invoke(
+        app,
+        ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
+         "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "chunk" in report and 0.0 <= report["doc"]["accuracy"] <= 1.0
+    saved = TaggerConfig.load(out)
+    assert saved.metrics == report and 0 < saved.line_threshold < 1
+    tokenizer = load_tokenizer(config.base)
+    [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
+    assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")
