@@ -233,8 +233,9 @@ def train_tagger_command(
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import TaggerConfig
     from proxkit.train import tagger
+    from proxkit.train.seed import load_seed
 
-    examples = tagger.load_seed(seed)
+    examples = load_seed(seed)
     chunk = tagger.sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
     docs = [e for e in examples if e.stage == "doc" and (e.drop or e.site.startswith("dclm"))]
     config = TaggerConfig.for_base(base, depth)
@@ -252,3 +253,29 @@ def train_tagger_command(
     config.metrics = report
     tagger.train_tagger(chunk + docs, chunk_states + doc_states, config, output, epochs)
     typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    stage: Annotated[Stage, typer.Argument(help="doc or chunk.")],
+    model: Annotated[str, typer.Option(help="The refiner: bundled name, hub id or directory.")],
+    data: Annotated[Path, typer.Option(help="Labelled seed examples (JSONL).")],
+    backend: Annotated[Backend, typer.Option(help="transformers, vllm or openai.")] = Backend.TRANSFORMERS,
+    mode: ModeOption = Mode.STRICT,
+    limit: Annotated[int, typer.Option(help="Evaluate at most this many examples (0: all).")] = 0,
+) -> None:
+    """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
+    removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
+    from proxkit.train import evaluate
+    from proxkit.train.seed import load_seed
+
+    try:
+        spec = resolve(model, stage, backend)
+        examples = [e for e in load_seed(data) if e.stage == stage]
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from None
+    examples = examples[:limit] if limit else examples
+    if not examples:
+        raise typer.BadParameter(f"{data} holds no {stage}-stage examples")
+    scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk
+    typer.echo(json.dumps(scorer(spec, examples, mode), indent=2))

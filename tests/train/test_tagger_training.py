@@ -11,6 +11,7 @@ from proxkit.models.tagger import TaggerConfig, TaggerWriter
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.prompts import chunk_prompt_ids
 from proxkit.train import tagger
+from proxkit.train.seed import Example, load_seed
 
 NAV = ["Home | About | Contact", "Login | Register", "Share: Facebook Twitter", "Copyright 2024 Example"]
 PROSE = [
@@ -56,18 +57,18 @@ def config(tiny_backbone):
 
 
 def test_load_seed_reads_both_stages_and_names_a_bad_line(seed, tmp_path):
-    examples = tagger.load_seed(seed)
+    examples = load_seed(seed)
     assert [e.stage for e in examples].count("chunk") == 12
     assert examples[0].remove == [True, True, False, False, False, True]
     assert [e.drop for e in examples if e.stage == "doc"][:2] == [True, False]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"source": "x"}\n')
     with pytest.raises(ValueError, match=f"{bad}:1: not a seed example"):
-        tagger.load_seed(bad)
+        load_seed(bad)
 
 
 def test_states_are_computed_once_and_cached(seed, config, tmp_path):
-    examples = tagger.load_seed(seed)[:3]
+    examples = load_seed(seed)[:3]
     first = tagger.StateStore(tmp_path / "states", config).all(examples)
     again = tagger.StateStore(tmp_path / "states", config)
     assert [s.shape for s in again.all(examples)] == [s.shape for s in first] == [(6, config.features)] * 3
@@ -75,7 +76,7 @@ def test_states_are_computed_once_and_cached(seed, config, tmp_path):
 
 
 def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_path):
-    examples = tagger.load_seed(seed)
+    examples = load_seed(seed)
     states = tagger.StateStore(tmp_path / "states", config).all(examples)
     heads = tagger.train_heads(examples, states, config, epochs=40)
     predictions = tagger.predict(heads, states)
@@ -91,7 +92,7 @@ def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_pa
 
 
 def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, config, tmp_path):
-    examples = [e for e in tagger.load_seed(seed) if e.stage == "chunk"]
+    examples = [e for e in load_seed(seed) if e.stage == "chunk"]
     states = tagger.StateStore(tmp_path / "states", config).all(examples)
     report = tagger.cross_validate_chunks(examples, states, config, folds=3, epochs=5)
     assert len(report["folds"]) == 3
@@ -100,11 +101,11 @@ def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, confi
 
 
 def test_site_folds_keep_a_site_together_and_sampling_is_fair():
-    examples = [tagger.Example(f"{s}/{i}", f"{s}-site{i % 3}", "chunk", ["x"], [False]) for s in "ab" for i in range(9)]
+    examples = [Example(f"{s}/{i}", f"{s}-site{i % 3}", "chunk", ["x"], [False]) for s in "ab" for i in range(9)]
     folds = tagger.site_folds(examples, 4)
     for site in {e.site for e in examples}:
         assert len({f for e, f in zip(examples, folds, strict=True) if e.site == site}) == 1
-    sample = tagger.sample_pages([*examples, tagger.Example("c/0", "c", "chunk", ["x"], [False])], 7)
+    sample = tagger.sample_pages([*examples, Example("c/0", "c", "chunk", ["x"], [False])], 7)
     assert len(sample) == 7 and any(e.source == "c/0" for e in sample)
 
 

@@ -1,6 +1,15 @@
 """The ProX program language: calls, parser and executor. Pure Python with no heavy imports."""
 
-from proxkit.program.execute import DropReason, ExecutionStats, Guards, Result, execute, execute_chunk, execute_doc
+from proxkit.program.execute import (
+    DropReason,
+    ExecutionStats,
+    Guards,
+    Result,
+    execute,
+    execute_chunk,
+    execute_doc,
+    removed_lines,
+)
 from proxkit.program.ops import (
     Call,
     DropDoc,
@@ -38,5 +47,6 @@ __all__ = [
     "execute_chunk",
     "execute_doc",
     "parse_program",
+    "removed_lines",
     "split_stages",
 ]

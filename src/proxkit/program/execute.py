@@ -215,14 +215,18 @@ def _dropped(reason: DropReason, errors: tuple[ProgramError, ...], stats: Execut
     return Result("", True, reason, errors, replace(stats, words_after=0), **flags)
 
 
-def _edit_strict(text: str, program: Program) -> _Edit:
-    lines = text.split("\n")
-    last = len(lines) - 1
-    removed = bytearray(len(lines))
-    edit = _Edit(text, list(program.errors), lines_before=len(lines))
+def removed_lines(line_count: int, program: Program) -> list[bool]:
+    """Which of a document's lines the program's valid `remove_lines` calls remove (strict semantics)."""
+    return [bool(flag) for flag in _strict_removal(line_count, program, _Edit("", []))]
+
+
+def _strict_removal(line_count: int, program: Program, edit: _Edit) -> bytearray:
+    """The removal mask of the strict mode, reporting ranges past the end into `edit`."""
+    last = line_count - 1
+    removed = bytearray(line_count)
     for line, call in program.numbered():
         if isinstance(call, RemoveAllLines):
-            removed = bytearray(b"\x01" * len(lines))
+            removed = bytearray(b"\x01" * line_count)
         elif isinstance(call, RemoveLines):
             if call.start > last:
                 edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {call.start} is past the last line {last}: ignored")
@@ -231,6 +235,13 @@ def _edit_strict(text: str, program: Program) -> _Edit:
                 edit.error(ErrorKind.OUT_OF_RANGE, line, f"line {call.end} is past the last line {last}: clipped")
             end = min(call.end, last)
             removed[call.start : end + 1] = b"\x01" * (end + 1 - call.start)
+    return removed
+
+
+def _edit_strict(text: str, program: Program) -> _Edit:
+    lines = text.split("\n")
+    edit = _Edit(text, list(program.errors), lines_before=len(lines))
+    removed = _strict_removal(len(lines), program, edit)
     edit.text = edit.remove(lines, removed) if 1 in removed else text
     for line, call in program.numbered():
         if not isinstance(call, Normalize):

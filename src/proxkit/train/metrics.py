@@ -62,3 +62,20 @@ def c4_line_rule(lines: Sequence[str]) -> list[bool]:
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def chunk_report(pages: Sequence, removes: Sequence[Sequence[bool]]) -> dict[str, float]:
+    """Pages (with `lines`, `remove`, `gold`) against predicted removals: removed-line F1 and kept-line F1
+    pooled over lines, and content-word F1 of the kept lines against the gold, averaged per page."""
+    predicted = [flag for remove in removes for flag in remove]
+    actual = [flag for page in pages for flag in page.remove]
+    word_f1 = []
+    for page, remove in zip(pages, removes, strict=True):
+        refined = "\n".join(line for line, gone in zip(page.lines, remove, strict=True) if not gone)
+        word_f1.append(content_word_f1(refined, page.gold or "").f1)
+    return {
+        "removed_line_f1": round(binary_f1(predicted, actual).f1, 4),
+        "kept_line_f1": round(binary_f1([not p for p in predicted], [not a for a in actual]).f1, 4),
+        "content_word_f1": round(mean(word_f1), 4),
+        "pages": len(pages),
+    }

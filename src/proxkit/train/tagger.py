@@ -11,54 +11,15 @@ import hashlib
 import json
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from loguru import logger
 
-from proxkit.models.tagger import HEADS_FILE, Backbone, TaggerConfig, TaggerHeads, chunk_program
-from proxkit.program import execute_chunk
-from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, content_word_f1, mean
-
-MAX_LINES = 300  # lines of a page read for training (the rest is rare and costly)
-
-
-@dataclass
-class Example:
-    """One seed example: a page's lines with per-line labels (chunk stage) and/or a doc label."""
-
-    source: str
-    site: str
-    stage: str
-    lines: list[str]
-    remove: list[bool] | None = None  # chunk stage: True = noise line
-    drop: bool | None = None  # doc stage: True = drop the document
-    gold: str | None = None  # chunk stage: the gold main content
-
-
-def load_seed(path: str | Path) -> list[Example]:
-    """Examples from a seed JSONL (fields `source`, `site`, `stage`, `text`, `labels` or `label`, `gold`;
-    labels are 1 = keep)."""
-    examples = []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                lines = record["text"].split("\n")[:MAX_LINES]
-                if record["stage"] == "chunk":
-                    remove = [not keep for keep in record["labels"][:MAX_LINES]]
-                    example = Example(record["source"], record.get("site", record["source"]), "chunk", lines, remove)
-                    example.gold = record.get("gold")
-                else:
-                    example = Example(record["source"], record.get("site", record["source"]), "doc", lines)
-                    example.drop = not record["label"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"{path}:{number}: not a seed example ({error!r})") from None
-            examples.append(example)
-    return examples
+from proxkit.models.tagger import HEADS_FILE, Backbone, TaggerConfig, TaggerHeads
+from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report, mean
+from proxkit.train.seed import Example
 
 
 class StateStore:
@@ -135,37 +96,13 @@ def predict(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[tuple[li
     return results
 
 
-def refined_text(lines: Sequence[str], remove: Sequence[bool]) -> str:
-    """The page after the chunk program that removes these lines (strict executor, no guards)."""
-    from proxkit.program import Guards
-
-    program = chunk_program(0, remove)
-    return execute_chunk("\n".join(lines), program, guards=Guards(0.0, 0, None)).text
-
-
-def chunk_scores(examples: Sequence[Example], removes: Sequence[Sequence[bool]]) -> dict[str, float]:
-    """Line F1 over removed lines and over kept lines (pooled), and mean content-word F1 per page."""
-    predicted = [flag for remove in removes for flag in remove]
-    actual = [flag for example in examples for flag in example.remove]
-    words = [
-        content_word_f1(refined_text(example.lines, remove), example.gold or "").f1
-        for example, remove in zip(examples, removes, strict=True)
-    ]
-    return {
-        "removed_line_f1": binary_f1(predicted, actual).f1,
-        "kept_line_f1": binary_f1([not p for p in predicted], [not a for a in actual]).f1,
-        "content_word_f1": mean(words),
-        "pages": len(examples),
-    }
-
-
 def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> float:
     """The line threshold with the best mean content-word F1 on these (validation) pages."""
     candidates = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
     def score(threshold: float) -> float:
         removes = [[p >= threshold for p in probs] for probs in probabilities]
-        return chunk_scores(examples, removes)["content_word_f1"]
+        return chunk_report(examples, removes)["content_word_f1"]
 
     return max(candidates, key=score)
 
@@ -214,8 +151,8 @@ def cross_validate_chunks(
         threshold = best_threshold(validation, [p for p, _ in predict(heads, [states[i] for i in split["validation"]])])
         test = [examples[i] for i in split["test"]]
         probabilities = [p for p, _ in predict(heads, [states[i] for i in split["test"]])]
-        model = chunk_scores(test, [[p >= threshold for p in probs] for probs in probabilities])
-        rule = chunk_scores(test, [[not keep for keep in c4_line_rule(e.lines)] for e in test])
+        model = chunk_report(test, [[p >= threshold for p in probs] for probs in probabilities])
+        rule = chunk_report(test, [[not keep for keep in c4_line_rule(e.lines)] for e in test])
         results.append({"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule})
         logger.info(f"fold {test_fold}: tagger {model} | C4 rule {rule}")
     return {"folds": results, "mean": _mean_scores(results)}

@@ -1,0 +1,65 @@
+"""`prox evaluate`: a refiner scored through the real prompts and executor, beside the rule baselines."""
+
+import json
+
+from models.test_tagger import write_tagger
+from typer.testing import CliRunner
+
+from proxkit.cli import app
+from proxkit.models import resolve
+from proxkit.models.tagger import TaggerConfig
+from proxkit.program import Program, RemoveAllLines, RemoveLines, Stage, removed_lines
+from proxkit.train.evaluate import evaluate_chunk, evaluate_doc
+from proxkit.train.seed import Example
+
+PAGE = ["Home | About", "The council approved new cycle lanes on Tuesday.", "Copyright 2024"]
+
+
+def test_removed_lines_follows_the_strict_executor():
+    program = Program((RemoveLines(0, 0), RemoveLines(2, 9)))
+    assert removed_lines(4, program) == [True, False, True, True]
+    assert removed_lines(2, Program((RemoveAllLines(),))) == [True, True]
+
+
+def tagger_dir(tmp_path, tiny_backbone, line_bias, doc_bias):
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    return write_tagger(tmp_path / "tagger", config, line_bias, doc_bias)
+
+
+def test_a_refiner_that_removes_everything_scores_zero_kept_f1(tmp_path, tiny_backbone):
+    spec = resolve(str(tagger_dir(tmp_path, tiny_backbone, 10.0, 10.0)), Stage.CHUNK)
+    page = Example("p", "s", "chunk", PAGE, [True, False, True], gold=PAGE[1])
+    report = evaluate_chunk(spec, [page])
+    assert report["model"]["kept_line_f1"] == 0.0
+    assert report["model"]["removed_line_f1"] == 0.8  # precision 2/3, recall 1
+    assert report["model"]["content_word_f1"] == 0.0
+    assert report["c4_line_rule"] == {"removed_line_f1": 1.0, "kept_line_f1": 1.0, "content_word_f1": 1.0, "pages": 1}
+
+
+def test_doc_evaluation_compares_with_the_datatrove_rules(tmp_path, tiny_backbone):
+    spec = resolve(str(tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)), Stage.DOC)
+    documents = [Example("a", "a", "doc", PAGE, drop=True), Example("b", "b", "doc", PAGE, drop=False)]
+    report = evaluate_doc(spec, documents)
+    assert report["model"]["accuracy"] == 0.5  # keeps both
+    assert report["gopher_c4_fineweb_rules"]["accuracy"] == 0.5  # drops both: too short
+    assert report["documents"] == 2
+
+
+def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):
+    directory = tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)
+    data = tmp_path / "seed.jsonl"
+    record = {
+        "source": "p",
+        "site": "s",
+        "stage": "chunk",
+        "text": "\n".join(PAGE),
+        "labels": [0, 1, 0],
+        "gold": PAGE[1],
+    }
+    data.write_text(json.dumps(record) + "\n")
+    result = CliRunner().invoke(app, ["evaluate", "chunk", "--model", str(directory), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"]["removed_line_f1"] == 0.0 and report["model"]["kept_line_f1"] == 0.5
+    missing = CliRunner().invoke(app, ["evaluate", "doc", "--model", str(directory), "--data", str(data)])
+    assert missing.exit_code == 2
