@@ -13,7 +13,6 @@ from proxkit.models.tagger import (
     TaggerConfig,
     TaggerHeads,
     TaggerWriter,
-    chunk_program,
     is_tagger,
 )
 from proxkit.models.tokenizers import load_tokenizer
@@ -75,13 +74,6 @@ def test_line_states_have_one_row_per_line_whatever_the_windows(tiny_backbone, c
 def test_heads_score_every_line_and_the_document(config):
     line_logits, doc_logit = TaggerHeads(config.features, 16)(torch.randn(5, config.features))
     assert line_logits.shape == (5,) and doc_logit.shape == ()
-
-
-def test_chunk_program_renders_runs_with_global_numbers():
-    assert chunk_program(10, [True, True, False, True]).render() == (
-        "remove_lines(line_start=10, line_end=11)\nremove_lines(line_start=13, line_end=13)"
-    )
-    assert chunk_program(0, [False, False]).render() == "keep_chunk()"
 
 
 @pytest.mark.parametrize(("line_bias", "doc_bias"), [(10.0, 10.0), (-10.0, -10.0)])

@@ -179,3 +179,11 @@ def test_split_stages_keeps_program_line_numbers():
     assert doc == "keep_doc()\n\n  drop_doc()\n"
     assert chunk_text == "\nremove_lines(0, 1)\n\nkeep_chunk()"
     assert chunk(chunk_text).lines == (2, 4)
+
+
+def test_a_removal_mask_becomes_one_call_per_run_with_global_numbers():
+    assert Program.removing([True, True, False, True], first_line=10).render() == (
+        "remove_lines(line_start=10, line_end=11)\nremove_lines(line_start=13, line_end=13)"
+    )
+    assert Program.removing([False, False]).render() == "keep_chunk()"
+    assert Program.removing([]).calls == (KeepChunk(),)

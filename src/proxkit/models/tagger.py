@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from proxkit.models.base import Generation, ProgramWriter
-from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program, RemoveLines
+from proxkit.program import DropDoc, KeepDoc, Program
 from proxkit.prompts import Tokenizer, number_line
 
 CONFIG_FILE = "tagger.json"
@@ -163,18 +163,6 @@ def resolve_base(base: str) -> str:
     return str(smollm2_135m()) if base == SMOLLM2_NAME else base
 
 
-def chunk_program(first_number: int, remove: Sequence[bool]) -> Program:
-    """remove_lines over each run of removed lines (global numbers), or keep_chunk()."""
-    calls, start = [], None
-    for offset, gone in enumerate([*remove, False]):
-        if gone and start is None:
-            start = offset
-        elif not gone and start is not None:
-            calls.append(RemoveLines(first_number + start, first_number + offset - 1))
-            start = None
-    return Program(tuple(calls) or (KeepChunk(),))
-
-
 class TaggerWriter(ProgramWriter):
     """Reads ProX prompts (doc or chunk, any tokenization mode) and writes programs by classification."""
 
@@ -208,7 +196,7 @@ class TaggerWriter(ProgramWriter):
                 return Generation("keep_chunk()")
             first = int(numbered[0].group(1))
             remove, _ = self.probabilities([match.group(2) for match in numbered], first)
-            program = chunk_program(first, (remove >= self.config.line_threshold).tolist())
+            program = Program.removing((remove >= self.config.line_threshold).tolist(), first)
             return Generation(program.render())
         _, drop = self.probabilities(body.split("\n")[: self._doc_lines(body)])
         return Generation((DropDoc() if drop >= self.config.doc_threshold else KeepDoc()).render())

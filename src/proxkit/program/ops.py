@@ -7,7 +7,7 @@ its text into these values and the executor interprets them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -164,6 +164,20 @@ class Program:
     def numbered(self) -> Iterator[tuple[int, Call]]:
         """Each call with the program line it came from."""
         return zip(self.lines or range(1, len(self.calls) + 1), self.calls, strict=True)
+
+    @classmethod
+    def removing(cls, remove: Sequence[bool], first_line: int = 0) -> Program:
+        """The chunk program that removes exactly the flagged lines: one `remove_lines` per maximal run
+        (numbered from `first_line`), or `keep_chunk()` when nothing is removed."""
+        calls: list[Call] = []
+        start = None
+        for index, gone in enumerate([*remove, False]):
+            if gone and start is None:
+                start = index
+            elif not gone and start is not None:
+                calls.append(RemoveLines(first_line + start, first_line + index - 1))
+                start = None
+        return cls(tuple(calls) or (KeepChunk(),))
 
     def render(self) -> str:
         """The canonical text of the calls, one per line (the form the refining models are trained on)."""

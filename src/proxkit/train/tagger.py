@@ -33,7 +33,8 @@ class StateStore:
         self._backbone: Backbone | None = None
 
     def states(self, example: Example) -> torch.Tensor:
-        key = hashlib.sha1(f"{example.stage}\0{example.source}\0{len(example.lines)}".encode()).hexdigest()
+        text = "\n".join(example.lines)
+        key = hashlib.sha1(f"{example.stage}\0{example.source}\0{text}".encode(errors="surrogatepass")).hexdigest()
         path = self.folder / f"{key}.pt"
         if path.exists():
             return torch.load(path)

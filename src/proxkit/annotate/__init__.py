@@ -1,0 +1,1 @@
+"""Seed data for the refining models: importers of human-labelled pages and quality labels (`human`)."""

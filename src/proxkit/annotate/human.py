@@ -1,0 +1,455 @@
+"""Human-labelled pages and quality labels as ProX seed examples.
+
+A labelled page becomes the text a crawl would give (`page_lines`: one line per block element) and its gold
+(the content people kept). `align` decides which lines are content by an order-preserving word alignment,
+and `program_for` writes the chunk program that removes the rest. Sources, under `shared/data`:
+
+- `webpages_labelled/<subset>/input/X.html` with gold `GoldStandard/X.txt`, for the subsets of `SUBSETS`
+  → chunk-stage examples, plus doc-stage ones (`drop_doc()` for all-noise pages, `keep_doc()` for pages
+  with at least `DOC_KEEP_MIN_WORDS` words of content);
+- `dclm_quality_labels/labels.jsonl` (`text`, `label` 1 = keep) → doc-stage examples.
+
+`python -m proxkit.annotate.human --shared shared/data -o seed.jsonl` writes the whole set and prints counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import lxml.html
+import orjson
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+from tqdm import tqdm
+
+from proxkit.program import DropDoc, KeepDoc, Program, Stage
+
+MIN_RUN = 3  # words: the alignment needs a common run this long to anchor shorter matches
+MIN_SHARE = 0.5  # a line is content when more than this share of its words is aligned
+DOC_KEEP_MIN_WORDS = 100  # content words for a page to also count as a doc-stage keep example
+
+# --------------------------------------------------------------------------------------------- page text
+
+HIDDEN = [  # CSS selectors of elements a browser does not show
+    "[hidden]",
+    '[style*="display:none" i]',
+    '[style*="display: none" i]',
+    '[style*="visibility:hidden" i]',
+    '[style*="visibility: hidden" i]',
+]
+
+
+def decode(data: bytes) -> str:
+    """Bytes of unknown encoding → str: UTF-8 when the bytes are valid UTF-8, else the encoding declared by
+    an HTML meta charset or detected by uchardet (with UTF-8 and cp1252 fallbacks; undecodable bytes dropped)."""
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return bytes_to_str(data, detect_encoding(data, from_html_meta=True))
+
+
+def clean_lines(text: str) -> list[str]:
+    """Lines of `text` with inner whitespace collapsed, stripped, empty ones dropped."""
+    return [line for line in (" ".join(raw.split()) for raw in text.splitlines()) if line]
+
+
+def page_lines(html_text: str) -> list[str]:
+    """The visible text of a page as a crawl gives it: one stripped line per block element (paragraph, heading,
+    list item, table row, div, br, ...), no head (title included), script, style, noscript, form or hidden
+    (`HIDDEN`) content, no alt texts or list bullets, whitespace inside a line collapsed, empty lines dropped.
+    Extraction by resiliparse."""
+    text = extract_plain_text(
+        html_text,
+        preserve_formatting=True,
+        main_content=False,
+        list_bullets=False,
+        alt_texts=False,
+        links=False,
+        form_fields=False,
+        noscript=False,
+        skip_elements=HIDDEN,
+    )
+    return clean_lines(text)
+
+
+# --------------------------------------------------------------------------------------------- gold readers
+
+_CLEANEVAL_MARKER = re.compile(r"<[phl]>", re.IGNORECASE)
+_ONLY_COMMENT = re.compile(r"<!--.*-->", re.DOTALL)  # an annotator's note such as "this page contains no article"
+_L3S_CONTENT = " or ".join(
+    f"contains(concat(' ', normalize-space(@class), ' '), ' x-nc-sel{i} ')" for i in (1, 2, 3)
+)  # headline, full text, supplemental text; 4 (comments), 5 (related) and 0 are not content
+_L3S_XPATH = f"//*[{_L3S_CONTENT}][not(ancestor::*[{_L3S_CONTENT}])]"
+
+
+def cleaneval_gold(data: bytes) -> str:
+    """CleanEval-style gold: an optional first `URL:` line, then text with `<p>`, `<h>`, `<l>` markers before
+    each paragraph, heading or list item. → one paragraph per line, markers dropped, entities unescaped; a gold
+    that is only an HTML comment (`<!-- this page contains no article -->`) is empty."""
+    lines = decode(data).splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    if first < len(lines) and lines[first].lstrip().startswith("URL:"):
+        lines = lines[first + 1 :]
+    paragraphs = _CLEANEVAL_MARKER.split("\n".join(lines))
+    gold = "\n".join(p for p in (" ".join(html.unescape(p).split()) for p in paragraphs) if p)
+    return "" if _ONLY_COMMENT.fullmatch(gold) else gold
+
+
+def l3s_gold(data: bytes) -> str:
+    """L3S-GN1 gold: the page as annotated HTML; content is the text of the elements of class `x-nc-sel1`
+    (headline), `x-nc-sel2` (full text) or `x-nc-sel3` (supplemental), one line per outermost element."""
+    if not data.strip():
+        return ""
+    parser = lxml.html.HTMLParser(encoding="utf-8")
+    root = lxml.html.document_fromstring(decode(data).encode("utf-8"), parser=parser)
+    texts = (" ".join(element.text_content().split()) for element in root.xpath(_L3S_XPATH))
+    return "\n".join(text for text in texts if text)
+
+
+def readability_gold(data: bytes) -> str:
+    """Readability gold: the cleaned article as HTML; its visible text is the content."""
+    return "\n".join(page_lines(decode(data)))
+
+
+# --------------------------------------------------------------------------------------------- alignment
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+
+
+def words(text: str) -> list[str]:
+    """Normalized word tokens: NFKC, case-folded runs of letters and digits; each CJK character is a token."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def align(lines: list[str], gold: str) -> list[bool]:
+    """Which lines are content (True), by an order-preserving alignment of the page's words with the gold's.
+
+    Rule: the page's word sequence (all lines, in order) is aligned with the gold's word sequence by
+    `matching_blocks`: difflib's longest-match-first recursion (no junk heuristic), which matches each gold
+    word at most once and never crosses two matches. The longest runs, of `MIN_RUN` (3) words or more, anchor
+    the alignment; a shorter match can only be made later, between the same two anchors (or an anchor and an
+    end) in both texts, so a word counts only where the gold has it at that place: a nav line "India" before
+    an article that mentions India aligns nothing, as the gold has no words before the article's first words,
+    while a one-word list item of the gold between two aligned paragraphs is aligned. A gold that shares no
+    run of `MIN_RUN` words with the page aligns nothing. A line is content when more than `MIN_SHARE` (half)
+    of its words are aligned. A line without words (such as "|" or "* * *") is content when the nearest lines
+    with words before and after it are both content. Empty gold: every line is noise.
+    """
+    line_words = [words(line) for line in lines]
+    gold_words = words(gold)
+    if not gold_words:
+        return [False] * len(lines)
+    page_words = [word for tokens in line_words for word in tokens]
+    aligned = [False] * len(page_words)
+    for start, _, size in matching_blocks(page_words, gold_words, MIN_RUN):
+        aligned[start : start + size] = [True] * size
+    keep: list[bool | None] = []
+    start = 0
+    for tokens in line_words:
+        share = sum(aligned[start : start + len(tokens)]) / len(tokens) if tokens else None
+        keep.append(None if share is None else share > MIN_SHARE)
+        start += len(tokens)
+    return _fill_wordless(keep)
+
+
+def matching_blocks(a: list[str], b: list[str], min_anchor: int) -> list[tuple[int, int, int]]:
+    """Order-preserving matching blocks (i, j, size), a[i:i+size] == b[j:j+size], sorted; none at all when the
+    longest common run is shorter than `min_anchor`.
+
+    As difflib's `get_matching_blocks`, the longest match of a region is taken first and the parts left and
+    right of it are matched recursively. Where the longest match occurs more than once on the page (a headline
+    repeated by the page title), the earliest and the latest occurrence are compared and the one closer to an
+    already matched neighbour block is taken, rather than always the earliest."""
+    forward = SequenceMatcher(None, a, b, autojunk=False)
+    backward = SequenceMatcher(None, a[::-1], b[::-1], autojunk=False)
+    n, m = len(a), len(b)
+    blocks: list[tuple[int, int, int]] = []
+    regions = [(0, n, 0, m)]
+    while regions:
+        alo, ahi, blo, bhi = regions.pop()
+        i, j, size = forward.find_longest_match(alo, ahi, blo, bhi)
+        if size == 0 or (not blocks and size < min_anchor):
+            continue
+        ri, rj, _ = backward.find_longest_match(n - ahi, n - alo, m - bhi, m - blo)
+        late_i, late_j = n - ri - size, m - rj - size
+        if _gap_to_neighbour(late_i, size, alo, ahi, n) < _gap_to_neighbour(i, size, alo, ahi, n):
+            i, j = late_i, late_j
+        blocks.append((i, j, size))
+        regions += [(alo, i, blo, j), (i + size, ahi, j + size, bhi)]
+    return sorted(blocks)
+
+
+def _gap_to_neighbour(i: int, size: int, alo: int, ahi: int, n: int) -> float:
+    """Words between a[i:i+size] and the matched block bounding its region (none at the ends of the page)."""
+    left = i - alo if alo > 0 else float("inf")
+    right = ahi - (i + size) if ahi < n else float("inf")
+    return min(left, right)
+
+
+def _fill_wordless(keep: list[bool | None]) -> list[bool]:
+    """Label each None (a line without words) True when the nearest labels before and after it are both True."""
+    before: list[bool] = []
+    last = False
+    for label in keep:
+        before.append(last)
+        last = last if label is None else label
+    filled: list[bool] = [False] * len(keep)
+    last = False
+    for i in range(len(keep) - 1, -1, -1):
+        label = keep[i]
+        filled[i] = (before[i] and last) if label is None else label
+        last = last if label is None else label
+    return filled
+
+
+# --------------------------------------------------------------------------------------------- programs
+
+
+def program_for(lines: list[str], keep: list[bool]) -> Program:
+    """The chunk program that keeps exactly the content lines: one `remove_lines` per maximal run of noise
+    lines (document-global, 0-based, inclusive), or `keep_chunk()` when nothing is removed."""
+    if len(lines) != len(keep):
+        raise ValueError(f"{len(lines)} lines but {len(keep)} labels")
+    return Program.removing([not kept for kept in keep])
+
+
+# --------------------------------------------------------------------------------------------- examples
+
+
+@dataclass
+class SeedExample:
+    """One seed example. Chunk stage: `labels` (1 = keep, one per line of `text`) and `gold`; doc stage: `label`
+    (1 = keep). `site` groups pages of one web site, to hold out pages by site."""
+
+    source: str
+    subset: str
+    site: str
+    stage: str
+    text: str
+    program: str
+    labels: list[int] | None = None
+    label: int | None = None
+    gold: str | None = None
+
+    def __post_init__(self) -> None:
+        self.stage = str(Stage(self.stage))
+        if self.stage == Stage.CHUNK and (self.labels is None or len(self.labels) != len(self.text.split("\n"))):
+            raise ValueError(f"{self.source}: a chunk example needs one label per line of its text")
+        if self.stage == Stage.DOC and self.label not in (0, 1):
+            raise ValueError(f"{self.source}: a doc example needs a label 0 or 1, got {self.label!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields that are set (the other stage's fields left out)."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+def doc_example(source: str, subset: str, site: str, text: str, keep: bool) -> SeedExample:
+    """A doc-stage example: `keep_doc()` or `drop_doc()`."""
+    program = Program((KeepDoc() if keep else DropDoc(),)).render()
+    return SeedExample(source, subset, site, str(Stage.DOC), text, program, label=int(keep))
+
+
+def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: str) -> SeedExample:
+    """A chunk-stage example: the page's lines, aligned with the gold, and the program that cleans them."""
+    keep = align(lines, gold)
+    program = program_for(lines, keep).render()
+    labels = [int(kept) for kept in keep]
+    return SeedExample(source, subset, site, str(Stage.CHUNK), "\n".join(lines), program, labels=labels, gold=gold)
+
+
+# --------------------------------------------------------------------------------------------- subsets
+
+_TEXT_ID = re.compile(rb'\A\s*<text\s+id="([^"]+)"')  # the wrapper CleanEval put around each page
+_URL_LINE = re.compile(rb"\A\s*URL:\s*(\S+)")
+
+
+def _host(url: bytes | None) -> str | None:
+    host = urlsplit(url.decode("ascii", "ignore")).hostname if url else None
+    return host.removeprefix("www.") if host else None
+
+
+def cleaneval_site(subset: str, stem: str, page: bytes, gold: bytes) -> str:
+    """The host of the page's URL (the `<text id=...>` wrapper, else the gold's `URL:` line)."""
+    match = _TEXT_ID.match(page) or _URL_LINE.match(gold)
+    return _host(match.group(1) if match else None) or f"{subset}/{stem}"
+
+
+def portal_site(subset: str, stem: str, page: bytes, gold: bytes) -> str:
+    """CleanPortalEval names its files `<host>_<section>_<n>`."""
+    return stem.split("_")[0]
+
+
+_NUMBERED = re.compile(r"-\d+$")
+
+
+def readability_site(subset: str, stem: str, page: bytes, gold: bytes) -> str:
+    """Readability's test pages are named after their site, numbered: `nytimes-3` → `readability/nytimes`."""
+    return f"{subset}/{_NUMBERED.sub('', stem)}"
+
+
+def file_site(subset: str, stem: str, page: bytes, gold: bytes) -> str:
+    """No site known: each page is its own site."""
+    return f"{subset}/{stem}"
+
+
+@dataclass(frozen=True)
+class Subset:
+    """How to read one labelled subset: its gold reader and where its pages' sites come from."""
+
+    gold: Callable[[bytes], str]
+    site: Callable[[str, str, bytes, bytes], str]
+
+
+SUBSETS: dict[str, Subset] = {
+    "cleaneval-dev": Subset(cleaneval_gold, cleaneval_site),
+    "cleaneval-final": Subset(cleaneval_gold, cleaneval_site),
+    "cleanportaleval": Subset(cleaneval_gold, portal_site),
+    "l3s-gn1": Subset(l3s_gold, file_site),
+    "readability": Subset(readability_gold, readability_site),
+}
+
+
+def import_subset(root: Path, name: str, doc_keep_min_words: int | None = DOC_KEEP_MIN_WORDS) -> Iterator[SeedExample]:
+    """Examples of one subset of `webpages_labelled` (pages without a gold file or without text are skipped).
+
+    Each page gives a chunk example, and a doc example when `doc_decision` makes one."""
+    subset = SUBSETS[name]
+    for page_path in sorted((root / name / "input").glob("*.html"), key=_natural):
+        gold_path = root / name / "GoldStandard" / f"{page_path.stem}.txt"
+        if not gold_path.exists():
+            continue
+        page, gold_bytes = page_path.read_bytes(), gold_path.read_bytes()
+        lines = page_lines(decode(page))
+        if not lines:
+            continue
+        source, site = f"{name}/{page_path.stem}", subset.site(name, page_path.stem, page, gold_bytes)
+        chunk = chunk_example(source, name, site, lines, subset.gold(gold_bytes))
+        yield chunk
+        keep = doc_decision(lines, chunk.labels or [], doc_keep_min_words)
+        if keep is not None:
+            yield doc_example(source, name, site, chunk.text, keep)
+
+
+def doc_decision(lines: list[str], labels: list[int], keep_min_words: int | None) -> bool | None:
+    """The doc-stage label a labelled page supports: drop when none of its lines is content (empty gold, or a
+    gold that is not on the page), keep when its content lines hold at least `keep_min_words` words (None:
+    never), else no doc example."""
+    content_words = sum(len(words(line)) for line, label in zip(lines, labels, strict=True) if label)
+    if content_words == 0:
+        return False
+    return True if keep_min_words is not None and content_words >= keep_min_words else None
+
+
+def _natural(path: Path) -> tuple[int, str]:
+    """Sort `2.html` before `10.html`."""
+    return (int(path.stem), "") if path.stem.isdigit() else (1 << 30, path.stem)
+
+
+def import_webpages(root: Path, doc_keep_min_words: int | None = DOC_KEEP_MIN_WORDS) -> Iterator[SeedExample]:
+    """Examples of every subset of `webpages_labelled` found under `root`, subset by subset."""
+    for name in SUBSETS:
+        if (root / name).is_dir():
+            yield from import_subset(root, name, doc_keep_min_words)
+
+
+def import_dclm(path: Path) -> Iterator[SeedExample]:
+    """Doc-stage examples from DCLM quality labels (JSONL of `text` and `label`, 1 = keep). The file has no
+    ids or URLs: the source is `dclm/<line number>` and each document is its own site."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            text, label = _dclm_record(raw, f"{path}:{number + 1}")
+            source = f"dclm/{number}"
+            yield doc_example(source, "dclm", source, text, keep=label == 1)
+
+
+def _dclm_record(raw: bytes, where: str) -> tuple[str, int]:
+    """The `text` and `label` of one JSONL line, or a ValueError naming the file and line."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"{where}: not a JSON line ({error})") from None
+    text, label = (record.get("text"), record.get("label")) if isinstance(record, dict) else (None, None)
+    if not isinstance(text, str) or label not in (0, 1):
+        raise ValueError(f"{where}: needs a string `text` and a `label` of 0 or 1")
+    return text, int(label)
+
+
+def write_seed(examples: Iterable[SeedExample], path: Path) -> int:
+    """Write examples as JSONL (one `to_dict()` a line); return how many were written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("wb") as out:
+        for example in examples:
+            out.write(orjson.dumps(example.to_dict()) + b"\n")
+            count += 1
+    return count
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+
+@dataclass
+class Summary:
+    """Counts of a seed set, per subset and stage."""
+
+    examples: Counter[tuple[str, str]] = field(default_factory=Counter)
+    lines: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    kept_share: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    doc_keeps: Counter[str] = field(default_factory=Counter)
+
+    def add(self, example: SeedExample) -> SeedExample:
+        """Count `example` and hand it on."""
+        self.examples[(example.subset, example.stage)] += 1
+        if example.labels is not None:
+            self.lines[example.subset].append(len(example.labels))
+            self.kept_share[example.subset].append(sum(example.labels) / len(example.labels))
+        if example.label is not None:
+            self.doc_keeps[example.subset] += example.label
+        return example
+
+    def render(self) -> str:
+        """A table: examples per subset and stage, mean lines per page, mean share of lines kept, doc keeps."""
+        rows = [f"{'subset':<16} {'chunk':>6} {'doc':>6} {'doc keep':>8} {'lines/page':>10} {'kept share':>10}"]
+        for subset in sorted({subset for subset, _ in self.examples}):
+            lines, shares = self.lines[subset], self.kept_share[subset]
+            mean_lines = f"{sum(lines) / len(lines):.1f}" if lines else "-"
+            mean_share = f"{sum(shares) / len(shares):.3f}" if shares else "-"
+            rows.append(
+                f"{subset:<16} {self.examples[(subset, 'chunk')]:>6} {self.examples[(subset, 'doc')]:>6} "
+                f"{self.doc_keeps[subset]:>8} {mean_lines:>10} {mean_share:>10}"
+            )
+        return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the seed set from `--shared` (the folder holding `webpages_labelled` and `dclm_quality_labels`)."""
+    parser = argparse.ArgumentParser(prog="python -m proxkit.annotate.human", description=main.__doc__)
+    parser.add_argument("--shared", type=Path, required=True, help="folder with webpages_labelled/ and dclm_*")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="JSONL file to write")
+    args = parser.parse_args(argv)
+    pages, dclm = args.shared / "webpages_labelled", args.shared / "dclm_quality_labels" / "labels.jsonl"
+    if not pages.is_dir() and not dclm.is_file():
+        parser.error(f"neither {pages} nor {dclm} exists")
+    sources = [import_webpages(pages)] if pages.is_dir() else []
+    sources += [import_dclm(dclm)] if dclm.is_file() else []
+    summary = Summary()
+    examples = tqdm((summary.add(example) for source in sources for example in source), desc="seed", unit=" ex")
+    count = write_seed(examples, args.output)
+    print(summary.render())
+    print(f"{count} examples written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
