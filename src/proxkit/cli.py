@@ -255,6 +255,62 @@ def train_tagger_command(
     typer.echo(json.dumps(report, indent=2))
 
 
+@train_app.command("doc")
+def train_doc_command(
+    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")],
+    base: Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")] = "smollm2-135m",
+    epochs: Annotated[int, typer.Option(help="Passes over the training examples.")] = 3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning).")] = 0,
+    max_examples: Annotated[int, typer.Option(help="Use at most this many examples (0: all).")] = 0,
+) -> None:
+    """Fine-tune a generative doc refiner (prompt → keep_doc()/drop_doc()); resumable."""
+    _train_generative(Stage.DOC, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
+
+
+@train_app.command("chunk")
+def train_chunk_command(
+    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")],
+    base: Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")] = "smollm2-135m",
+    epochs: Annotated[int, typer.Option(help="Passes over the training examples.")] = 3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning).")] = 0,
+    max_examples: Annotated[int, typer.Option(help="Use at most this many pages (0: all).")] = 0,
+) -> None:
+    """Fine-tune a generative chunk refiner (numbered lines → remove_lines/keep_chunk); resumable."""
+    _train_generative(Stage.CHUNK, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
+
+
+def _train_generative(
+    stage: Stage, seed: Path, output: Path, base: str, epochs: int, lr: float, batch_size: int, lora_rank: int,
+    max_examples: int,
+) -> None:  # fmt: skip
+    from proxkit.train import evaluate, sft, tagger
+    from proxkit.train.seed import load_seed
+
+    examples = [e for e in load_seed(seed) if e.stage == stage]
+    examples = tagger.sample_pages(examples, max_examples)
+    folds = tagger.site_folds(examples, 5)
+    train = [e for e, fold in zip(examples, folds, strict=True) if fold]
+    validation = [e for e, fold in zip(examples, folds, strict=True) if not fold]
+    if stage is Stage.DOC:
+
+        def score(directory, pages):
+            return evaluate.evaluate_doc(resolve(str(directory), stage), pages)["model"]["accuracy"]
+    else:
+
+        def score(directory, pages):
+            return evaluate.evaluate_chunk(resolve(str(directory), stage), pages)["model"]["content_word_f1"]
+
+    config = sft.SFTConfig(str(stage), base, epochs, lr, batch_size, lora_rank)
+    state = sft.train_sft(config, train, validation, output, score=score)
+    typer.echo(json.dumps(state, indent=2))
+
+
 @app.command("evaluate")
 def evaluate_command(
     stage: Annotated[Stage, typer.Argument(help="doc or chunk.")],

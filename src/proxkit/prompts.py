@@ -41,6 +41,7 @@ class Tokenizer(Protocol):
 
     bos_id: int
     eos_id: int
+    adds_prefix_space: bool  # encode() marks a space before the first word (SentencePiece's dummy prefix)
 
     def encode(self, text: str) -> list[int]: ...
 
@@ -53,6 +54,8 @@ class SentencePieceTokenizer:
     Encoding the text after a literal `<s>` with SentencePiece itself gives the legacy ids of the reference
     (`▁[` = 518), whatever transformers version is installed.
     """
+
+    adds_prefix_space = True
 
     def __init__(self, model_file: str | Path) -> None:
         import sentencepiece

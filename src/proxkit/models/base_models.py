@@ -49,3 +49,8 @@ def smollm2_135m() -> Path:
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target
+
+
+def resolve_base(name: str) -> str:
+    """A base model name (`smollm2-135m`) to its directory; anything else (a directory, a hub id) as is."""
+    return str(smollm2_135m()) if name == SMOLLM2_NAME else name

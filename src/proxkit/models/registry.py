@@ -61,7 +61,8 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
 
     def load_tokenizer(self) -> Tokenizer:
-        from proxkit.models.tagger import TaggerConfig, is_tagger, resolve_base
+        from proxkit.models.base_models import resolve_base
+        from proxkit.models.tagger import TaggerConfig, is_tagger
         from proxkit.models.tokenizers import load_tokenizer
 
         directory = _local_directory(self.tokenizer or self.source)

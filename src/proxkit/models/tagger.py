@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from proxkit.models.base import Generation, ProgramWriter
+from proxkit.models.base_models import resolve_base
 from proxkit.program import DropDoc, KeepDoc, Program
 from proxkit.prompts import Tokenizer, number_line
 
@@ -155,12 +156,6 @@ class Backbone:
             hidden = torch.cat([output.hidden_states[layer][0] for layer in self.config.layers], dim=-1)
             states.append(hidden[ends].float().cpu())
         return torch.cat(states)
-
-
-def resolve_base(base: str) -> str:
-    from proxkit.models.base_models import SMOLLM2_NAME, smollm2_135m
-
-    return str(smollm2_135m()) if base == SMOLLM2_NAME else base
 
 
 class TaggerWriter(ProgramWriter):

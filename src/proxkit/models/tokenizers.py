@@ -11,6 +11,8 @@ from proxkit.prompts import SentencePieceTokenizer, Tokenizer
 class HFTokenizer:
     """A transformers tokenizer seen through the prompts' `Tokenizer` protocol (no special tokens added)."""
 
+    adds_prefix_space = False
+
     def __init__(self, tokenizer) -> None:
         self._tokenizer = tokenizer
         bos = tokenizer.bos_token_id

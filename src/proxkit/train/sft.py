@@ -1,0 +1,195 @@
+"""`prox train doc|chunk`: supervised fine-tuning of a causal LM to write ProX programs, the paper's way.
+
+Each example is the exact prompt of PROX_SPEC §2 (clean tokenization) followed by the target program and
+EOS; the loss covers the program tokens only. Full fine-tuning or LoRA (peft). After every epoch the model
+is checkpointed (weights, optimizer, schedule, data order), so an interrupted run resumes where it
+stopped; it is then scored on held-out examples with the refining metrics, and the best epoch is kept in
+`OUTPUT/best`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from loguru import logger
+
+from proxkit.models.base_models import resolve_base
+from proxkit.models.tokenizers import load_tokenizer
+from proxkit.program import Program, Stage
+from proxkit.prompts import Tokenizer, chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost
+from proxkit.train.seed import Example
+
+IGNORE = -100
+
+
+@dataclass
+class SFTConfig:
+    """epochs, learning rate (cosine to lr/10), batch size in examples, LoRA rank (0: full fine-tuning),
+    max_length: longest prompt + program kept (longer examples are skipped)."""
+
+    stage: str
+    base: str
+    epochs: int = 3
+    lr: float = 1e-4
+    batch_size: int = 8
+    lora_rank: int = 0
+    max_length: int = 2048
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.stage = str(Stage(self.stage))
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.lora_rank < 0:
+            raise ValueError("epochs and batch_size must be >= 1, lr > 0, lora_rank >= 0")
+
+
+def program_targets(example: Example, tokenizer: Tokenizer) -> list[tuple[list[int], str]]:
+    """(prompt ids, target program) pairs of one seed example: one per chunk (chunk stage) or one (doc)."""
+    text = "\n".join(example.lines)
+    if example.stage == "doc":
+        return [(doc_prompt_ids(text, tokenizer).ids, "drop_doc()" if example.drop else "keep_doc()")]
+    pairs = []
+    for chunk in chunk_document(text, line_cost(tokenizer)):
+        flags = example.remove[chunk.first_line : chunk.last_line + 1]
+        program = Program.removing(flags, chunk.first_line).render()
+        pairs.append((chunk_prompt_ids(chunk.text, tokenizer).ids, program))
+    return pairs
+
+
+def encode_example(prompt: Sequence[int], program: str, tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
+    """input ids and labels: the prompt, then the program (after one space, as the released models write it)
+    and EOS; only the program and EOS are learned."""
+    spaced = program if tokenizer.adds_prefix_space else " " + program
+    target = [*tokenizer.encode(spaced), tokenizer.eos_id]
+    return [*prompt, *target], [IGNORE] * len(prompt) + target
+
+
+def build_dataset(examples: Sequence[Example], tokenizer: Tokenizer, max_length: int) -> list[tuple]:
+    dataset = []
+    for example in examples:
+        for prompt, program in program_targets(example, tokenizer):
+            ids, labels = encode_example(prompt, program, tokenizer)
+            if len(ids) <= max_length:
+                dataset.append((ids, labels))
+    return dataset
+
+
+def _batch(items: Sequence[tuple], pad: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad)
+    labels = torch.full((len(items), width), IGNORE)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ids, target) in enumerate(items):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(target)] = torch.tensor(target)
+        attention[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def _load_model(config: SFTConfig, resume: Path | None):
+    """The base model (wrapped with LoRA adapters when asked), or the state saved in `resume`."""
+    from transformers import AutoModelForCausalLM
+
+    if resume is not None and not config.lora_rank:
+        return AutoModelForCausalLM.from_pretrained(str(resume), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(resolve_base(config.base), dtype=torch.float32)
+    if not config.lora_rank:
+        return model
+    try:
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    except ImportError:
+        raise ImportError("LoRA needs peft: pip install 'proxkit[train]'") from None
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, target_modules="all-linear")
+    model = get_peft_model(model, lora)
+    if resume is not None:
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(resume / "adapter" / "adapter_model.safetensors")))
+    return model
+
+
+def train_sft(
+    config: SFTConfig,
+    train: Sequence[Example],
+    validation: Sequence[Example],
+    output: Path,
+    score=None,
+) -> dict:
+    """Fine-tune, checkpoint every epoch into OUTPUT/last, keep the best-scoring epoch in OUTPUT/best.
+
+    score(model_dir, validation) → float, higher is better (default: mean program-token loss, negated).
+    A rerun with the same OUTPUT resumes after the last finished epoch.
+    """
+    from transformers import get_cosine_schedule_with_warmup
+
+    output.mkdir(parents=True, exist_ok=True)
+    tokenizer = load_tokenizer(resolve_base(config.base))
+    train_set = build_dataset(train, tokenizer, config.max_length)
+    validation_set = build_dataset(validation, tokenizer, config.max_length)
+    if not train_set:
+        raise ValueError("no training example fits max_length")
+    state_file, last = output / "state.json", output / "last"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {"epoch": 0, "best": None, "history": []}
+    model = _load_model(config, last if state["epoch"] else None)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    steps = math.ceil(len(train_set) / config.batch_size) * config.epochs
+    schedule = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
+    if state["epoch"]:
+        checkpoint = torch.load(last / "trainer.pt")
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        schedule.load_state_dict(checkpoint["schedule"])
+    pad = tokenizer.eos_id
+    for epoch in range(state["epoch"], config.epochs):
+        order = list(range(len(train_set)))
+        random.Random(config.seed + epoch).shuffle(order)
+        model.train()
+        for start in range(0, len(order), config.batch_size):
+            batch = _batch([train_set[i] for i in order[start : start + config.batch_size]], pad)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+        _save(model, config, last)
+        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, last / "trainer.pt")
+        value = score(last, validation) if score else -_mean_loss(model, validation_set, pad)
+        state["history"].append({"epoch": epoch + 1, "score": value})
+        if state["best"] is None or value > state["best"]["score"]:
+            state["best"] = {"epoch": epoch + 1, "score": value}
+            shutil.rmtree(output / "best", ignore_errors=True)
+            shutil.copytree(last, output / "best", ignore=shutil.ignore_patterns("trainer.pt"))
+        state["epoch"] = epoch + 1
+        state_file.write_text(json.dumps(state, indent=2))
+        logger.info(f"epoch {epoch + 1}: validation score {value:.4f}")
+    return state
+
+
+@torch.no_grad()
+def _mean_loss(model, dataset: Sequence[tuple], pad: int) -> float:
+    model.eval()
+    losses = [float(model(**_batch([item], pad)).loss) for item in dataset]
+    return sum(losses) / len(losses) if losses else 0.0
+
+
+def _save(model, config: SFTConfig, directory: Path) -> None:
+    """A plain model directory that `prox refine` loads (LoRA merged into a copy of the weights; the
+    adapter itself kept in `adapter/` to resume from)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    if config.lora_rank:
+        model.save_pretrained(directory / "adapter")
+        copy.deepcopy(model).merge_and_unload().save_pretrained(directory)
+    else:
+        model.save_pretrained(directory)
+    base = Path(resolve_base(config.base))
+    for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (base / name).is_file():
+            shutil.copy(base / name, directory / name)
+    (directory / "sft.json").write_text(json.dumps(asdict(config), indent=2))

@@ -1,0 +1,60 @@
+"""Supervised fine-tuning of a generative refiner on a tiny random model."""
+
+import json
+
+import pytest
+
+from proxkit.models.tokenizers import load_tokenizer
+from proxkit.train import sft
+from proxkit.train.seed import Example
+
+PAGES = [
+    Example("a", "a", "chunk", ["Home | About", "The council met on Tuesday.", "Copyright 2024"], [True, False, True]),
+    Example("b", "b", "chunk", ["Login", "Lanes will be built this summer.", "More news"], [True, False, True]),
+]
+DOCS = [Example("c", "c", "doc", ["BUY NOW"], drop=True), Example("d", "d", "doc", ["A calm essay."], drop=False)]
+
+
+def test_program_targets_follow_the_chunks_and_labels(tiny_refiner):
+    tokenizer = load_tokenizer(tiny_refiner)
+    [(prompt, program)] = sft.program_targets(PAGES[0], tokenizer)
+    assert program == "remove_lines(line_start=0, line_end=0)\nremove_lines(line_start=2, line_end=2)"
+    assert tokenizer.decode(prompt).endswith("[002]Copyright 2024\n[/doc] [/INST]")
+    assert sft.program_targets(DOCS[0], tokenizer)[0][1] == "drop_doc()"
+
+
+def test_only_the_program_and_eos_are_learned(tiny_refiner):
+    tokenizer = load_tokenizer(tiny_refiner)
+    ids, labels = sft.encode_example([1, 5, 6], "keep_doc()", tokenizer)
+    assert labels[:3] == [sft.IGNORE] * 3
+    assert ids[3:] == labels[3:] and labels[-1] == tokenizer.eos_id
+    assert tokenizer.decode(labels[3:-1]) == "keep_doc()"
+
+
+def test_training_checkpoints_keeps_the_best_and_resumes(tiny_refiner, tmp_path):
+    config = sft.SFTConfig("chunk", str(tiny_refiner), epochs=2, lr=1e-3, batch_size=2)
+    state = sft.train_sft(config, PAGES, PAGES, tmp_path / "run")
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["history"][1]["score"] > state["history"][0]["score"]  # the loss goes down
+    assert (tmp_path / "run" / "best" / "config.json").is_file()
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["best"]["epoch"] == 2
+    longer = sft.SFTConfig("chunk", str(tiny_refiner), epochs=3, lr=1e-3, batch_size=2)
+    resumed = sft.train_sft(longer, PAGES, PAGES, tmp_path / "run")
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]  # epochs 1-2 were not redone
+
+
+def test_lora_training_saves_a_plain_model_and_resumes(tiny_refiner, tmp_path):
+    pytest.importorskip("peft")
+    config = sft.SFTConfig("doc", str(tiny_refiner), epochs=1, lr=1e-3, batch_size=2, lora_rank=4)
+    sft.train_sft(config, DOCS, DOCS, tmp_path / "lora")
+    assert (tmp_path / "lora" / "last" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "lora" / "best" / "model.safetensors").is_file()
+    config.epochs = 2
+    assert len(sft.train_sft(config, DOCS, DOCS, tmp_path / "lora")["history"]) == 2
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        sft.SFTConfig("chunk", "base", epochs=0)
+    with pytest.raises(ValueError):
+        sft.SFTConfig("page", "base")
