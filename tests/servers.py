@@ -45,3 +45,48 @@ class FlakyServer:
 
     def close(self):
         self.server.shutdown()
+
+
+class ScriptedChatServer:
+    """A loopback chat-completions server answering like a careful annotator: scores from `scores`, and
+    for chunk prompts a python block removing every line that contains "Home |" or "©"."""
+
+    def __init__(self, scores: tuple[int, int] = (3, 4)) -> None:
+        import json
+        import re
+
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests += 1
+                prompt = request["messages"][0]["content"]
+                if "Educational score" in prompt:
+                    answer = f"Clear and useful.\nEducational score: {scores[0]}"
+                elif "Extraction Quality Score" in prompt:
+                    answer = f"Mostly clean.\nExtraction Quality Score: {scores[1]}"
+                else:
+                    text = prompt.rsplit("[doc]\n", 1)[1]
+                    calls = [
+                        f"remove_lines({n}, {n})  # boilerplate"
+                        for n, line in re.findall(r"\[(\d+)\](.*)", text)
+                        if "Home |" in line or "©" in line
+                    ]
+                    answer = "```python\n" + ("\n".join(calls) or "untouch_doc()") + "\n```"
+                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()

@@ -311,6 +311,42 @@ def _train_generative(
     typer.echo(json.dumps(state, indent=2))
 
 
+@app.command("annotate")
+def annotate_command(
+    inputs: Annotated[list[Path], typer.Argument(help="JSONL files of documents to annotate (field --text-key).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Seed examples to write (JSONL).")],
+    base_url: Annotated[str, typer.Option(help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")],
+    model: Annotated[str, typer.Option(help="The model name the endpoint serves.")],
+    api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="The API key.")] = None,
+    text_key: Annotated[str, typer.Option(help="The input field holding the text.")] = "text",
+    id_key: Annotated[str, typer.Option(help="The input field holding the document id.")] = "id",
+    limit: Annotated[int, typer.Option(help="Annotate at most this many documents (0: all).")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
+    max_removed: Annotated[float, typer.Option(help="Drop a chunk's removals above this share of its lines.")] = 0.8,
+) -> None:
+    """Label documents with an LLM the ProX way (edu + format scores, three chunk prompts); resumable:
+    answers are cached next to the output."""
+    from proxkit.annotate.llm import AnnotateConfig, Annotator
+    from proxkit.readers import RecordReader
+
+    config = AnnotateConfig(base_url, model, api_key, concurrency, max_removed=max_removed)
+    annotator = Annotator(config, output.with_suffix(".cache.jsonl"))
+    reader = RecordReader([str(path) for path in inputs], text_key, id_key, limit or -1)
+    counts = {"documents": 0, "doc_examples": 0, "chunk_examples": 0, "unanswered": 0}
+    try:
+        with output.open("w", encoding="utf-8") as file:
+            for document in reader.run():
+                counts["documents"] += 1
+                examples = annotator.annotate(document.id, document.text) if document.text.strip() else []
+                counts["unanswered"] += not examples
+                for example in examples:
+                    counts[f"{example['stage']}_examples"] += 1
+                    file.write(json.dumps(example, ensure_ascii=False) + "\n")
+    finally:
+        annotator.close()
+    typer.echo(json.dumps(counts))
+
+
 @app.command("evaluate")
 def evaluate_command(
     stage: Annotated[Stage, typer.Argument(help="doc or chunk.")],

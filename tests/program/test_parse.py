@@ -39,6 +39,8 @@ def kinds(program: Program) -> list[tuple[ErrorKind, int]]:
         "remove_lines(7, line_end=9)",
         "remove_lines(start=7, line_end=9)",
         "  remove_lines(line_start=7, line_end=9)  # the footer",
+        "remove_lines(007, 009)  # zero-padded as in the prompt",
+        "remove_lines(line_start=007, line_end=09)",
     ],
 )
 def test_every_spelling_of_remove_lines_reads_the_same_call(line):

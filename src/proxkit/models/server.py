@@ -1,7 +1,9 @@
 """`prox serve`: an OpenAI-compatible completions server in front of any ProgramWriter.
 
 Concurrent requests are gathered into batches for the model. Prompts may be strings or token-id arrays
-(one prompt, or a list of them). Endpoints: POST /v1/completions, GET /v1/models, GET /health.
+(one prompt, or a list of them). Chat requests are rendered with the tokenizer's chat template, or the
+Llama-2 chat string of the ProX prompts when it has none. Endpoints: POST /v1/completions,
+POST /v1/chat/completions, GET /v1/models, GET /health.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from proxkit.models.base import Generation, ProgramWriter
-from proxkit.prompts import BOS, Tokenizer
+from proxkit.prompts import BOS, Tokenizer, chat_prompt
 
 
 class _Batcher:
@@ -80,12 +82,16 @@ def make_server(
                 self._reply(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self) -> None:
-            if self.path.rstrip("/") not in ("/v1/completions", "/completions"):
+            route = self.path.rstrip("/").removeprefix("/v1")
+            if route not in ("/completions", "/chat/completions"):
                 self._reply(404, {"error": {"message": f"no route {self.path}"}})
                 return
+            chat = route == "/chat/completions"
             try:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                prompts = _prompt_ids(request["prompt"], tokenizer)
+                prompts = (
+                    [_chat_ids(request["messages"], tokenizer)] if chat else _prompt_ids(request["prompt"], tokenizer)
+                )
                 max_tokens = int(request.get("max_tokens", 16))
             except (ValueError, KeyError, TypeError) as error:
                 self._reply(400, {"error": {"message": f"bad request: {error}"}})
@@ -95,17 +101,23 @@ def make_server(
             except Exception as error:
                 self._reply(500, {"error": {"message": f"generation failed: {error}"}})
                 return
-            choices = [
-                {"index": i, "text": g.text, "finish_reason": "length" if g.new_tokens >= max_tokens else "stop"}
-                for i, g in enumerate(generations)
-            ]
+            choices = []
+            for index, generation in enumerate(generations):
+                finish = "length" if generation.new_tokens >= max_tokens else "stop"
+                answer = (
+                    {"message": {"role": "assistant", "content": generation.text}}
+                    if chat
+                    else {"text": generation.text}
+                )
+                choices.append({"index": index, "finish_reason": finish, **answer})
             usage = {
                 "prompt_tokens": sum(map(len, prompts)),
                 "completion_tokens": sum(g.new_tokens for g in generations),
             }
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            body = {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time())}
-            self._reply(200, body | {"model": model_name, "choices": choices, "usage": usage})
+            kind = "chat.completion" if chat else "text_completion"
+            body = {"id": f"cmpl-{time.time_ns()}", "object": kind, "created": int(time.time()), "model": model_name}
+            self._reply(200, body | {"choices": choices, "usage": usage})
 
     return ThreadingHTTPServer((host, port), Handler)
 
@@ -119,3 +131,15 @@ def _prompt_ids(prompt: object, tokenizer: Tokenizer) -> list[list[int]]:
     if isinstance(prompt, list) and prompt:
         return [ids for item in prompt for ids in _prompt_ids(item, tokenizer)]
     raise ValueError("prompt must be a string, a token-id array, or a non-empty list of them")
+
+
+def _chat_ids(messages: list[dict], tokenizer: Tokenizer) -> list[int]:
+    """A chat request as prompt ids: the tokenizer's own chat template, else the Llama-2 chat string."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list")
+    template_owner = getattr(tokenizer, "_tokenizer", None)
+    if template_owner is not None and getattr(template_owner, "chat_template", None):
+        text = template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.encode(text)
+    content = "\n\n".join(str(message["content"]) for message in messages)
+    return _prompt_ids(chat_prompt(content), tokenizer)[0]

@@ -125,9 +125,7 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
         yield _normalize({"source_str": source, "target_str": target or ""}, number)
         return
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes such as "\d" are read as Python reads them
-            statements = ast.parse(line, mode="exec").body
+        statements = _syntax_tree(line)
     except SyntaxError as error:
         yield _syntax_error(error, line, number, is_last)
         return
@@ -139,6 +137,22 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
             yield _read_call(statement.value, number)
         else:
             yield ProgramError(ErrorKind.SYNTAX, number, f"not a call: {ast.get_source_segment(line, statement)!r}")
+
+
+def _syntax_tree(line: str) -> list[ast.stmt]:
+    """The statements of one program line. Line numbers copied zero-padded from the prompt
+    (`remove_lines(007, 009)`) are read as numbers: Python would reject the leading zeros."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escapes such as "\d" are read as Python reads them
+        try:
+            return ast.parse(line, mode="exec").body
+        except SyntaxError as error:
+            if "leading zeros" not in (error.msg or "") or '"' in line or "'" in line:
+                raise
+            return ast.parse(_ZERO_PADDED.sub(r"\1", line), mode="exec").body
+
+
+_ZERO_PADDED = re.compile(r"\b0+(\d)")
 
 
 def _first_of_pairs(match: re.Match[str]) -> tuple[str | None, str | None]:

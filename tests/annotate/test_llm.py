@@ -1,0 +1,109 @@
+"""LLM seed annotation: scores, the keep rule, reading and merging programs, the cache, and real servers."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from servers import ScriptedChatServer
+from typer.testing import CliRunner
+
+from proxkit.annotate.llm import (
+    AnnotateConfig,
+    Annotator,
+    keep_by_scores,
+    merge_programs,
+    parse_score,
+    program_from_answer,
+)
+from proxkit.cli import app
+from proxkit.program import KeepChunk, Normalize, Program, RemoveLines
+
+PAGE = "\n".join(["Home | Shop | Blog", "Tulips need cold winters to flower well.", "© 2024 Garden Co."])
+
+
+def test_scores_are_read_from_the_last_score_line():
+    assert parse_score("It is fine.\nEducational score: 2\n...\nEducational score: 4", "edu") == 4
+    assert parse_score("Extraction Quality Score: 9", "format") == 5
+    assert parse_score("no score here", "edu") is None
+
+
+@pytest.mark.parametrize(
+    ("edu", "fmt", "keep"), [(3, 0, True), (2, 4, True), (2, 3, False), (1, 5, False), (None, 5, False)]
+)
+def test_the_paper_keep_rule(edu, fmt, keep):
+    assert keep_by_scores(edu, fmt) is keep
+
+
+def test_a_fenced_answer_with_comments_is_read_by_the_strict_parser():
+    answer = "Here you go:\n```python\n# menu\nremove_lines(0, 1)  # nav\nuntouch_doc()\n```\nDone."
+    assert program_from_answer(answer).calls == (RemoveLines(0, 1), KeepChunk())
+
+
+def test_merging_unions_ranges_within_the_chunk_and_caps_removal():
+    programs = [
+        Program((RemoveLines(10, 11),)),
+        Program((RemoveLines(11, 12), Normalize("Click", ""))),
+        Program((RemoveLines(30, 40), Normalize("Click", ""))),
+    ]
+    merged = merge_programs(programs, 10, 19, max_removed=0.5)
+    assert merged.calls == (RemoveLines(10, 12), Normalize("Click", ""))
+    capped = merge_programs(programs, 10, 13, max_removed=0.5)  # 3 of 4 lines would go
+    assert capped.calls == (Normalize("Click", ""),)
+
+
+def test_annotation_labels_documents_and_lines_and_resumes_from_its_cache(tmp_path):
+    server = ScriptedChatServer(scores=(3, 4))
+    try:
+        config = AnnotateConfig(server.url, "annotator", chunk_lines=3)
+        annotator = Annotator(config, tmp_path / "cache.jsonl")
+        doc, chunk = annotator.annotate("page-1", PAGE)
+        annotator.close()
+        assert (doc["label"], doc["program"], doc["scores"]) == (1, "keep_doc()", {"edu": 3, "format": 4})
+        assert chunk["labels"] == [0, 1, 0]
+        assert chunk["program"] == "remove_lines(line_start=0, line_end=0)\nremove_lines(line_start=2, line_end=2)"
+        asked = server.requests
+        assert asked == 2 + 3  # two scores, three chunk prompts
+        again = Annotator(config, tmp_path / "cache.jsonl")
+        assert again.annotate("page-1", PAGE) == [doc, chunk]
+        assert server.requests == asked  # everything came from the cache
+    finally:
+        server.close()
+
+
+def test_a_dropped_document_gets_no_chunk_annotation(tmp_path):
+    server = ScriptedChatServer(scores=(1, 5))
+    try:
+        [doc] = Annotator(AnnotateConfig(server.url, "m"), tmp_path / "c.jsonl").annotate("p", PAGE)
+        assert (doc["label"], doc["program"]) == (0, "drop_doc()")
+    finally:
+        server.close()
+
+
+def test_prox_annotate_against_prox_serve_running_a_small_model(tiny_refiner, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxkit", "serve", "--model", str(tiny_refiner), "--port", "0"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            if match := re.search(r"on (http://\S+)", process.stderr.readline()):
+                url = match.group(1)
+        source = tmp_path / "docs.jsonl"
+        source.write_text(json.dumps({"id": "d1", "text": PAGE}) + "\n" + json.dumps({"id": "d2", "text": ""}) + "\n")
+        out = tmp_path / "seed.jsonl"
+        args = ["annotate", str(source), "-o", str(out), "--base-url", url, "--model", "tiny"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        counts = json.loads(result.stdout)
+        assert counts["documents"] == 2 and counts["doc_examples"] == 1  # a random model scores nothing: drop
+        [example] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert (example["source"], example["stage"], example["label"]) == ("d1", "doc", 0)
+        assert CliRunner().invoke(app, args).stdout == result.stdout  # resumed from the cache, same output
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
