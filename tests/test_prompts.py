@@ -41,10 +41,11 @@ def test_chunk_prompt_is_the_spec_string():
     assert chunk_prompt(SPEC_CHUNK) == SPEC_PROMPT
 
 
-def test_doc_prompt_is_the_stripped_raw_document():
+def test_doc_prompt_is_the_raw_document_without_trailing_whitespace():
+    """The Llama-2 template strips system block and content together: leading whitespace stays."""
     assert doc_prompt("\n  Title\n\nBody text.  \n") == (
         "<s>[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n"
-        "Title\n\nBody text. [/INST]"
+        "\n  Title\n\nBody text. [/INST]"
     )
 
 

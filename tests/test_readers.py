@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,13 +41,13 @@ def test_each_record_is_a_document_and_each_problem_names_file_line_and_field(tm
     assert (good.text, status(good)) == ("A good page.", Status.KEPT)
     assert good.metadata == {"lang": "en", "url": "http://x"}
     errors = {document.id: prox_metadata(document).get("error") for document in documents}
-    assert errors["in.jsonl:2"].startswith(f"{path}:2: invalid JSON")
+    assert errors[f"{path}:2"].startswith(f"{path}:2: invalid JSON")
     assert errors["c"] == f"{path}:3: no 'text' field (fields: content); see --text-key"
     assert errors["d"] == f"{path}:4: field 'text' is int, not text"
     assert errors["e"] is None and errors["f"] is None  # empty texts are records; the doc stage drops them
-    assert errors["in.jsonl:8"] == f"{path}:8: invalid UTF-8 at byte 24"
-    assert errors["in.jsonl:9"] == f"{path}:9: a record must be a JSON object, got list"
-    assert "in.jsonl:10" in by_id and status(by_id["in.jsonl:10"]) is Status.KEPT
+    assert errors[f"{path}:8"] == f"{path}:8: invalid UTF-8 at byte 24"
+    assert errors[f"{path}:9"] == f"{path}:9: a record must be a JSON object, got list"
+    assert f"{path}:10" in by_id and status(by_id[f"{path}:10"]) is Status.KEPT
     assert sum(status(document) is Status.FAILED for document in documents) == 5
 
 
@@ -89,3 +90,21 @@ def test_expand_inputs_errors_name_the_input(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no input files"):
         expand_inputs([str(tmp_path / "empty")])
+
+
+def test_a_corrupt_file_ends_in_a_failed_record_and_reading_goes_on(tmp_path):
+    good = json.dumps({"id": "ok", "text": "fine"}) + "\n"
+    data = gzip.compress((good * 50).encode())
+    (tmp_path / "a.jsonl.gz").write_bytes(data[: len(data) // 2])  # cut in the middle
+    (tmp_path / "b.jsonl").write_text(good)
+    documents = read(expand_inputs([str(tmp_path)]))
+    failed = [d for d in documents if status(d) is Status.FAILED]
+    assert len(failed) == 1 and "a.jsonl.gz: unreadable after record" in prox_metadata(failed[0])["error"]
+    assert documents[-1].id == "ok" and status(documents[-1]) is Status.KEPT
+
+
+def test_an_output_folder_is_read_without_its_cache_and_logs(tmp_path):
+    for folder in ("data", "cache/doc/x", "logs/prox"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "00000.jsonl").write_text(json.dumps({"text": "t"}) + "\n")
+    assert [Path(p).parent.name for p in expand_inputs([str(tmp_path)])] == ["data"]

@@ -123,18 +123,35 @@ def test_the_program_cache_spares_the_model_on_a_rerun(writer, tiny_refiner, tmp
     assert changed[0].text.endswith("Edited.")
 
 
+def earlier_output(document: Document) -> Document:
+    """A record of an earlier run as the reader gives it back: same fields, proxkit's bookkeeping gone."""
+    metadata = {key: value for key, value in document.metadata.items() if key != "prox"}
+    return Document(document.text, document.id, metadata=metadata)
+
+
 def test_the_executor_alone_re_executes_earlier_output_with_other_guards(writer, tiny_refiner):
     [document] = refine([Document(PAGE, "p")], tiny_refiner)
-    record = Document(document.text, document.id, metadata=dict(document.metadata))
-    [strict] = ProgramExecutor(guards=Guards(min_words=60)).run(iter([record]))
+    [strict] = ProgramExecutor(guards=Guards(min_words=60)).run(iter([earlier_output(document)]))
     assert (status(strict), prox_metadata(strict)["drop_reason"]) == (Status.DROPPED, "too_few_words")
     assert strict.text == PAGE
-    [relaxed] = ProgramExecutor().run(iter([strict]))
+    [relaxed] = ProgramExecutor().run(iter([earlier_output(strict)]))
     assert status(relaxed) is Status.KEPT and relaxed.text == document.text
+    [nothing] = ProgramExecutor().run(iter([Document(PAGE, "no-programs")]))
+    assert status(nothing) is Status.FAILED and "run a model stage" in prox_metadata(nothing)["error"]
+
+
+def test_a_model_run_replaces_programs_that_came_with_the_input(writer, tiny_refiner):
+    stale = {"doc_program": "drop_doc()", "chunk_program": "remove_lines(0, 5)", "raw_content": "other text"}
+    [document] = refine([Document(PAGE, "p", metadata=dict(stale))], tiny_refiner)
+    assert document.metadata["doc_program"] == "keep_doc()"
+    assert document.metadata["raw_content"] == PAGE
+    assert status(document) is Status.KEPT
+    [empty] = refine([Document("", "e", metadata=dict(stale))], tiny_refiner)
+    assert (status(empty), prox_metadata(empty)["drop_reason"]) == (Status.DROPPED, "empty")  # not re-executed
 
 
 def test_the_outcome_writer_routes_every_document_and_counts(writer, tiny_refiner, tmp_path):
-    failed = mark_failed(Document("{broken", "in.jsonl:3"), "in.jsonl:3: invalid JSON")
+    failed = mark_failed(Document("{broken", "in.jsonl:3"), "in.jsonl:3: invalid JSON")  # as the reader marks it
     documents = refine([Document(PAGE, "kept"), Document("SPAM " * 30, "spam"), failed], tiny_refiner)
     list(OutcomeWriter(str(tmp_path), progress=False).run(iter(documents)))
     kept, dropped, failures = (read_records(tmp_path / place) for place in ("data", "dropped", "failed"))
@@ -145,3 +162,19 @@ def test_the_outcome_writer_routes_every_document_and_counts(writer, tiny_refine
     assert [(r["id"], r["metadata"]["prox"]["error"]) for r in failures] == [("in.jsonl:3", "in.jsonl:3: invalid JSON")]
     totals = (tmp_path / "logs" / "prox" / "00000.json").read_text()
     assert '"documents_in": 3' in totals and '"remove_lines": 2' in totals
+
+
+def test_the_program_cache_survives_a_cut_line_and_any_character(tmp_path):
+    from proxkit.stages import ProgramCache
+
+    cache = ProgramCache(tmp_path, 0)
+    cache.put([{"key": "a", "program": 'normalize(source_str="\u2028\x85")'}])
+    cache.close()
+    with (tmp_path / "00000.jsonl").open("a") as file:
+        file.write('{"key": "b", "progr')  # a crash in the middle of a line
+    again = ProgramCache(tmp_path, 0)
+    again.put([{"key": "c", "program": "keep_chunk()"}])
+    again.close()
+    final = ProgramCache(tmp_path, 0)
+    assert sorted(final.entries) == ["a", "c"]
+    assert final.get("a")["program"] == 'normalize(source_str="\u2028\x85")'

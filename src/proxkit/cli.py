@@ -195,14 +195,16 @@ def serve_command(
     max_batch: Annotated[int, typer.Option(help="Requests batched per forward pass.")] = 16,
 ) -> None:
     """Serve a refining model over an OpenAI-compatible completions API (POST /v1/completions)."""
+    from proxkit.models.registry import RELEASED
     from proxkit.models.server import make_server
 
     try:
-        spec = resolve(model, Stage.CHUNK, Backend.TRANSFORMERS, device=device, dtype=dtype)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    tokenizer = spec.load_tokenizer()
-    server = make_server(spec.load_writer(tokenizer), tokenizer, model, host, port, max_batch)
+        spec = resolve(model, RELEASED.get(model, Stage.CHUNK), Backend.TRANSFORMERS, device=device, dtype=dtype)
+        tokenizer = spec.load_tokenizer()
+        writer = spec.load_writer(tokenizer)
+    except (ValueError, OSError) as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
+    server = make_server(writer, tokenizer, model, host, port, max_batch)
     typer.echo(f"serving {model} on http://{server.server_address[0]}:{server.server_address[1]}/v1", err=True)
     try:
         server.serve_forever()
@@ -300,7 +302,7 @@ def _train_generative(
     if stage is Stage.DOC:
 
         def score(directory, pages):
-            return evaluate.evaluate_doc(resolve(str(directory), stage), pages)["model"]["accuracy"]
+            return evaluate.evaluate_doc(resolve(str(directory), stage), pages)["model"]["keep_f1"]
     else:
 
         def score(directory, pages):
@@ -327,6 +329,7 @@ def annotate_command(
     """Label documents with an LLM the ProX way (edu + format scores, three chunk prompts); resumable:
     answers are cached next to the output."""
     from proxkit.annotate.llm import AnnotateConfig, Annotator
+    from proxkit.outcome import is_pending
     from proxkit.readers import RecordReader
 
     config = AnnotateConfig(base_url, model, api_key, concurrency, max_removed=max_removed)
@@ -337,7 +340,8 @@ def annotate_command(
         with output.open("w", encoding="utf-8") as file:
             for document in reader.run():
                 counts["documents"] += 1
-                examples = annotator.annotate(document.id, document.text) if document.text.strip() else []
+                readable = is_pending(document) and document.text.strip()  # not a failed or empty record
+                examples = annotator.annotate(document.id, document.text) if readable else []
                 counts["unanswered"] += not examples
                 for example in examples:
                     counts[f"{example['stage']}_examples"] += 1

@@ -42,10 +42,3 @@ def mark_dropped(document: Document, reason: str) -> Document:
     prox = prox_metadata(document)
     prox["status"], prox["drop_reason"] = str(Status.DROPPED), reason
     return document
-
-
-def mark_kept(document: Document) -> Document:
-    prox = prox_metadata(document)
-    prox["status"] = str(Status.KEPT)
-    prox.pop("drop_reason", None)
-    return document

@@ -80,8 +80,9 @@ class SentencePieceTokenizer:
 
 
 def chat_prompt(content: str) -> str:
-    """The Llama-2 chat string with the short system prompt around `content` (stripped)."""
-    return f"{BOS}[INST] <<SYS>>\n{SYSTEM_PROMPT}\n<</SYS>>\n\n{content.strip()} [/INST]"
+    """The Llama-2 chat string with the short system prompt around `content`. The chat template strips
+    the system block and content together, so the content loses its trailing whitespace only."""
+    return f"{BOS}[INST] <<SYS>>\n{SYSTEM_PROMPT}\n<</SYS>>\n\n{content.rstrip()} [/INST]"
 
 
 def doc_prompt(text: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 from datatrove.data import Document, DocumentsPipeline
@@ -29,7 +28,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         fs, path = fsspec.core.url_to_fs(entry)
         protocol = "" if fs.protocol in ("file", ("file", "local")) else f"{entry.split('://')[0]}://"
         if fs.isdir(path):
-            found = sorted(p for p in fs.find(path) if p.endswith(SUFFIXES))
+            found = sorted(p for p in fs.find(path) if p.endswith(SUFFIXES) and not _is_bookkeeping(p, path))
             if not found:
                 raise FileNotFoundError(f"{entry}: no input files ({', '.join(SUFFIXES)}) in this folder")
             files.extend(protocol + p if protocol else p for p in found)
@@ -38,6 +37,12 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         else:
             raise FileNotFoundError(f"{entry}: no such file or folder")
     return files
+
+
+def _is_bookkeeping(path: str, root: str) -> bool:
+    """Files of a proxkit output folder that are not records: its program cache and logs."""
+    parts = path[len(root) :].strip("/").split("/")
+    return parts[0] in ("cache", "logs")
 
 
 class RecordReader(BaseReader):
@@ -66,15 +71,20 @@ class RecordReader(BaseReader):
                 yield document
 
     def _read(self, path: str) -> Iterator[Document]:
-        if path.endswith(".parquet"):
-            yield from self._read_parquet(path)
-        else:
-            yield from self._read_jsonl(path)
+        """The records of one file; a file that breaks off (corrupt or truncated) ends in a failed record."""
+        read = self._read_parquet if path.endswith(".parquet") else self._read_jsonl
+        records = 0
+        try:
+            for document in read(path):
+                records += 1
+                yield document
+        except (OSError, EOFError, ValueError) as error:  # gzip/zstd/parquet errors are among these
+            problem = f"{path}: unreadable after record {records} ({type(error).__name__}: {error})"
+            yield mark_failed(Document("", f"{path}:unreadable"), problem)
 
     def _read_jsonl(self, path: str) -> Iterator[Document]:
         import fsspec
 
-        name = Path(path).name
         with fsspec.open(path, "rb", compression="infer") as file:
             for number, raw in enumerate(io.BufferedReader(file), start=1):  # zstd streams need the buffer
                 if not raw.strip():
@@ -85,32 +95,33 @@ class RecordReader(BaseReader):
                 except orjson.JSONDecodeError as error:
                     bad_byte = _first_bad_utf8_byte(raw)
                     problem = f"invalid JSON ({error})" if bad_byte is None else f"invalid UTF-8 at byte {bad_byte}"
-                    document = Document(raw.decode("utf-8", "replace"), f"{name}:{number}")
+                    document = Document(raw.decode("utf-8", "replace"), where)
                     yield mark_failed(document, f"{where}: {problem}")
                     continue
-                yield self._document(record, where, f"{name}:{number}")
+                yield self._document(record, where)
 
     def _read_parquet(self, path: str) -> Iterator[Document]:
         import fsspec
         import pyarrow.parquet as pq
 
-        name = Path(path).name
         with fsspec.open(path, "rb") as file:
             row = 0
             for batch in pq.ParquetFile(file).iter_batches(batch_size=1024):
                 for record in batch.to_pylist():
-                    yield self._document(record, f"{path}:row {row}", f"{name}:{row}")
+                    yield self._document(record, f"{path}:row {row}")
                     row += 1
 
-    def _document(self, record: object, where: str, fallback_id: str) -> Document:
+    def _document(self, record: object, where: str) -> Document:
+        """A record as a Document; without an id field, its id is where it was read (FILE:LINE)."""
         if not isinstance(record, dict):
-            document = Document(str(record)[:1000], fallback_id)
+            document = Document(str(record)[:1000], where)
             return mark_failed(document, f"{where}: a record must be a JSON object, got {type(record).__name__}")
         text = record.pop(self.text_key, None)
         raw_id = record.pop(self.id_key, None)
         metadata = record.pop("metadata", None)
         metadata = (metadata if isinstance(metadata, dict) else {"metadata": metadata}) if metadata else {}
-        document = Document("", str(raw_id) if raw_id is not None else fallback_id, metadata=metadata | record)
+        metadata.pop("prox", None)  # proxkit's own bookkeeping from an earlier run is recomputed
+        document = Document("", str(raw_id) if raw_id is not None else where, metadata=metadata | record)
         if text is None:
             fields = ", ".join(sorted(record)) or "none"
             return mark_failed(document, f"{where}: no {self.text_key!r} field (fields: {fields}); see --text-key")

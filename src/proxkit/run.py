@@ -113,6 +113,7 @@ def refine(config: RefineConfig) -> dict | None:
     """Run (or resume) the refinement; return the stats written to OUT/stats.json (None when the work was
     only submitted to Slurm: run the same command again once the job is done to write them)."""
     started = time.monotonic()
+    _check_same_split(config)
     executor = make_executor(config, build_pipeline(config))
     executor.run()
     if config.executor is ExecutorKind.SLURM and executor.job_id != -1:
@@ -120,14 +121,30 @@ def refine(config: RefineConfig) -> dict | None:
     return write_stats(config, time.monotonic() - started)
 
 
+def _check_same_split(config: RefineConfig) -> None:
+    """A rerun into the same folder must split the input the same way, or tasks would mix."""
+    import fsspec
+
+    with fsspec.open(f"{config.output.rstrip('/')}/logs/prox/run.json", "a+", auto_mkdir=True) as file:
+        file.seek(0)
+        recorded = file.read()
+        if recorded and json.loads(recorded)["tasks"] != config.tasks:
+            tasks = json.loads(recorded)["tasks"]
+            raise ValueError(
+                f"{config.output} was written with --tasks {tasks}: rerun with --tasks {tasks} or a new -o"
+            )
+        if not recorded:
+            file.write(json.dumps({"tasks": config.tasks}))
+
+
 def write_stats(config: RefineConfig, wall_seconds: float) -> dict:
-    """Merge the per-task totals into OUT/stats.json, with throughput and the refining FLOPs."""
+    """Merge the per-task totals into OUT/stats.json, with throughput."""
     import fsspec
 
     output = config.output.rstrip("/")
     fs, root = fsspec.core.url_to_fs(f"{output}/logs/prox")
     merged: dict[str, dict] = {"counts": {}, "drop_reasons": {}, "calls": {}, "errors": {}}
-    task_files = sorted(fs.glob(f"{root}/*.json"))
+    task_files = sorted(fs.glob(f"{root}/[0-9]*.json"))
     for path in task_files:
         with fs.open(path) as file:
             task = json.load(file)
@@ -149,7 +166,7 @@ def write_stats(config: RefineConfig, wall_seconds: float) -> dict:
         "words": {"in": counts.get("words_before", 0), "out": counts.get("words_after", 0)},
         "drop_reasons": merged["drop_reasons"],
         "calls": merged["calls"],
-        "parse_errors": merged["errors"],
+        "program_errors": merged["errors"],
         "truncations": {
             "doc_prompts": counts.get("doc_stage_truncated", 0),
             "chunk_prompts": counts.get("chunk_stage_truncated_chunks", 0),

@@ -23,7 +23,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
 from proxkit.models import Generation, ModelSpec, ProgramWriter
-from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, mark_kept, prox_metadata, status
+from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
 from proxkit.prompts import (
     CHUNK_MAX_NEW_TOKENS,
@@ -56,20 +56,22 @@ def document_key(document: Document) -> str:
 class ProgramCache:
     """Programs already written for this task, appended to `folder/{rank:05d}.jsonl` after every batch, so a
     rerun after a crash does not run the model again on the documents it already did. A line cut off by
-    the crash is ignored."""
+    the crash is ignored. Local folders only."""
 
     def __init__(self, folder: str | Path, rank: int) -> None:
         path = Path(folder) / f"{rank:05d}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, dict] = {}
-        if path.exists():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.entries[entry["key"]] = entry
-                except (ValueError, KeyError, TypeError):
-                    continue
+        content = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        for line in content.split("\n"):
+            try:
+                entry = json.loads(line)
+                self.entries[entry["key"]] = entry
+            except (ValueError, KeyError, TypeError):
+                continue
         self._file = path.open("a", encoding="utf-8")
+        if content and not content.endswith("\n"):
+            self._file.write("\n")  # end the line a crash cut off, so the next entry starts clean
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
@@ -77,7 +79,7 @@ class ProgramCache:
     def put(self, entries: list[dict]) -> None:
         for entry in entries:
             self.entries[entry["key"]] = entry
-            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._file.write(json.dumps(entry) + "\n")  # ASCII: no character of the text can split a line
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -115,11 +117,14 @@ class _ModelStep(PipelineStep):
         self.tokenizer: Tokenizer = self.model.load_tokenizer()
         self._writer: ProgramWriter | None = None
         self._rank = rank
-        cache = ProgramCache(Path(self.cache_folder) / str(self.stage), rank) if self.cache_folder else None
+        cache = self._open_cache(rank)
         try:
             for batch in batched(data or [], self.batch_size):
                 with self.track_time(unit="batch"):
-                    self.refine([doc for doc in batch if is_pending(doc)], cache)
+                    pending = [doc for doc in batch if is_pending(doc)]
+                    for document in pending:
+                        self.claim(document)
+                    self.refine(pending, cache)
                 yield from batch
         finally:
             if self._writer is not None:
@@ -129,6 +134,28 @@ class _ModelStep(PipelineStep):
 
     def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
         raise NotImplementedError
+
+    def settings(self) -> dict:
+        """What decides the programs this step writes: a cache written under other settings is not reused."""
+        return {"model": self.model.source, "mode": str(self.mode), "max_new_tokens": self.max_new_tokens}
+
+    def _open_cache(self, rank: int) -> ProgramCache | None:
+        if not self.cache_folder:
+            return None
+        if "://" in self.cache_folder and not self.cache_folder.startswith("file://"):
+            logger.warning(f"no program cache on {self.cache_folder}: a rerun after a crash redoes its model calls")
+            return None
+        fingerprint = hashlib.sha1(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:12]
+        return ProgramCache(Path(self.cache_folder.removeprefix("file://")) / str(self.stage) / fingerprint, rank)
+
+    def claim(self, document: Document) -> None:
+        """The first model step of a run owns what it will write: programs that came with the input (an
+        earlier run's output, a published ProX corpus) are dropped and `raw_content` is this text."""
+        if self.stage is Stage.CHUNK and "doc_stage" in prox_metadata(document):
+            return  # the doc stage of this run has claimed it already
+        for field in ("doc_program", "chunk_program", "doc_content"):
+            document.metadata.pop(field, None)
+        document.metadata["raw_content"] = document.text
 
     def generate(self, prompts: list[list[int]]) -> list[Generation]:
         if not prompts:
@@ -213,6 +240,9 @@ class ChunkRefiner(_ModelStep):
     def default_max_new_tokens(self) -> int:
         return CHUNK_MAX_NEW_TOKENS
 
+    def settings(self) -> dict:
+        return super().settings() | {"budget": self.budget, "context": self.context}
+
     def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
         cost = line_cost(self.tokenizer)
         todo, prompts, owners = [], [], []
@@ -284,15 +314,16 @@ class ProgramExecutor(PipelineStep):
 
     def apply(self, document: Document) -> None:
         metadata = document.metadata
+        if not is_pending(document):  # failed, or dropped before any program (empty, too long)
+            metadata.setdefault("raw_content", document.text)
+            return
         doc_program, chunk_program = metadata.get("doc_program"), metadata.get("chunk_program")
-        if status(document) is Status.FAILED or (doc_program is None and chunk_program is None):
-            if status(document) is not Status.KEPT:
-                metadata.setdefault("raw_content", document.text)
+        if doc_program is None and chunk_program is None:
+            mark_failed(document, "no metadata.doc_program or metadata.chunk_program to execute: run a model stage")
             return
         source = metadata.setdefault("raw_content", document.text)
         result = execute(source, doc_program, chunk_program, mode=self.mode, guards=self.guards)
-        doc_dropped = result.reason == "doc_program"
-        metadata["doc_content"] = "" if doc_dropped else source
+        metadata["doc_content"] = "" if result.reason == "doc_program" else source
         prox = prox_metadata(document)
         prox["mode"] = str(self.mode)
         prox["errors"] = [error.to_dict() for error in result.errors]
@@ -301,7 +332,6 @@ class ProgramExecutor(PipelineStep):
             mark_dropped(document, str(result.reason))
             document.text = source
         else:
-            mark_kept(document)
             document.text = result.text
         self.stat_update(status(document))
 
@@ -342,14 +372,29 @@ class OutcomeWriter(PipelineStep):
 
 
 def _output_record(_writer, document: Document) -> dict:
-    """The published ProX record: `id`, `text`, `raw_content`, `doc_content`, then `metadata`."""
-    metadata = dict(document.metadata)
+    """The published ProX record: `id`, `text`, `raw_content`, `doc_content`, then `metadata` (with both
+    program fields, None where a stage did not run). Values JSON cannot hold are written as text."""
+    metadata = {"doc_program": None, "chunk_program": None} | _json_safe(document.metadata)
     record = {"id": document.id, "text": document.text}
     for field in ("raw_content", "doc_content"):
         if field in metadata:
             record[field] = metadata.pop(field)
     record["metadata"] = metadata
     return record
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 class Totals:

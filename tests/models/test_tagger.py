@@ -52,22 +52,26 @@ def test_config_is_validated():
         TaggerConfig(base="x", line_threshold=1.0)
 
 
-def test_each_line_ends_at_a_newline_token_and_long_lines_are_cut(backbone, config):
-    ids, ends = backbone.segment(LINES, first_number=7)
-    assert len(ends) == len(LINES)
-    assert all(ids[end] == backbone.newline[0] for end in ends)
-    assert ids[0] == backbone.tokenizer.bos_token_id
-    lengths = [end - start for start, end in zip([0, *ends], ends, strict=False)]
-    assert max(lengths) <= config.max_line_tokens
-    assert backbone.tokenizer.decode(ids[1 : ends[0] + 1]).startswith("[007]Home")
+def test_each_line_piece_is_numbered_cut_and_ends_with_a_newline(backbone, config):
+    pieces = backbone.pieces([*LINES, "word " * 50], first_number=7)
+    assert len(pieces) == len(LINES) + 1
+    assert all(piece[-1] == backbone.newline[-1] for piece in pieces)
+    assert max(len(piece) for piece in pieces) == config.max_line_tokens  # the long line is cut
+    assert backbone.tokenizer.decode(pieces[0]).startswith("[007]Home")
 
 
-def test_line_states_have_one_row_per_line_whatever_the_windows(tiny_backbone, config):
+def test_windows_never_exceed_the_forward_pass_and_cover_every_line(tiny_backbone, config):
     small = Backbone(TaggerConfig(**{**config.__dict__, "max_tokens": 24}))
     lines = [f"Line {i} of a page about trains." for i in range(12)]
-    assert len(small.windows(lines)) > 1
+    pieces = small.pieces(lines)
+    windows = small.windows(pieces)
+    assert len(windows) > 1
+    assert [start for start, _ in windows[1:]] == [end for _, end in windows[:-1]] and windows[-1][1] == 12
+    for start, end in windows:
+        assert end - start == 1 or 1 + sum(len(p) for p in pieces[start:end]) <= 24
     states = small.line_states(lines)
     assert states.shape == (12, config.features)
+    assert small.line_states(lines, first_window_only=True).shape == (windows[0][1], config.features)
     assert Backbone(config).line_states([]).shape == (0, config.features)
 
 

@@ -114,7 +114,7 @@ _CHUNK_CALLS = st.one_of(
     st.just(KeepChunk()),
     st.just(RemoveAllLines()),
     st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)).map(sorted).map(lambda pair: RemoveLines(*pair)),
-    st.builds(Normalize, st.text(min_size=1).filter(lambda s: s != " "), st.text()),
+    st.builds(Normalize, st.text(min_size=1).filter(str.strip), st.text()),
 )
 
 

@@ -41,13 +41,14 @@ def test_training_checkpoints_keeps_the_best_and_resumes(tiny_refiner, tmp_path)
     longer = sft.SFTConfig("chunk", str(tiny_refiner), epochs=3, lr=1e-3, batch_size=2)
     resumed = sft.train_sft(longer, PAGES, PAGES, tmp_path / "run")
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]  # epochs 1-2 were not redone
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["epoch-3"]
 
 
 def test_lora_training_saves_a_plain_model_and_resumes(tiny_refiner, tmp_path):
     pytest.importorskip("peft")
     config = sft.SFTConfig("doc", str(tiny_refiner), epochs=1, lr=1e-3, batch_size=2, lora_rank=4)
     sft.train_sft(config, DOCS, DOCS, tmp_path / "lora")
-    assert (tmp_path / "lora" / "last" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "lora" / "checkpoints" / "epoch-1" / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "lora" / "best" / "model.safetensors").is_file()
     config.epochs = 2
     assert len(sft.train_sft(config, DOCS, DOCS, tmp_path / "lora")["history"]) == 2

@@ -223,6 +223,8 @@ class Annotator:
         if edu_answer is None or format_answer is None:
             return []  # the endpoint failed: nothing is labelled, a rerun asks again
         edu, fmt = parse_score(edu_answer, "edu"), parse_score(format_answer, "format")
+        if edu is None or fmt is None:
+            return []  # an answer without its score line labels nothing
         keep = keep_by_scores(edu, fmt)
         examples = [{
             "source": source, "site": source, "stage": "doc", "text": text, "label": int(keep),

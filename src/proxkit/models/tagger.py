@@ -120,38 +120,40 @@ class Backbone:
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         self.newline = self.tokenizer.encode("a\n", add_special_tokens=False)[-1:]
 
-    def segment(self, lines: Sequence[str], first_number: int) -> tuple[list[int], list[int]]:
-        """Token ids of the numbered lines, each cut to `max_line_tokens` and ended by a newline, and the
-        position of each line's last token (its newline)."""
-        ids, ends = list(self.bos), []
-        for offset, line in enumerate(lines):
-            piece = self.tokenizer.encode(number_line(first_number + offset, line), add_special_tokens=False)
-            ids.extend(piece[: self.config.max_line_tokens - 1] + self.newline)
-            ends.append(len(ids) - 1)
-        return ids, ends
+    def pieces(self, lines: Sequence[str], first_number: int = 0) -> list[list[int]]:
+        """The tokens of each numbered line, cut to `max_line_tokens` and ended by a newline."""
+        cut = self.config.max_line_tokens - len(self.newline)
+        encode = self.tokenizer.encode
+        return [
+            encode(number_line(first_number + offset, line), add_special_tokens=False)[:cut] + self.newline
+            for offset, line in enumerate(lines)
+        ]
 
-    def windows(self, lines: Sequence[str], first_number: int = 0) -> list[tuple[int, int]]:
-        """(start, end) line ranges whose tokens fit one forward pass each."""
+    def windows(self, pieces: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+        """(start, end) line ranges whose pieces, after the BOS, fit one forward pass each."""
         windows, start, tokens = [], 0, len(self.bos)
-        for index, line in enumerate(lines):
-            cost = min(len(self.tokenizer.encode(line, add_special_tokens=False)) + 4, self.config.max_line_tokens)
-            if index > start and tokens + cost > self.config.max_tokens:
+        for index, piece in enumerate(pieces):
+            if index > start and tokens + len(piece) > self.config.max_tokens:
                 windows.append((start, index))
                 start, tokens = index, len(self.bos)
-            tokens += cost
-        windows.append((start, len(lines)))
+            tokens += len(piece)
+        windows.append((start, len(pieces)))
         return windows
 
     @torch.no_grad()  # not inference_mode: the states also feed head training
-    def line_states(self, lines: Sequence[str], first_number: int = 0) -> torch.Tensor:
-        """[len(lines), features]: the chosen hidden states at each line's last token."""
+    def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:
+        """[lines, features]: the chosen hidden states at each line's last token (its newline). With
+        `first_window_only`, only the lines of the first forward pass (what the doc head reads)."""
         if not lines:
             return torch.zeros((0, self.config.features))
+        pieces = self.pieces(lines, first_number)
+        windows = self.windows(pieces)
         states = []
-        for start, end in self.windows(lines, first_number):
-            ids, ends = self.segment(lines[start:end], first_number + start)
-            ids = ids[: self.config.max_tokens]
-            ends = [min(position, len(ids) - 1) for position in ends]
+        for start, end in windows[:1] if first_window_only else windows:
+            ids, ends = list(self.bos), []
+            for piece in pieces[start:end]:
+                ids.extend(piece)
+                ends.append(len(ids) - 1)
             output = self.decoder(torch.tensor([ids], device=self.device), output_hidden_states=True)
             hidden = torch.cat([output.hidden_states[layer][0] for layer in self.config.layers], dim=-1)
             states.append(hidden[ends].float().cpu())
@@ -176,9 +178,11 @@ class TaggerWriter(ProgramWriter):
         return [self._write(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
 
     @torch.inference_mode()
-    def probabilities(self, lines: Sequence[str], first_number: int = 0) -> tuple[torch.Tensor, float]:
-        """P(remove) per line and P(drop) for the document."""
-        line_logits, doc_logit = self.heads(self.backbone.line_states(lines, first_number))
+    def probabilities(
+        self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False
+    ) -> tuple[torch.Tensor, float]:
+        """P(remove) per line and P(drop) for the document (read from the first window only if asked)."""
+        line_logits, doc_logit = self.heads(self.backbone.line_states(lines, first_number, first_window_only))
         return torch.sigmoid(line_logits), float(torch.sigmoid(doc_logit))
 
     def _write(self, prompt: str) -> Generation:
@@ -193,9 +197,5 @@ class TaggerWriter(ProgramWriter):
             remove, _ = self.probabilities([match.group(2) for match in numbered], first)
             program = Program.removing((remove >= self.config.line_threshold).tolist(), first)
             return Generation(program.render())
-        _, drop = self.probabilities(body.split("\n")[: self._doc_lines(body)])
+        _, drop = self.probabilities(body.split("\n"), first_window_only=True)
         return Generation((DropDoc() if drop >= self.config.doc_threshold else KeepDoc()).render())
-
-    def _doc_lines(self, body: str) -> int:
-        """How many leading lines of a document the doc head reads: one forward pass's worth."""
-        return self.backbone.windows(body.split("\n"))[0][1]

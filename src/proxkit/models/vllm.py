@@ -20,7 +20,7 @@ class VLLMWriter(ProgramWriter):
         rank: int = 0,
         dtype: str = "auto",
         gpu_memory_utilization: float = 0.9,
-        max_model_len: int = 4096,
+        max_model_len: int | None = None,  # None: the model's own context (2048 for the released refiners)
         tokenizer: str | None = None,
     ) -> None:
         try:
@@ -37,7 +37,7 @@ class VLLMWriter(ProgramWriter):
             tokenizer=tokenizer or str(model),
             dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
+            **({"max_model_len": max_model_len} if max_model_len else {}),
             enable_prefix_caching=True,  # every prompt shares the system-prompt prefix
         )
 

@@ -215,8 +215,8 @@ def _normalize(arguments: dict[str, object], number: int) -> Normalize | Program
     source, target = arguments.get("source_str"), arguments.get("target_str", "")
     if not isinstance(source, str) or not isinstance(target, str):
         return ProgramError(ErrorKind.BAD_ARGUMENTS, number, "normalize() needs string source_str and target_str")
-    if source in ("", " "):
-        message = f"normalize() source_str {source!r} would rewrite all text"
+    if not source.strip():
+        message = f"normalize() source_str {source!r} is only whitespace: it would rewrite all text"
         return ProgramError(ErrorKind.BAD_ARGUMENTS, number, message)
     return Normalize(source, target)
 

@@ -34,6 +34,8 @@ def load_seed(path: str | Path) -> list[Example]:
             try:
                 record = json.loads(line)
                 lines = record["text"].split("\n")[:MAX_LINES]
+                if record["stage"] == "chunk" and len(record["labels"]) != len(record["text"].split("\n")):
+                    raise ValueError(f"{len(record['labels'])} labels for {len(record['text'].split(chr(10)))} lines")
                 if record["stage"] == "chunk":
                     remove = [not keep for keep in record["labels"][:MAX_LINES]]
                     example = Example(record["source"], record.get("site", record["source"]), "chunk", lines, remove)

@@ -32,7 +32,8 @@ IGNORE = -100
 
 @dataclass
 class SFTConfig:
-    """epochs, learning rate (cosine to lr/10), batch size in examples, LoRA rank (0: full fine-tuning),
+    """epochs, learning rate (cosine decay to lr/10, as 1e-5 → 1e-6 in the paper), batch size in examples,
+    LoRA rank (0: full fine-tuning),
     max_length: longest prompt + program kept (longer examples are skipped)."""
 
     stage: str
@@ -81,7 +82,7 @@ def build_dataset(examples: Sequence[Example], tokenizer: Tokenizer, max_length:
     return dataset
 
 
-def _batch(items: Sequence[tuple], pad: int) -> dict[str, torch.Tensor]:
+def _batch(items: Sequence[tuple], pad: int, device: str = "cpu") -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in items)
     input_ids = torch.full((len(items), width), pad)
     labels = torch.full((len(items), width), IGNORE)
@@ -90,7 +91,7 @@ def _batch(items: Sequence[tuple], pad: int) -> dict[str, torch.Tensor]:
         input_ids[row, : len(ids)] = torch.tensor(ids)
         labels[row, : len(target)] = torch.tensor(target)
         attention[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+    return {"input_ids": input_ids.to(device), "labels": labels.to(device), "attention_mask": attention.to(device)}
 
 
 def _load_model(config: SFTConfig, resume: Path | None):
@@ -122,12 +123,12 @@ def train_sft(
     output: Path,
     score=None,
 ) -> dict:
-    """Fine-tune, checkpoint every epoch into OUTPUT/last, keep the best-scoring epoch in OUTPUT/best.
+    """Fine-tune, checkpoint every epoch into OUTPUT/checkpoints, keep the best-scoring epoch in OUTPUT/best.
 
     score(model_dir, validation) → float, higher is better (default: mean program-token loss, negated).
     A rerun with the same OUTPUT resumes after the last finished epoch.
     """
-    from transformers import get_cosine_schedule_with_warmup
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     output.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(resolve_base(config.base))
@@ -135,12 +136,14 @@ def train_sft(
     validation_set = build_dataset(validation, tokenizer, config.max_length)
     if not train_set:
         raise ValueError("no training example fits max_length")
-    state_file, last = output / "state.json", output / "last"
+    state_file, checkpoints = output / "state.json", output / "checkpoints"
     state = json.loads(state_file.read_text()) if state_file.exists() else {"epoch": 0, "best": None, "history": []}
-    model = _load_model(config, last if state["epoch"] else None)
+    last = checkpoints / f"epoch-{state['epoch']}"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = _load_model(config, last if state["epoch"] else None).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     steps = math.ceil(len(train_set) / config.batch_size) * config.epochs
-    schedule = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, max(1, steps // 20), steps, min_lr_rate=0.1)
     if state["epoch"]:
         checkpoint = torch.load(last / "trainer.pt")
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -151,23 +154,29 @@ def train_sft(
         random.Random(config.seed + epoch).shuffle(order)
         model.train()
         for start in range(0, len(order), config.batch_size):
-            batch = _batch([train_set[i] for i in order[start : start + config.batch_size]], pad)
+            batch = _batch([train_set[i] for i in order[start : start + config.batch_size]], pad, device)
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-        _save(model, config, last)
-        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, last / "trainer.pt")
-        value = score(last, validation) if score else -_mean_loss(model, validation_set, pad)
+        staging = checkpoints / f"epoch-{epoch + 1}.partial"
+        _save(model, config, staging)
+        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, staging / "trainer.pt")
+        value = score(staging, validation) if score else -_mean_loss(model, validation_set, pad)
         state["history"].append({"epoch": epoch + 1, "score": value})
         if state["best"] is None or value > state["best"]["score"]:
             state["best"] = {"epoch": epoch + 1, "score": value}
             shutil.rmtree(output / "best", ignore_errors=True)
-            shutil.copytree(last, output / "best", ignore=shutil.ignore_patterns("trainer.pt"))
+            shutil.copytree(staging, output / "best", ignore=shutil.ignore_patterns("trainer.pt"))
         state["epoch"] = epoch + 1
-        state_file.write_text(json.dumps(state, indent=2))
+        # the epoch counts once its checkpoint is complete and the state names it: a kill before redoes it
+        shutil.rmtree(checkpoints / f"epoch-{epoch + 1}", ignore_errors=True)
+        staging.rename(checkpoints / f"epoch-{epoch + 1}")
+        state_file.with_suffix(".partial").write_text(json.dumps(state, indent=2))
+        state_file.with_suffix(".partial").rename(state_file)
+        shutil.rmtree(checkpoints / f"epoch-{epoch}", ignore_errors=True)
         logger.info(f"epoch {epoch + 1}: validation score {value:.4f}")
     return state
 
@@ -175,7 +184,8 @@ def train_sft(
 @torch.no_grad()
 def _mean_loss(model, dataset: Sequence[tuple], pad: int) -> float:
     model.eval()
-    losses = [float(model(**_batch([item], pad)).loss) for item in dataset]
+    device = next(model.parameters()).device
+    losses = [float(model(**_batch([item], pad, device)).loss) for item in dataset]
     return sum(losses) / len(losses) if losses else 0.0
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,12 +20,16 @@ from proxkit.models.tagger import HEADS_FILE, Backbone, TaggerConfig, TaggerHead
 from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report, mean
 from proxkit.train.seed import Example
 
+STATES_VERSION = 2  # bump when the way line states are computed changes
+
 
 class StateStore:
     """Line states per example, computed with the frozen backbone once and kept on disk."""
 
     def __init__(self, folder: str | Path, config: TaggerConfig) -> None:
-        settings = json.dumps([config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens])
+        settings = json.dumps(
+            [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
+        )
         self.folder = Path(folder) / hashlib.sha1(settings.encode()).hexdigest()[:12]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = config
@@ -40,10 +43,8 @@ class StateStore:
             return torch.load(path)
         if self._backbone is None:
             self._backbone = Backbone(self.config)
-        lines = example.lines
-        if example.stage == "doc":  # the doc head reads one forward pass's worth, as at run time
-            lines = lines[: self._backbone.windows(lines)[0][1]]
-        states = self._backbone.line_states(lines)
+        # the doc head reads one forward pass's worth, as at run time
+        states = self._backbone.line_states(example.lines, first_window_only=example.stage == "doc")
         torch.save(states, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         return states
@@ -168,7 +169,8 @@ def cross_validate_docs(
     predicted: dict[int, bool] = {}
     for fold in range(folds):
         test = order[fold::folds]
-        train = [i for i in order if i not in set(test)]
+        held_out = set(test)
+        train = [i for i in order if i not in held_out]
         heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
         for index, (_, drop) in zip(test, predict(heads, [states[i] for i in test]), strict=True):
             predicted[index] = drop >= 0.5
@@ -197,7 +199,8 @@ def train_tagger(
     chunk = [i for i, e in enumerate(examples) if e.stage == "chunk"]
     validation_sites = site_folds([examples[i] for i in chunk], 5)
     validation = [i for i, fold in zip(chunk, validation_sites, strict=True) if fold == 0]
-    train = [i for i in range(len(examples)) if i not in set(validation)]
+    held_out = set(validation)
+    train = [i for i in range(len(examples)) if i not in held_out]
     heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
     config.line_threshold = best_threshold(
         [examples[i] for i in validation], [p for p, _ in predict(heads, [states[i] for i in validation])]
@@ -206,11 +209,3 @@ def train_tagger(
     save_file(heads.state_dict(), str(output / HEADS_FILE))
     config.save(output)
     return config
-
-
-def summarize(config: TaggerConfig) -> str:
-    return json.dumps(asdict(config), indent=2)
-
-
-def only(examples: Iterable[Example], stage: str) -> list[int]:
-    return [i for i, example in enumerate(examples) if example.stage == stage]
