@@ -146,11 +146,15 @@ def refine_command(
     else:
         options |= {"dtype": dtype}
     slurm = {"time": time_limit, "gpus_per_task": gpus_per_task} | ({"partition": partition} if partition else {})
+    names = [name.strip() for name in stages.split(",") if name.strip() not in ("", "none")]
+    unknown = [name for name in names if name not in (Stage.DOC, Stage.CHUNK)]
+    if unknown:
+        raise typer.BadParameter(f"unknown stage {unknown[0]!r}: use doc, chunk or none", param_hint="--stages")
     try:
         config = RefineConfig(
             inputs=inputs,
             output=output,
-            stages=tuple(Stage(name.strip()) for name in stages.split(",") if name.strip() not in ("", "none")),
+            stages=tuple(Stage(name) for name in names),
             mode=mode,
             doc_model=doc_model,
             chunk_model=chunk_model,

@@ -31,6 +31,11 @@ class TokenizationMode(StrEnum):
     REFERENCE = "reference"
     CLEAN = "clean"
 
+    @classmethod
+    def for_mode(cls, mode: str) -> TokenizationMode:
+        """The tokenization of a program mode: `reference` reproduces the authors' ids, `strict` is clean."""
+        return cls.REFERENCE if mode == "reference" else cls.CLEAN
+
 
 class Tokenizer(Protocol):
     """What prompts need from a tokenizer.

@@ -105,7 +105,7 @@ class _ModelStep(PipelineStep):
         super().__init__()
         self.model = model
         self.mode = Mode(mode)
-        self.tokenization = TokenizationMode.REFERENCE if self.mode is Mode.REFERENCE else TokenizationMode.CLEAN
+        self.tokenization = TokenizationMode.for_mode(self.mode)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens or self.default_max_new_tokens()
         self.cache_folder = cache_folder

@@ -16,7 +16,7 @@ def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode =
     """The merged chunk program the model writes for each page, as `prox refine` would."""
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
-    tokenization = TokenizationMode.REFERENCE if mode is Mode.REFERENCE else TokenizationMode.CLEAN
+    tokenization = TokenizationMode.for_mode(mode)
     programs = []
     for page in pages:
         chunks = chunk_document("\n".join(page.lines), line_cost(tokenizer))
@@ -29,7 +29,7 @@ def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode =
 def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT) -> dict:
     programs = write_chunk_programs(spec, pages, mode)
     removes = [
-        removed_lines(len(page.lines), parse_program(program, Stage.CHUNK))
+        removed_lines(len(page.lines), parse_program(program, Stage.CHUNK, mode))
         for page, program in zip(pages, programs, strict=True)
     ]
     rule = [[not keep for keep in c4_line_rule(page.lines)] for page in pages]
@@ -41,7 +41,7 @@ def evaluate_doc(spec: ModelSpec, documents: Sequence[Example], mode: Mode = Mod
 
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
-    tokenization = TokenizationMode.REFERENCE if mode is Mode.REFERENCE else TokenizationMode.CLEAN
+    tokenization = TokenizationMode.for_mode(mode)
     texts = ["\n".join(document.lines) for document in documents]
     prompts = [doc_prompt_ids(text, tokenizer, tokenization).ids for text in texts]
     generations = writer.generate(prompts, 24)
