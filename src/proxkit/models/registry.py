@@ -31,12 +31,8 @@ BUNDLED: dict[str, tuple[Stage, str]] = {
     "proxkit/web-chunk-tagger": (Stage.CHUNK, "web-tagger"),
 }
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
-# The defaults of `prox refine`: the bundled refiners (offline, CPU-friendly) when they are installed.
-DEFAULT_MODELS: dict[Stage, str] = (
-    {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
-    if (BUNDLED_ROOT / "web-tagger" / "tagger.json").is_file()
-    else {Stage.DOC: "gair-prox/web-doc-refining-lm", Stage.CHUNK: "gair-prox/web-chunk-refining-lm"}
-)
+# The defaults of `prox refine`: the bundled refiners, which work offline on a CPU.
+DEFAULT_MODELS: dict[Stage, str] = {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
 # Base models available offline, by name.
 BASE_MODELS = ("smollm2-135m",)
 
@@ -102,6 +98,8 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
         _check_stage(name, bundled_stage, stage)
         if backend is not Backend.TRANSFORMERS:
             raise UnknownModelError(f"{name} runs in process only: use --backend transformers")
+        if not (BUNDLED_ROOT / directory / "tagger.json").is_file():
+            raise UnknownModelError(f"{name} is missing from this installation ({BUNDLED_ROOT / directory})")
         return ModelSpec(name, stage, str(BUNDLED_ROOT / directory), backend, tokenizer, options)
     if name in BASE_MODELS:
         from proxkit.models.base_models import smollm2_135m
