@@ -4,6 +4,7 @@ import json
 import random
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from proxkit.cli import app
@@ -124,3 +125,16 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")
+
+
+def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_states(seed, tiny_backbone, tmp_path):
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, max_tokens=40)
+    pages = [e for e in load_seed(seed) if e.stage == "chunk"][:2]
+    states = tagger.StateStore(tmp_path / "states", config).all(pages)
+    docs = [Example(pages[0].source, pages[0].site, "doc", pages[0].lines, drop=False)]
+    docs.append(Example("elsewhere/1", "x", "doc", ["Other text."], drop=True))  # no page: left out
+    chosen, doc_states = tagger.page_doc_states(config, docs, pages, states)
+    assert chosen == docs[:1]
+    direct = tagger.StateStore(tmp_path / "direct", config).states(docs[0])  # computed by the backbone
+    assert doc_states[0].shape == direct.shape and direct.shape[0] < len(pages[0].lines)
+    assert torch.allclose(doc_states[0], direct, atol=1e-5)
