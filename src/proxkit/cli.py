@@ -243,21 +243,22 @@ def train_tagger_command(
 
     examples = load_seed(seed)
     chunk = tagger.sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
-    docs = [e for e in examples if e.stage == "doc" and (e.drop or e.site.startswith("dclm"))]
     config = TaggerConfig.for_base(base, depth)
     store = tagger.StateStore(states, config)
-    chunk_states, doc_states = store.all(chunk), store.all(docs)
+    chunk_states = store.all(chunk)
+    # documents labelled on their own (DCLM) are read by the backbone; the labelled web pages' doc examples
+    # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states
+    own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
+    own_states = store.all(own)
+    pages, page_states = tagger.page_doc_states(config, [e for e in examples if e.stage == "doc"], chunk, chunk_states)
     if extract_only:
         return
     report = {}
     if folds:
         report["chunk"] = tagger.cross_validate_chunks(chunk, chunk_states, config, folds, epochs)["mean"]
-        dclm = [i for i, e in enumerate(docs) if e.site.startswith("dclm")]
-        report["doc"] = tagger.cross_validate_docs(
-            [docs[i] for i in dclm], [doc_states[i] for i in dclm], config, folds, epochs
-        )
+        report["doc"] = tagger.cross_validate_docs(own, own_states, config, folds, epochs, (pages, page_states))
     config.metrics = report
-    tagger.train_tagger(chunk + docs, chunk_states + doc_states, config, output, epochs)
+    tagger.train_tagger(chunk + own + pages, chunk_states + own_states + page_states, config, output, epochs)
     typer.echo(json.dumps(report, indent=2))
 
 

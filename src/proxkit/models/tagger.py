@@ -102,21 +102,14 @@ class TaggerHeads(nn.Module):
         return line_logits, self.doc(pooled).squeeze(-1)
 
 
-class Backbone:
-    """The first `depth` layers of a causal LM and its tokenizer, turning numbered lines into line states."""
+class Segmenter:
+    """How the tagger cuts numbered lines into tokens and forward passes (its backbone's tokenizer only)."""
 
-    def __init__(self, config: TaggerConfig, device: str = "cpu") -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def __init__(self, config: TaggerConfig) -> None:
+        from transformers import AutoTokenizer
 
-        base = resolve_base(config.base)
         self.config = config
-        self.device = device
-        self.tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        decoder = model.model
-        decoder.layers = decoder.layers[: config.depth]
-        decoder.config.num_hidden_layers = config.depth
-        self.decoder = decoder.to(device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_base(config.base))
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         self.newline = self.tokenizer.encode("a\n", add_special_tokens=False)[-1:]
 
@@ -139,6 +132,21 @@ class Backbone:
             tokens += len(piece)
         windows.append((start, len(pieces)))
         return windows
+
+
+class Backbone(Segmenter):
+    """The first `depth` layers of a causal LM, turning numbered lines into line states."""
+
+    def __init__(self, config: TaggerConfig, device: str = "cpu") -> None:
+        from transformers import AutoModelForCausalLM
+
+        super().__init__(config)
+        self.device = device
+        model = AutoModelForCausalLM.from_pretrained(resolve_base(config.base), dtype=torch.float32)
+        decoder = model.model
+        decoder.layers = decoder.layers[: config.depth]
+        decoder.config.num_hidden_layers = config.depth
+        self.decoder = decoder.to(device).eval()
 
     @torch.no_grad()  # not inference_mode: the states also feed head training
     def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:

@@ -166,10 +166,35 @@ def cross_validate_chunks(
     return {"folds": results, "mean": _mean_scores(results)}
 
 
+def page_doc_states(
+    config: TaggerConfig, docs: Sequence[Example], pages: Sequence[Example], page_states: Sequence[torch.Tensor]
+) -> tuple[list[Example], list[torch.Tensor]]:
+    """Doc-stage examples of pages whose line states are known, with the states of their first forward pass
+    (what the doc head reads) cut from the page's: no backbone run needed."""
+    from proxkit.models.tagger import Segmenter
+
+    segmenter = Segmenter(config)
+    by_source = {page.source: index for index, page in enumerate(pages)}
+    chosen, states = [], []
+    for doc in docs:
+        index = by_source.get(doc.source)
+        if index is not None and doc.lines == pages[index].lines:
+            end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
+            chosen.append(doc)
+            states.append(page_states[index][:end])
+    return chosen, states
+
+
 def cross_validate_docs(
-    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, folds: int = 5, epochs: int = 30
+    examples: Sequence[Example],
+    states: Sequence[torch.Tensor],
+    config: TaggerConfig,
+    folds: int = 5,
+    epochs: int = 30,
+    always_train: tuple[Sequence[Example], Sequence[torch.Tensor]] = ((), ()),
 ) -> dict:
-    """Doc-level accuracy and keep-F1 of the doc head, cross-validated over the doc examples."""
+    """Doc-level accuracy and keep-F1 of the doc head, cross-validated over `examples`; the examples of
+    `always_train` join every training side and are never tested."""
     order = list(range(len(examples)))
     random.Random(0).shuffle(order)
     predicted: dict[int, bool] = {}
@@ -177,9 +202,14 @@ def cross_validate_docs(
         test = order[fold::folds]
         held_out = set(test)
         train = [i for i in order if i not in held_out]
-        heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
+        heads = train_heads(
+            [examples[i] for i in train] + list(always_train[0]),
+            [states[i] for i in train] + list(always_train[1]),
+            config,
+            epochs,
+        )
         for index, (_, drop) in zip(test, predict(heads, [states[i] for i in test]), strict=True):
-            predicted[index] = drop >= 0.5
+            predicted[index] = drop >= config.doc_threshold
     keeps = [not predicted[i] for i in range(len(examples))]
     actual = [not example.drop for example in examples]
     return {"accuracy": accuracy(keeps, actual), "keep_f1": binary_f1(keeps, actual).f1, "documents": len(examples)}
