@@ -262,16 +262,26 @@ def train_tagger_command(
     typer.echo(json.dumps(report, indent=2))
 
 
+SeedOption = Annotated[Path, typer.Option(help="Seed examples (JSONL).")]
+TrainOutput = Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")]
+BaseOption = Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")]
+EpochsOption = Annotated[int, typer.Option(help="Passes over the training examples.")]
+LrOption = Annotated[float, typer.Option(help="Peak learning rate (cosine schedule to a tenth of it).")]
+BatchOption = Annotated[int, typer.Option(help="Examples per step.")]
+LoraOption = Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning).")]
+MaxExamplesOption = Annotated[int, typer.Option(help="Use at most this many examples (0: all).")]
+
+
 @train_app.command("doc")
 def train_doc_command(
-    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")],
-    base: Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")] = "smollm2-135m",
-    epochs: Annotated[int, typer.Option(help="Passes over the training examples.")] = 3,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 1e-4,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning).")] = 0,
-    max_examples: Annotated[int, typer.Option(help="Use at most this many examples (0: all).")] = 0,
+    seed: SeedOption,
+    output: TrainOutput,
+    base: BaseOption = "smollm2-135m",
+    epochs: EpochsOption = 3,
+    lr: LrOption = 1e-4,
+    batch_size: BatchOption = 8,
+    lora_rank: LoraOption = 0,
+    max_examples: MaxExamplesOption = 0,
 ) -> None:
     """Fine-tune a generative doc refiner (prompt → keep_doc()/drop_doc()); resumable."""
     _train_generative(Stage.DOC, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
@@ -279,14 +289,14 @@ def train_doc_command(
 
 @train_app.command("chunk")
 def train_chunk_command(
-    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")],
-    base: Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")] = "smollm2-135m",
-    epochs: Annotated[int, typer.Option(help="Passes over the training examples.")] = 3,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 1e-4,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning).")] = 0,
-    max_examples: Annotated[int, typer.Option(help="Use at most this many pages (0: all).")] = 0,
+    seed: SeedOption,
+    output: TrainOutput,
+    base: BaseOption = "smollm2-135m",
+    epochs: EpochsOption = 3,
+    lr: LrOption = 1e-4,
+    batch_size: BatchOption = 8,
+    lora_rank: LoraOption = 0,
+    max_examples: MaxExamplesOption = 0,
 ) -> None:
     """Fine-tune a generative chunk refiner (numbered lines → remove_lines/keep_chunk); resumable."""
     _train_generative(Stage.CHUNK, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)

@@ -59,3 +59,18 @@ def test_config_is_validated():
         sft.SFTConfig("chunk", "base", epochs=0)
     with pytest.raises(ValueError):
         sft.SFTConfig("page", "base")
+
+
+def test_prox_train_chunk_holds_out_sites_and_keeps_the_best_epoch(tiny_refiner, tmp_path):
+    from train.test_tagger_training import write_seed
+    from typer.testing import CliRunner
+
+    from proxkit.cli import app
+
+    seed = write_seed(tmp_path / "seed.jsonl", pages=10)
+    args = ["train", "chunk", "--seed", str(seed), "-o", str(tmp_path / "run"), "--base", str(tiny_refiner)]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    state = json.loads(result.stdout)
+    assert state["epoch"] == 1 and 0.0 <= state["history"][0]["score"] <= 1.0  # content-word F1 on held-out sites
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
