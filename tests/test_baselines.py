@@ -1,5 +1,7 @@
 """The datatrove rule baselines."""
 
+import json
+
 import pytest
 
 from proxkit.baselines import rule_decision, rule_filters
@@ -30,3 +32,50 @@ def test_a_menu_is_dropped_with_the_rule_that_dropped_it():
 def test_unknown_rule_sets_are_named():
     with pytest.raises(ValueError, match="dolma"):
         rule_filters(["gopher", "dolma"])
+
+
+def _write_corpus(path):
+    import json
+
+    lines = [
+        json.dumps({"id": "article", "text": ARTICLE + "\nShare this page"}),
+        json.dumps({"id": "menu", "text": "Home | About | Contact\nLogin"}),
+        "{not json",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_prox_baseline_writes_the_refine_outputs_with_the_rule_that_dropped(tmp_path):
+    from test_cli import run as invoke
+
+    from proxkit.run import read_records
+
+    corpus, out = _write_corpus(tmp_path / "in.jsonl"), tmp_path / "out"
+    result = invoke("baseline", "all", str(corpus), "-o", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "3 documents: 1 kept, 1 dropped, 1 failed" in result.output
+    (kept,) = read_records(out / "data")
+    assert kept["id"] == "article" and kept["raw_content"].endswith("Share this page")
+    assert kept["text"] == ARTICLE  # the C4 rules removed the line without terminal punctuation
+    (dropped,) = read_records(out / "dropped")
+    assert dropped["metadata"]["prox"]["drop_reason"].startswith("gopher:")
+    (failed,) = read_records(out / "failed")
+    assert "in.jsonl:3" in failed["metadata"]["prox"]["error"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["config"] == {"baseline": ["gopher", "c4", "fineweb"]}
+    assert stats["words"]["out"] == len(ARTICLE.split())
+
+
+def test_prox_baseline_runs_one_rule_set_and_names_unknown_ones(tmp_path):
+    from test_cli import flat
+    from test_cli import run as invoke
+
+    corpus = _write_corpus(tmp_path / "in.jsonl")
+    result = invoke("baseline", "fineweb", str(corpus), "-o", str(tmp_path / "out"), "--no-progress")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["config"] == {"baseline": ["fineweb"]}
+    assert set(stats["drop_reasons"]) == {"fineweb:line_punct_ratio"}
+    result = invoke("baseline", "gopher,dolma", str(corpus), "-o", str(tmp_path / "other"))
+    assert result.exit_code != 0 and "dolma" in flat(result.output)

@@ -49,6 +49,15 @@ MinWordRatio = Annotated[float, typer.Option(help="Drop when this share of the w
 MinWords = Annotated[int, typer.Option(help="Drop when this many words or fewer remain.")]
 MaxErrors = Annotated[int, typer.Option(help="Ignore a program with this many errors (0: never).")]
 ModeOption = Annotated[Mode, typer.Option("--mode", help="strict (fixed parser) or reference (the authors').")]
+Inputs = Annotated[list[str], typer.Argument(help="JSONL(.gz/.zst) or Parquet files or folders; fsspec URLs.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="Output folder (local path or fsspec URL).")]
+TextKey = Annotated[str, typer.Option(help="The input field holding the text.")]
+IdKey = Annotated[str, typer.Option(help="The input field holding the document id.")]
+Limit = Annotated[int, typer.Option(help="Read at most this many documents per task (-1: all).")]
+Executor = Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster) or slurm.")]
+Tasks = Annotated[int, typer.Option(help="Split the input files into this many tasks.")]
+Workers = Annotated[int | None, typer.Option(help="Tasks at the same time (default: 1 locally, all on Ray or Slurm).")]
+Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
 
 
 def _guards(min_word_ratio: float, min_words: int, max_errors: int) -> Guards:
@@ -92,8 +101,8 @@ def execute_command(
 
 @app.command("refine")
 def refine_command(
-    inputs: Annotated[list[str], typer.Argument(help="JSONL(.gz/.zst) or Parquet files or folders; fsspec URLs.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Output folder (local path or fsspec URL).")],
+    inputs: Inputs,
+    output: Output,
     stages: Annotated[
         str,
         typer.Option(help="Model stages, comma-separated: doc,chunk; none re-executes the programs of earlier output."),
@@ -113,25 +122,23 @@ def refine_command(
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")] = None,
     device: Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    text_key: Annotated[str, typer.Option(help="The input field holding the text.")] = "text",
-    id_key: Annotated[str, typer.Option(help="The input field holding the document id.")] = "id",
-    limit: Annotated[int, typer.Option(help="Read at most this many documents per task (-1: all).")] = -1,
+    text_key: TextKey = "text",
+    id_key: IdKey = "id",
+    limit: Limit = -1,
     batch_size: Annotated[int, typer.Option(help="Documents per model batch.")] = 64,
     max_chars: Annotated[int, typer.Option(help="Drop documents longer than this (reason too_long).")] = 1_000_000,
     doc_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a doc program.")] = None,
     chunk_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a chunk program.")] = None,
-    executor: Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster) or slurm.")] = ExecutorKind.LOCAL,
-    tasks: Annotated[int, typer.Option(help="Split the input files into this many tasks.")] = 1,
-    workers: Annotated[
-        int | None, typer.Option(help="Tasks at the same time (default: 1 locally, all on Ray or Slurm).")
-    ] = None,
+    executor: Executor = ExecutorKind.LOCAL,
+    tasks: Tasks = 1,
+    workers: Workers = None,
     partition: Annotated[str | None, typer.Option(help="slurm: the partition.")] = None,
     time_limit: Annotated[str, typer.Option("--time", help="slurm: time limit per task.")] = "24:00:00",
     gpus_per_task: Annotated[int, typer.Option(help="slurm: GPUs per task (one vLLM engine each).")] = 0,
     min_word_ratio: MinWordRatio = 0.05,
     min_words: MinWords = 10,
     max_errors: MaxErrors = 2,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Refine a corpus: OUT/data (kept), OUT/dropped (with reasons), OUT/failed (with errors), OUT/stats.json.
 
@@ -182,11 +189,54 @@ def refine_command(
     if stats is None:
         typer.echo(f"submitted to Slurm; run the same command again when the job is done to write {output}/stats.json")
         return
+    _echo_summary(stats, output)
+
+
+def _echo_summary(stats: dict, output: str) -> None:
     documents = stats["documents"]
     typer.echo(
         f"{documents['in']} documents: {documents['kept']} kept, {documents['dropped']} dropped, "
         f"{documents['failed']} failed -> {output} ({stats['throughput']['documents_per_second']} docs/s)"
     )
+
+
+@app.command("baseline")
+def baseline_command(
+    rules: Annotated[str, typer.Argument(help="gopher, c4, fineweb, all, or a comma-separated list.")],
+    inputs: Inputs,
+    output: Output,
+    text_key: TextKey = "text",
+    id_key: IdKey = "id",
+    limit: Limit = -1,
+    executor: Executor = ExecutorKind.LOCAL,
+    tasks: Tasks = 1,
+    workers: Workers = None,
+    progress: Progress = True,
+) -> None:
+    """Filter a corpus with the paper's rule baselines (datatrove's Gopher, C4, FineWeb rules at their
+    default thresholds): the outputs of prox refine, with the rule that dropped each document."""
+    from proxkit.baselines import BaselineConfig, run_baseline
+
+    try:
+        config = BaselineConfig(
+            inputs=inputs,
+            output=output,
+            rule_sets=rules,
+            text_key=text_key,
+            id_key=id_key,
+            limit=limit,
+            executor=executor,
+            tasks=tasks,
+            workers=workers,
+            progress=progress,
+        )
+        stats = run_baseline(config)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if stats is None:
+        typer.echo(f"submitted to Slurm; run the same command again when the job is done to write {output}/stats.json")
+        return
+    _echo_summary(stats, output)
 
 
 @app.command("serve")

@@ -26,25 +26,15 @@ class ExecutorKind(StrEnum):
 
 
 @dataclass
-class RefineConfig:
-    """Everything `prox refine` needs. Validated on creation; model names are resolved to specs."""
+class RunConfig:
+    """What every run over a corpus shares (`prox refine`, `prox baseline`): where the records come from,
+    where they go, and how the work is spread. Validated on creation."""
 
     inputs: list[str]
     output: str
-    stages: tuple[Stage, ...] = (Stage.DOC, Stage.CHUNK)
-    mode: Mode = Mode.STRICT
-    doc_model: str = DEFAULT_MODELS[Stage.DOC]
-    chunk_model: str = DEFAULT_MODELS[Stage.CHUNK]
-    backend: Backend = Backend.TRANSFORMERS
-    backend_options: dict = field(default_factory=dict)
     text_key: str = "text"
     id_key: str = "id"
     limit: int = -1
-    batch_size: int = 64
-    doc_max_new_tokens: int | None = None  # None: the stage's default (mode-dependent for the doc stage)
-    chunk_max_new_tokens: int | None = None
-    guards: Guards = field(default_factory=Guards)
-    max_chars: int = 1_000_000
     executor: ExecutorKind = ExecutorKind.LOCAL
     tasks: int = 1
     workers: int | None = None  # tasks at the same time; None: 1 locally, all of them on Ray or Slurm
@@ -54,13 +44,55 @@ class RefineConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ValueError("give at least one input file or folder")
-        self.stages = tuple(Stage(stage) for stage in self.stages)
-        self.mode, self.backend, self.executor = Mode(self.mode), Backend(self.backend), ExecutorKind(self.executor)
-        for name in ("tasks", "workers", "batch_size", "max_chars"):
+        self.executor = ExecutorKind(self.executor)
+        for name in ("tasks", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit < -1 or self.limit == 0:
             raise ValueError(f"limit must be a positive number of documents, got {self.limit}")
+
+    def reader(self):
+        from proxkit.readers import RecordReader, expand_inputs
+
+        return RecordReader(expand_inputs(self.inputs), self.text_key, self.id_key, self.limit)
+
+    def describe(self) -> dict:
+        """The `config` section of stats.json."""
+        return {}
+
+
+@dataclass
+class RefineConfig(RunConfig):
+    """Everything `prox refine` needs. Model names are resolved to specs."""
+
+    stages: tuple[Stage, ...] = (Stage.DOC, Stage.CHUNK)
+    mode: Mode = Mode.STRICT
+    doc_model: str = DEFAULT_MODELS[Stage.DOC]
+    chunk_model: str = DEFAULT_MODELS[Stage.CHUNK]
+    backend: Backend = Backend.TRANSFORMERS
+    backend_options: dict = field(default_factory=dict)
+    batch_size: int = 64
+    doc_max_new_tokens: int | None = None  # None: the stage's default (mode-dependent for the doc stage)
+    chunk_max_new_tokens: int | None = None
+    guards: Guards = field(default_factory=Guards)
+    max_chars: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.stages = tuple(Stage(stage) for stage in self.stages)
+        self.mode, self.backend = Mode(self.mode), Backend(self.backend)
+        for name in ("batch_size", "max_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def describe(self) -> dict:
+        return {
+            "mode": str(self.mode),
+            "stages": [str(stage) for stage in self.stages],
+            "doc_model": self.doc_model if Stage.DOC in self.stages else None,
+            "chunk_model": self.chunk_model if Stage.CHUNK in self.stages else None,
+            "backend": str(self.backend),
+        }
 
     def model(self, stage: Stage) -> ModelSpec:
         name = self.doc_model if stage is Stage.DOC else self.chunk_model
@@ -69,12 +101,11 @@ class RefineConfig:
 
 def build_pipeline(config: RefineConfig) -> list:
     """reader → DocRefiner → ChunkRefiner → ProgramExecutor → OutcomeWriter (model stages as configured)."""
-    from proxkit.readers import RecordReader, expand_inputs
     from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor
 
     output = config.output.rstrip("/")
     settings = {"mode": config.mode, "batch_size": config.batch_size, "cache_folder": f"{output}/cache"}
-    pipeline: list = [RecordReader(expand_inputs(config.inputs), config.text_key, config.id_key, config.limit)]
+    pipeline: list = [config.reader()]
     if Stage.DOC in config.stages:
         doc = DocRefiner(
             config.model(Stage.DOC), max_chars=config.max_chars, max_new_tokens=config.doc_max_new_tokens, **settings
@@ -87,7 +118,7 @@ def build_pipeline(config: RefineConfig) -> list:
     return pipeline
 
 
-def make_executor(config: RefineConfig, pipeline: list):
+def make_executor(config: RunConfig, pipeline: list):
     logs = f"{config.output.rstrip('/')}/logs"
     workers = config.workers or (1 if config.executor is ExecutorKind.LOCAL else -1)
     if config.executor is ExecutorKind.RAY:
@@ -112,16 +143,21 @@ def make_executor(config: RefineConfig, pipeline: list):
 def refine(config: RefineConfig) -> dict | None:
     """Run (or resume) the refinement; return the stats written to OUT/stats.json (None when the work was
     only submitted to Slurm: run the same command again once the job is done to write them)."""
+    return run_pipeline(config, build_pipeline(config))
+
+
+def run_pipeline(config: RunConfig, pipeline: list) -> dict | None:
+    """Run (or resume) a pipeline that ends in an OutcomeWriter; write and return OUT/stats.json."""
     started = time.monotonic()
     _check_same_split(config)
-    executor = make_executor(config, build_pipeline(config))
+    executor = make_executor(config, pipeline)
     executor.run()
     if config.executor is ExecutorKind.SLURM and executor.job_id != -1:
         return None
     return write_stats(config, time.monotonic() - started)
 
 
-def _check_same_split(config: RefineConfig) -> None:
+def _check_same_split(config: RunConfig) -> None:
     """A rerun into the same folder must split the input the same way, or tasks would mix."""
     import fsspec
 
@@ -137,7 +173,7 @@ def _check_same_split(config: RefineConfig) -> None:
             file.write(json.dumps({"tasks": config.tasks}))
 
 
-def write_stats(config: RefineConfig, wall_seconds: float) -> dict:
+def write_stats(config: RunConfig, wall_seconds: float) -> dict:
     """Merge the per-task totals into OUT/stats.json, with throughput."""
     import fsspec
 
@@ -179,13 +215,7 @@ def write_stats(config: RefineConfig, wall_seconds: float) -> dict:
             "documents_per_second": round(documents / task_seconds, 3) if task_seconds else None,
             "raw_tokens_per_second": round(raw_tokens / task_seconds, 1) if task_seconds else None,
         },
-        "config": {
-            "mode": str(config.mode),
-            "stages": [str(stage) for stage in config.stages],
-            "doc_model": config.doc_model if Stage.DOC in config.stages else None,
-            "chunk_model": config.chunk_model if Stage.CHUNK in config.stages else None,
-            "backend": str(config.backend),
-        },
+        "config": config.describe(),
         "counts": counts,
     }
     with fsspec.open(f"{output}/stats.json", "w") as file:
