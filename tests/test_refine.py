@@ -60,6 +60,12 @@ def test_refine_real_web_pages_end_to_end(tiny_refiner, tmp_path):
     assert documents["in"] == 12 == documents["kept"] + documents["dropped"] + documents["failed"]
     assert accounted(out) == 12
     assert stats["tokens"]["raw"] > 0 and stats["throughput"]["documents_per_second"] > 0
+    assert 0 < stats["tokens"]["out"] <= stats["tokens"]["after_doc_stage"] <= stats["tokens"]["raw"]
+    layer = 2 * 32 * 32 + 2 * 32 * 8 + 3 * 32 * 64 + 2 * 32  # attention (4 heads, 1 kv head), MLP, norms
+    parameters = 2 * layer + 32  # the tiny Llama without its embeddings and output projection
+    flops = stats["flops"]
+    assert flops["doc_model_parameters"] == flops["chunk_model_parameters"] == parameters
+    assert flops["refining"] == 2 * parameters * (stats["tokens"]["raw"] + stats["tokens"]["after_doc_stage"])
     for record in outputs(out)["data"]:
         assert set(record) == {"id", "text", "raw_content", "doc_content", "metadata"}
         assert {"doc_program", "chunk_program", "prox"} <= set(record["metadata"])

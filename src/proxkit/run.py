@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
 from proxkit.models.registry import DEFAULT_MODELS
 from proxkit.program import Guards, Mode, Stage
@@ -60,6 +61,10 @@ class RunConfig:
         """The `config` section of stats.json."""
         return {}
 
+    def flops(self, raw_tokens: int, doc_tokens: int) -> dict:
+        """The `flops` section of stats.json: no model, no refining compute."""
+        return {"refining": 0.0}
+
 
 @dataclass
 class RefineConfig(RunConfig):
@@ -94,6 +99,17 @@ class RefineConfig(RunConfig):
             "backend": str(self.backend),
         }
 
+    def flops(self, raw_tokens: int, doc_tokens: int) -> dict:
+        """2·N_doc·D_raw + 2·N_chunk·D_doc, N read from each stage's model config (PROX_SPEC §6)."""
+        parameters = {stage: self.model(stage).non_embedding_parameters() for stage in self.stages}
+        doc, chunk = parameters.get(Stage.DOC), parameters.get(Stage.CHUNK)
+        return {
+            "formula": "2*N_doc*D_raw + 2*N_chunk*D_doc",
+            "doc_model_parameters": doc,
+            "chunk_model_parameters": chunk,
+            "refining": refining_flops(doc, chunk, raw_tokens if Stage.DOC in self.stages else 0, doc_tokens),
+        }
+
     def model(self, stage: Stage) -> ModelSpec:
         name = self.doc_model if stage is Stage.DOC else self.chunk_model
         return resolve(name, stage, self.backend, **self.backend_options)
@@ -113,7 +129,8 @@ def build_pipeline(config: RefineConfig) -> list:
         pipeline.append(doc)
     if Stage.CHUNK in config.stages:
         pipeline.append(ChunkRefiner(config.model(Stage.CHUNK), max_new_tokens=config.chunk_max_new_tokens, **settings))
-    pipeline.append(ProgramExecutor(mode=config.mode, guards=config.guards))
+    counter = config.model(config.stages[0]) if config.stages else None  # the tokenizer of the raw token count
+    pipeline.append(ProgramExecutor(mode=config.mode, guards=config.guards, token_counter=counter))
     pipeline.append(OutcomeWriter(output, progress=config.progress))
     return pipeline
 
@@ -198,7 +215,13 @@ def write_stats(config: RunConfig, wall_seconds: float) -> dict:
             "dropped": counts.get("documents_dropped", 0),
             "failed": counts.get("documents_failed", 0),
         },
-        "tokens": {"raw": raw_tokens, "after_doc_stage": counts.get("doc_tokens", 0)},
+        "tokens": {
+            "raw": raw_tokens,
+            "after_doc_stage": counts.get("doc_tokens", 0),
+            "out": counts.get("tokens_after", 0),
+        },
+        # D_doc: what the chunk stage read — the documents the doc stage kept, or every document without it
+        "flops": config.flops(raw_tokens, counts.get("doc_tokens") or counts.get("chunk_stage_content_tokens", 0)),
         "words": {"in": counts.get("words_before", 0), "out": counts.get("words_after", 0)},
         "drop_reasons": merged["drop_reasons"],
         "calls": merged["calls"],

@@ -301,12 +301,20 @@ class ProgramExecutor(PipelineStep):
     type = "⚙️ - PROX"
     name = "⚙️ ProgramExecutor"
 
-    def __init__(self, *, mode: Mode = Mode.STRICT, guards: Guards | None = None) -> None:
+    def __init__(
+        self, *, mode: Mode = Mode.STRICT, guards: Guards | None = None, token_counter: ModelSpec | None = None
+    ) -> None:
+        """token_counter: the model whose tokenizer counts the tokens of each kept text (stats.json's
+        tokens out, in the same units as the raw tokens of the doc stage); None counts none."""
         super().__init__()
         self.mode = Mode(mode)
         self.guards = guards or Guards()
+        self.token_counter = token_counter
+        self._tokenizer: Tokenizer | None = None
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if self.token_counter is not None and self._tokenizer is None:
+            self._tokenizer = self.token_counter.load_tokenizer()
         for document in data or []:
             with self.track_time():
                 self.apply(document)
@@ -333,6 +341,8 @@ class ProgramExecutor(PipelineStep):
             document.text = source
         else:
             document.text = result.text
+            if self._tokenizer is not None:
+                prox["stats"]["tokens_after"] = len(self._tokenizer.encode(result.text))
         self.stat_update(status(document))
 
 
@@ -420,7 +430,14 @@ class Totals:
         for name, value in prox.get("chunk_stage", {}).items():
             self.counts[f"chunk_stage_{name}"] += int(value)
         stats = prox.get("stats", {})
-        for name in ("words_before", "words_after", "lines_removed", "normalize_applied", "normalize_missed"):
+        for name in (
+            "words_before",
+            "words_after",
+            "tokens_after",
+            "lines_removed",
+            "normalize_applied",
+            "normalize_missed",
+        ):
             self.counts[name] += stats.get(name, 0)
         self.counts["programs_ignored"] += int(stats.get("program_ignored", False))
         self.calls.update(stats.get("calls", {}))

@@ -88,6 +88,39 @@ class ModelSpec:
 
         return TransformersWriter(directory, tokenizer, **self.options)
 
+    def non_embedding_parameters(self) -> int | None:
+        """N of the FLOPs formulas, read from the model's config without loading weights (None when it
+        cannot be known here: a remote endpoint, a hub model that is not downloaded)."""
+        from proxkit.models.base_models import resolve_base
+        from proxkit.models.tagger import TaggerConfig, TaggerHeads, is_tagger
+
+        if self.backend is Backend.OPENAI:
+            return self.options.get("parameters")
+        try:
+            directory = _local_directory(self.source)
+        except UnknownModelError:
+            return None
+        if not is_tagger(directory):
+            return _count_parameters(directory)
+        config = TaggerConfig.load(Path(directory))
+        heads = sum(p.numel() for p in TaggerHeads(config.features, config.width).parameters())
+        return _count_parameters(resolve_base(config.base), depth=config.depth) + heads
+
+
+def _count_parameters(directory: str, depth: int | None = None) -> int:
+    """Non-embedding parameters of a causal LM (its first `depth` layers), built on the meta device."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from proxkit.flops import count_non_embedding_parameters
+
+    config = AutoConfig.from_pretrained(directory)
+    if depth is not None:
+        config.num_hidden_layers = depth
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return count_non_embedding_parameters(model)
+
 
 def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORMERS, **options) -> ModelSpec:
     """The spec of a model name for a stage. Raises UnknownModelError listing the valid names."""
