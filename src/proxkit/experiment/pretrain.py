@@ -171,7 +171,7 @@ def pretrain(blocks: torch.Tensor, model, settings: TrainSettings, corpus_tokens
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(loss.detach().item())
     model.eval()
     tokens = steps * settings.batch * blocks.shape[1]
     parameters = count_non_embedding_parameters(model)
