@@ -32,7 +32,7 @@ class ScriptedWriter(ProgramWriter):
         self.fail_on = fail_on
         self.prompts: list[str] = []
 
-    def generate(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, grammar=None):
         return [self._one(self.tokenizer.decode(list(ids))) for ids in prompts]
 
     def _one(self, prompt: str) -> Generation:

@@ -80,6 +80,14 @@ class SentencePieceTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self._model.decode(list(ids))
 
+    @property
+    def vocab_size(self) -> int:
+        return self._model.get_piece_size()
+
+    def piece(self, token: int) -> str:
+        """The token as SentencePiece writes it (`▁` for a space, `<0x0A>` for a byte)."""
+        return self._model.id_to_piece(token)
+
 
 # --- strings --------------------------------------------------------------------------------------------
 

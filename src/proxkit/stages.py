@@ -25,6 +25,7 @@ from loguru import logger
 from proxkit.models import Generation, ModelSpec, ProgramWriter
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
+from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
 from proxkit.prompts import (
     CHUNK_MAX_NEW_TOKENS,
     CHUNK_TOKEN_BUDGET,
@@ -137,7 +138,10 @@ class _ModelStep(PipelineStep):
 
     def settings(self) -> dict:
         """What decides the programs this step writes: a cache written under other settings is not reused."""
-        return {"model": self.model.source, "mode": str(self.mode), "max_new_tokens": self.max_new_tokens}
+        decoding = "free" if self.mode is Mode.REFERENCE else "constrained"
+        return {"model": self.model.source, "mode": str(self.mode), "max_new_tokens": self.max_new_tokens} | {
+            "decoding": decoding
+        }
 
     def _open_cache(self, rank: int) -> ProgramCache | None:
         if not self.cache_folder:
@@ -158,12 +162,19 @@ class _ModelStep(PipelineStep):
         document.metadata["raw_content"] = document.text
 
     def generate(self, prompts: list[list[int]]) -> list[Generation]:
+        """The programs of the prompts. Strict mode constrains decoding to the program language (a doc
+        decision read off one forward pass, chunk programs under the grammar); reference mode decodes
+        freely, as the authors' engine did."""
         if not prompts:
             return []
         if self._writer is None:
             logger.info(f"loading the {self.stage} model {self.model.name} ({self.model.backend})")
             self._writer = self.model.load_writer(self.tokenizer, rank=self._rank)
-        return self._writer.generate(prompts, self.max_new_tokens)
+        if self.mode is Mode.REFERENCE:
+            return self._writer.generate(prompts, self.max_new_tokens)
+        if self.stage is Stage.DOC:
+            return self._writer.choose(prompts, DOC_PROGRAMS, self.max_new_tokens)
+        return self._writer.generate(prompts, self.max_new_tokens, grammar=CHUNK_GRAMMAR)
 
 
 class DocRefiner(_ModelStep):

@@ -80,3 +80,62 @@ def test_load_tokenizer_prefers_sentencepiece_and_falls_back_to_transformers(tin
     assert (hf.bos_id, hf.eos_id) == (1, 2)
     assert 1 not in hf.encode("keep_chunk()")  # no special tokens added
     assert hf.decode(hf.encode("keep_chunk()")) == "keep_chunk()"
+
+
+def forcing(writer: TransformersWriter, token: int) -> TransformersWriter:
+    """Make greedy decoding write `token` after any prompt (an output layer that is only a bias)."""
+    hidden, vocab = writer.model.config.hidden_size, writer.model.config.vocab_size
+    head = torch.nn.Linear(hidden, vocab, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[token] = 10.0
+    writer.model.lm_head = head
+    return writer
+
+
+@pytest.mark.parametrize("word, expected", [("keep", "keep_doc()"), ("drop", "drop_doc()")])
+def test_choose_reads_greedys_doc_decision_off_one_forward_pass(tiny_refiner, word, expected, monkeypatch):
+    from proxkit.program.grammar import DOC_PROGRAMS
+
+    tokenizer = load_tokenizer(tiny_refiner)
+    token = next(t for t in tokenizer.encode(word) if tokenizer.decode([t]))
+    piece = tokenizer.decode([token])
+    assert piece and expected.startswith(piece)
+    writer = forcing(TransformersWriter(tiny_refiner, tokenizer), token)
+    greedy = writer.generate(prompts(tokenizer), max_new_tokens=3)
+    assert all(g.text.startswith(piece) for g in greedy)  # free decoding begins the expected program
+    monkeypatch.setattr(writer, "generate", lambda *args, **kwargs: pytest.fail("choose decoded"))
+    chosen = writer.choose(prompts(tokenizer), DOC_PROGRAMS, max_new_tokens=3)
+    assert [g.text for g in chosen] == [expected] * len(greedy)
+
+
+def test_choose_decodes_freely_when_greedy_would_begin_neither_option(tiny_refiner):
+    from proxkit.program.grammar import DOC_PROGRAMS
+
+    tokenizer = load_tokenizer(tiny_refiner)
+    writer = forcing(TransformersWriter(tiny_refiner, tokenizer), tokenizer.encode("train")[0])
+    chosen = writer.choose(prompts(tokenizer), DOC_PROGRAMS, max_new_tokens=3)
+    assert [g.text for g in chosen] == [g.text for g in writer.generate(prompts(tokenizer), max_new_tokens=3)]
+    assert all(g.text not in DOC_PROGRAMS for g in chosen)
+
+
+@pytest.mark.parametrize("backbone", [False, True], ids=["sentencepiece", "byte-level-bpe"])
+def test_grammar_constrained_decoding_writes_only_programs(tiny_refiner, tiny_backbone, backbone):
+    """A random model decoding freely writes noise; under the grammar every answer is a program (cut only
+    where the token limit cuts it)."""
+    from proxkit.program import Mode, Stage
+    from proxkit.program import parse_program as parse
+    from proxkit.program.grammar import CHUNK_GRAMMAR
+
+    directory = tiny_backbone if backbone else tiny_refiner
+    writer = TransformersWriter(directory, load_tokenizer(directory))
+    batch = prompts(writer.tokenizer)
+    free = writer.generate(batch, max_new_tokens=24)
+    constrained = writer.generate(batch, max_new_tokens=24, grammar=CHUNK_GRAMMAR)
+    assert sum(not parse(g.text, Stage.CHUNK, Mode.STRICT).calls for g in free) >= len(batch) - 1
+    for generation in constrained:
+        program = parse(generation.text.strip(" "), Stage.CHUNK, Mode.STRICT)
+        complete = generation.new_tokens < 24  # stopped by the grammar's end, not by the limit
+        assert program.calls or not complete
+        assert not program.errors or not complete, (generation, program.errors)

@@ -20,8 +20,17 @@ class ProgramWriter(ABC):
     """A refining model behind some engine. Prompts are token ids so the exact ids of PROX_SPEC §2 reach it."""
 
     @abstractmethod
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
-        """Greedy continuations of every prompt, in the order given, each stopped at the end of the program."""
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
+    ) -> list[Generation]:
+        """Greedy continuations of every prompt, in the order given, each stopped at the end of the program.
+        With `grammar` (EBNF, see `program.grammar`), engines that can constrain decoding write only text
+        of that grammar; the others ignore it."""
+
+    def choose(self, prompts: Sequence[Sequence[int]], options: Sequence[str], max_new_tokens: int) -> list[Generation]:
+        """For each prompt, the option greedy decoding writes. Engines that can read the decision off one
+        forward pass override this; the default decodes freely (and may write something else)."""
+        return self.generate(prompts, max_new_tokens)
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the engine's resources."""

@@ -40,7 +40,11 @@ class OpenAIWriter(ProgramWriter):
         self.retries = retries
         self.backoff = backoff
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
+    ) -> list[Generation]:
+        """Completions of every prompt; `grammar` is not sent (the completions API has no standard field for
+        it), so a weak model's answer may not parse and counts as a program error."""
         return asyncio.run(self._generate_all(prompts, max_new_tokens))
 
     async def _generate_all(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:

@@ -182,7 +182,9 @@ class TaggerWriter(ProgramWriter):
         self.heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
         self.heads.eval()
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
+    ) -> list[Generation]:  # classification writes only valid programs: no grammar needed
         return [self._write(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
 
     @torch.inference_mode()

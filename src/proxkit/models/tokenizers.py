@@ -25,6 +25,10 @@ class HFTokenizer:
 
         return cls(AutoTokenizer.from_pretrained(name_or_path, **kwargs))
 
+    @property
+    def hf_tokenizer(self):
+        return self._tokenizer
+
     def encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False)
 

@@ -41,14 +41,32 @@ class VLLMWriter(ProgramWriter):
             enable_prefix_caching=True,  # every prompt shares the system-prompt prefix
         )
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
+    ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+        params = SamplingParams(
+            temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, **_grammar_options(grammar)
+        )
         requests = [TokensPrompt(prompt_token_ids=list(prompt)) for prompt in prompts]
         outputs = self.engine.generate(requests, params, use_tqdm=False)
         return [Generation(out.outputs[0].text, new_tokens=len(out.outputs[0].token_ids)) for out in outputs]
 
     def close(self) -> None:
         del self.engine
+
+
+def _grammar_options(grammar: str | None) -> dict:
+    """vLLM's guided decoding by an EBNF grammar (structured outputs; xgrammar inside), across versions."""
+    if grammar is None:
+        return {}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(grammar=grammar)}
+    except ImportError:  # vLLM before 0.11
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(grammar=grammar)}
