@@ -115,7 +115,7 @@ def test_prox_experiment_end_to_end_and_resumes(tmp_path):
     assert arms["raw"]["corpus"]["documents"] == 9 and arms["prox"]["corpus"]["documents"] < 9
     assert summary["flops"]["refining"] > 0 and summary["flops"]["training_per_model"] > 0
     assert set(arms["raw"]["by_seed"]) >= {"bits_per_byte", "acc:copa", "acc:hellaswag", "average_accuracy"}
-    runs = sorted((out / "runs").glob("*.json"))
+    runs = sorted((out / "runs").glob("*/*.json"))
     assert len(runs) == 6
     written = {path: path.stat().st_mtime_ns for path in runs}
     again = invoke(*args)

@@ -52,7 +52,7 @@ class TrainSettings:
     `warmup` of the steps, cosine decay to a tenth)."""
 
     tokens: int = 120_000
-    batch: int = 8
+    batch: int = 4
     lr: float = 2e-3
     warmup: float = 0.05
     weight_decay: float = 0.1

@@ -6,7 +6,7 @@ evaluate each model with lm-eval (WikiText-2 perplexity, zero-shot acc/acc_norm)
 
 Every step writes its result under OUT and is skipped when it is there, so an interrupted experiment
 resumes: OUT/corpora/{rules,prox} (the outputs of prox baseline / prox refine), OUT/tokenizer.json,
-OUT/runs/{arm}-seed{n}.json, then OUT/results.json, OUT/results.md and OUT/results.png.
+OUT/runs/{settings}/{arm}-seed{n}.json, then OUT/results.json, OUT/results.md and OUT/results.png.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ class ExperimentConfig:
     output: str
     benchmarks: str
     seeds: int = 3
-    tokens: int = 100_000
+    tokens: int = 120_000
     model_size: str = "small"
     vocab_size: int = 8192
-    batch: int = 8
+    batch: int = 4
     lr: float = 2e-3
-    eval_limit: int = 100
-    wikitext_pages: int = 20
+    eval_limit: int = 50
+    wikitext_pages: int = 10
     limit: int = -1
     text_key: str = "text"
     id_key: str = "id"
@@ -55,6 +55,14 @@ class ExperimentConfig:
             raise FileNotFoundError(f"benchmark folder {self.benchmarks} not found (see --benchmarks)")
         if self.tokens < self.batch * self.shape.context:
             raise ValueError(f"tokens must cover one batch ({self.batch} x {self.shape.context})")
+
+    def fingerprint(self) -> str:
+        """Names the training and evaluation settings: runs made under other settings are not reused."""
+        import hashlib
+
+        fields = ("tokens", "model_size", "vocab_size", "batch", "lr", "eval_limit", "wikitext_pages")
+        settings = json.dumps({name: getattr(self, name) for name in fields}, sort_keys=True)
+        return hashlib.sha1(settings.encode()).hexdigest()[:10]
 
     @property
     def settings(self) -> TrainSettings:
@@ -99,10 +107,10 @@ def run_experiment(config: ExperimentConfig) -> dict:
     encoded = {arm: [tokenizer.encode(text).ids for text in texts] for arm, texts in corpora.items()}
     tasks = prepare_tasks(Path(config.benchmarks), output / "tasks")
     accuracy_tasks = [task for task in tasks if task != f"prox_{PERPLEXITY_TASK}"]
-    runs = []
+    runs, folder = [], output / "runs" / config.fingerprint()
     for arm in ARMS:
         for seed in range(config.seeds):
-            path = output / "runs" / f"{arm}-seed{seed}.json"
+            path = folder / f"{arm}-seed{seed}.json"
             if not path.is_file():
                 result = _train_and_evaluate(config, arm, seed, encoded[arm], tokenizer, accuracy_tasks)
                 path.parent.mkdir(parents=True, exist_ok=True)

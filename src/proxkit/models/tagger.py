@@ -13,6 +13,7 @@ A tagger directory holds `tagger.json` (TaggerConfig) and `heads.safetensors`; t
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -138,15 +139,10 @@ class Backbone(Segmenter):
     """The first `depth` layers of a causal LM, turning numbered lines into line states."""
 
     def __init__(self, config: TaggerConfig, device: str = "cpu") -> None:
-        from transformers import AutoModelForCausalLM
 
         super().__init__(config)
         self.device = device
-        model = AutoModelForCausalLM.from_pretrained(resolve_base(config.base), dtype=torch.float32)
-        decoder = model.model
-        decoder.layers = decoder.layers[: config.depth]
-        decoder.config.num_hidden_layers = config.depth
-        self.decoder = decoder.to(device).eval()
+        self.decoder = _load_decoder(resolve_base(config.base), config.depth, device)
 
     @torch.no_grad()  # not inference_mode: the states also feed head training
     def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:
@@ -166,6 +162,19 @@ class Backbone(Segmenter):
             hidden = torch.cat([output.hidden_states[layer][0] for layer in self.config.layers], dim=-1)
             states.append(hidden[ends].float().cpu())
         return torch.cat(states)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_decoder(base: str, depth: int, device: str):
+    """The first `depth` layers of `base`, loaded once per process: the doc and the chunk tagger of one run
+    usually share their backbone, and it is only read (no gradients flow into it)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    decoder = model.model
+    decoder.layers = decoder.layers[:depth]
+    decoder.config.num_hidden_layers = depth
+    return decoder.to(device).eval()
 
 
 class TaggerWriter(ProgramWriter):

@@ -1,0 +1,236 @@
+"""Refining throughput next to the model's own limit, on the same documents and model, in one run:
+
+(a) `prox refine` end to end (reader, doc and chunk stages, executor, writer; model loading included);
+(b) the bound: a pure forward pass of the same network over exactly the token sequences its forward passes
+    read in (a) — prefill only, at the best of several batch sizes;
+(c) the authors' style: transformers `generate`, one prompt at a time, greedy, with the generative LM the
+    refiner is built on (the model itself for a generative refiner, its base LM for the line tagger), each
+    prompt decoding as many tokens as the program (a) wrote for it (what a trained refiner stops at).
+
+Prints documents/s, raw tokens/s (D_raw of stats.json per second) and the ratios a/b and a/c, medians over
+repeats, and the program failure ratio of (a). Targets (issue 5, CPU): a/b >= 0.8, a/c >= 3, failures 0%.
+
+    python benchmarks/bench_refine.py [--docs 24] [--repeats 3] [--model proxkit/web-chunk-tagger]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/web_text_samples/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+)
+
+
+class Recorder:
+    """What the refiners' networks read and wrote during (a): the forward inputs and (prompt, program) pairs."""
+
+    def __init__(self) -> None:
+        self.forward_inputs: list[list[int]] = []
+        self.programs: list[tuple[list[int], str]] = []
+        self.writers: list = []
+        self._hooks: dict[int, object] = {}  # one per network, removed when the recording ends
+
+    @contextmanager
+    def recording(self):
+        """Wrap every writer `prox refine` loads so its calls and its network's inputs are recorded."""
+        from proxkit.models.registry import ModelSpec
+
+        original = ModelSpec.load_writer
+
+        def load_writer(spec, tokenizer, rank=0):
+            writer = original(spec, tokenizer, rank)
+            self._watch(writer)
+            return writer
+
+        ModelSpec.load_writer = load_writer
+        try:
+            yield self
+        finally:
+            ModelSpec.load_writer = original
+            for hook in self._hooks.values():
+                hook.remove()
+
+    def _watch(self, writer) -> None:
+        from proxkit.models.hf import TransformersWriter
+        from proxkit.models.tagger import TaggerWriter
+
+        self.writers.append(writer)
+        if isinstance(writer, TaggerWriter):
+            decoder = writer.backbone.decoder
+            if id(decoder) not in self._hooks:
+                self._hooks[id(decoder)] = decoder.register_forward_pre_hook(self._record_ids, with_kwargs=True)
+        elif not isinstance(writer, TransformersWriter):
+            raise SystemExit(f"bench_refine measures in-process models, not {type(writer).__name__}")
+        for method in ("generate", "choose"):
+            self._wrap(writer, method)
+
+    def _wrap(self, writer, method: str) -> None:
+        from proxkit.models.hf import TransformersWriter
+
+        inner = getattr(writer, method)
+
+        def recorded(prompts, *args, **kwargs):
+            generations = inner(prompts, *args, **kwargs)
+            self.programs += [(list(p), g.text) for p, g in zip(prompts, generations, strict=True)]
+            if isinstance(writer, TransformersWriter):
+                self.forward_inputs += [list(p) for p in prompts]
+            return generations
+
+        setattr(writer, method, recorded)
+
+    def _record_ids(self, _module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None:
+            self.forward_inputs += ids.tolist()
+
+
+def load_documents(path: Path, count: int) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        records = [json.loads(line) for line in file if line.strip()]
+    return [{"id": str(r["id"]), "text": r["text"]} for r in records if r["text"].strip()][:count]
+
+
+def run_refine(documents_file: Path, model: str, recorder: Recorder | None = None) -> tuple[float, dict]:
+    """(a): seconds of one `prox refine` run, and its stats."""
+    from proxkit.run import RefineConfig, refine
+
+    with tempfile.TemporaryDirectory() as output:
+        config = RefineConfig(inputs=[str(documents_file)], output=output, progress=False, **_models(model))
+        started = time.perf_counter()
+        if recorder is None:
+            stats = refine(config)
+        else:
+            with recorder.recording():
+                stats = refine(config)
+        return time.perf_counter() - started, stats
+
+
+def _models(model: str) -> dict:
+    from proxkit.models.registry import BUNDLED
+
+    if model in BUNDLED:  # a bundled name is one stage's; use the bundled pair
+        return {}
+    return {"doc_model": model, "chunk_model": model}
+
+
+def network(writer):
+    """The network (a) ran forward passes of, as a callable on padded ids and an attention mask."""
+    from proxkit.models.tagger import TaggerWriter
+
+    if isinstance(writer, TaggerWriter):
+        decoder = writer.backbone.decoder
+        return lambda ids, mask: decoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    return lambda ids, mask: writer.model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+
+
+@torch.inference_mode()
+def prefill_seconds(forward, sequences: list[list[int]], batch_size: int) -> float:
+    """(b): a forward pass over every sequence, sorted by length and padded per batch."""
+    ordered = sorted(sequences, key=len)
+    started = time.perf_counter()
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        width = max(len(ids) for ids in batch)
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, sequence in enumerate(batch):
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = 1
+        forward(ids, mask)
+    return time.perf_counter() - started
+
+
+def generative_source(writer) -> str:
+    from proxkit.models.base_models import resolve_base
+    from proxkit.models.tagger import TaggerWriter
+
+    if isinstance(writer, TaggerWriter):
+        return resolve_base(writer.config.base)
+    return writer.model.name_or_path
+
+
+@torch.inference_mode()
+def naive_seconds(model, tokenizer, programs: list[tuple[list[int], str]]) -> float:
+    """(c): one `generate` per prompt, each decoding the program's length in tokens (+ its end token)."""
+    started = time.perf_counter()
+    for prompt, program in programs:
+        length = len(tokenizer.encode(program)) + 1
+        model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones((1, len(prompt)), dtype=torch.long),
+            max_new_tokens=length,
+            min_new_tokens=length,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_id,
+        )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a JSONL(.gz) of documents")
+    parser.add_argument("--docs", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="proxkit/web-chunk-tagger", help="bundled name or model directory")
+    parser.add_argument("--batch-sizes", default="1,4,16", help="batch sizes tried for the bound (b)")
+    parser.add_argument("--skip-naive", action="store_true", help="leave (c) out")
+    args = parser.parse_args()
+    if not args.data.is_file():
+        raise SystemExit(f"{args.data} not found: pass --data")
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as folder:
+        documents_file = Path(folder) / "documents.jsonl"
+        documents = load_documents(args.data, args.docs)
+        documents_file.write_text("".join(json.dumps(d) + "\n" for d in documents))
+        recorder = Recorder()
+        run_refine(documents_file, args.model, recorder)  # warm-up run: records what the networks read
+        refine_times, stats = [], {}
+        for _ in range(args.repeats):
+            seconds, stats = run_refine(documents_file, args.model)
+            refine_times.append(seconds)
+
+    forward = network(recorder.writers[0])
+    bound = {}
+    for batch_size in (int(size) for size in args.batch_sizes.split(",")):
+        bound[batch_size] = statistics.median(
+            prefill_seconds(forward, recorder.forward_inputs, batch_size) for _ in range(args.repeats)
+        )
+    best_batch = min(bound, key=bound.get)
+    results = {"a_refine": statistics.median(refine_times), "b_prefill_bound": bound[best_batch]}
+    if not args.skip_naive:
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(generative_source(recorder.writers[0])).eval()
+        tokenizer = recorder.writers[0].prompt_tokenizer if hasattr(recorder.writers[0], "prompt_tokenizer") else None
+        tokenizer = tokenizer or recorder.writers[0].tokenizer
+        results["c_naive_generate"] = statistics.median(
+            naive_seconds(base, tokenizer, recorder.programs) for _ in range(args.repeats)
+        )
+
+    raw_tokens = stats["tokens"]["raw"]
+    programs = sum(stats["calls"].values()) or 1
+    failures = sum(stats["program_errors"].values())
+    print(f"{len(documents)} documents, {raw_tokens:,} raw tokens, model {args.model}, medians of {args.repeats}")
+    print(f"forward-pass tokens (b): {sum(map(len, recorder.forward_inputs)):,}; best batch size {best_batch}")
+    for name, seconds in results.items():
+        print(f"{name:18s} {len(documents) / seconds:8.2f} docs/s {raw_tokens / seconds:10.0f} raw tokens/s")
+    print(f"a/b = {results['b_prefill_bound'] / results['a_refine']:.2f} (target >= 0.8)")
+    if "c_naive_generate" in results:
+        print(f"a/c = {results['c_naive_generate'] / results['a_refine']:.2f} (target >= 3)")
+    print(f"program failure ratio: {failures / programs:.2%} ({failures} errors in {programs} calls)")
+
+
+if __name__ == "__main__":
+    main()
