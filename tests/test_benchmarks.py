@@ -48,3 +48,29 @@ def test_the_benchmark_prints_docs_per_second_for_each_mode(tmp_path):
     assert completed.stdout.startswith("5 documents")
     assert "strict:" in completed.stdout and "reference:" in completed.stdout
     assert "docs/s" in completed.stdout
+
+
+def _pages(path: Path, count: int) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as file:
+        for i in range(count):
+            file.write(json.dumps({"id": str(i), "text": PAGE.replace("fern", f"fern{i}")}) + "\n")
+    return path
+
+
+def test_bench_refine_measures_refine_the_bound_and_the_naive_loop(tiny_refiner, tmp_path):
+    data = _pages(tmp_path / "pages.jsonl.gz", 3)
+    command = [sys.executable, str(BENCHMARKS / "bench_refine.py"), "--data", str(data), "--docs", "3"]
+    command += ["--repeats", "1", "--model", str(tiny_refiner), "--batch-sizes", "1,2"]
+    stdout = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert stdout.startswith("3 documents")
+    for line in ("a_refine", "b_prefill_bound", "c_naive_generate", "a/b = ", "a/c = ", "program failure ratio"):
+        assert line in stdout
+
+
+def test_bench_memory_compares_the_peaks_of_a_small_and_a_larger_input(tiny_refiner, tmp_path):
+    data = _pages(tmp_path / "pages.jsonl.gz", 2)
+    command = [sys.executable, str(BENCHMARKS / "bench_memory.py"), "--data", str(data), "--docs", "2"]
+    command += ["--factor", "3", "--model", str(tiny_refiner)]
+    stdout = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "     2 documents: peak RSS" in stdout and "     6 documents: peak RSS" in stdout
+    assert "3x the input:" in stdout
