@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint format bench browser clean
+.PHONY: demo test lint format bench experiment browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+experiment: $(STAMP)  ## raw vs rules vs ProX pre-training comparison on the shared Common Crawl sample (CPU, < 30 min)
+	$(BIN)/prox experiment ../shared/data/web_text_samples/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz -o out/experiment
 
 bench: $(STAMP)  ## parse + execute throughput over the shared web samples
 	$(BIN)/python benchmarks/bench_execute.py
