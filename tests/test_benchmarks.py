@@ -74,3 +74,13 @@ def test_bench_memory_compares_the_peaks_of_a_small_and_a_larger_input(tiny_refi
     stdout = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     assert "     2 documents: peak RSS" in stdout and "     6 documents: peak RSS" in stdout
     assert "3x the input:" in stdout
+
+
+def test_bench_doc_choice_compares_choose_with_greedy_decisions(tiny_refiner, tmp_path):
+    seed = tmp_path / "seed.jsonl"
+    records = [{"source": "test", "site": "s", "stage": "doc", "text": PAGE, "label": i % 2} for i in range(3)]
+    seed.write_text("".join(json.dumps(record) + "\n" for record in records))
+    command = [sys.executable, str(BENCHMARKS / "bench_doc_choice.py"), "--model", str(tiny_refiner)]
+    stdout = subprocess.run([*command, "--data", str(seed)], capture_output=True, text=True, check=True).stdout
+    assert stdout.startswith("3 doc examples")
+    assert "identical decisions: 3/3 (100.0%)" in stdout  # free decoding where greedy begins neither option

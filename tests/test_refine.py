@@ -54,7 +54,7 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 def test_refine_real_web_pages_end_to_end(tiny_refiner, tmp_path):
     out = tmp_path / "out"
     result = prox("refine", str(WEB_SAMPLE), "-o", str(out), *models(tiny_refiner), "--limit", "12", *FAST)
-    assert "12 documents:" in result.stdout
+    assert "12 documents:" in result.stdout and "refining compute: " in result.stdout
     stats = json.loads((out / "stats.json").read_text())
     documents = stats["documents"]
     assert documents["in"] == 12 == documents["kept"] + documents["dropped"] + documents["failed"]

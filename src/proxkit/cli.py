@@ -198,6 +198,8 @@ def _echo_summary(stats: dict, output: str) -> None:
         f"{documents['in']} documents: {documents['kept']} kept, {documents['dropped']} dropped, "
         f"{documents['failed']} failed -> {output} ({stats['throughput']['documents_per_second']} docs/s)"
     )
+    if stats["flops"].get("refining"):
+        typer.echo(f"refining compute: {stats['flops']['refining']:.3g} FLOPs ({stats['flops']['formula']})")
 
 
 @app.command("baseline")
