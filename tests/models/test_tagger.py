@@ -75,6 +75,23 @@ def test_windows_never_exceed_the_forward_pass_and_cover_every_line(tiny_backbon
     assert Backbone(config).line_states([]).shape == (0, config.features)
 
 
+def test_batched_passes_give_the_states_of_passes_run_one_by_one(tiny_backbone, config):
+    """Right-padded batches of windows of several documents (sorted by length, so an item's windows are
+    split across batches) give each document the states of its windows run alone, in line order."""
+    small = Backbone(TaggerConfig(**{**config.__dict__, "max_tokens": 24}))
+    items = [
+        ([f"Line {i} of a page about trains." for i in range(12)], 0, False),
+        (["Home | About", "Contact"], 40, False),
+        ([f"Doc line {i}." for i in range(9)], 0, True),
+        ([], 0, False),
+    ]
+    batched = small.batch_line_states(items, max_batch_tokens=4096)
+    alone = [small.batch_line_states([item], max_batch_tokens=1)[0] for item in items]
+    assert [len(states) for states in batched] == [12, 2, small.windows(small.pieces(items[2][0]))[0][1], 0]
+    for mine, reference in zip(batched, alone, strict=True):
+        assert torch.allclose(mine, reference, atol=1e-4)
+
+
 def test_heads_score_every_line_and_the_document(config):
     line_logits, doc_logit = TaggerHeads(config.features, 16)(torch.randn(5, config.features))
     assert line_logits.shape == (5,) and doc_logit.shape == ()

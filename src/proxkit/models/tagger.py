@@ -25,7 +25,7 @@ from torch import nn
 
 from proxkit.models.base import Generation, ProgramWriter
 from proxkit.models.base_models import resolve_base
-from proxkit.program import DropDoc, KeepDoc, Program
+from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import Tokenizer, number_line
 
 CONFIG_FILE = "tagger.json"
@@ -148,20 +148,53 @@ class Backbone(Segmenter):
     def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:
         """[lines, features]: the chosen hidden states at each line's last token (its newline). With
         `first_window_only`, only the lines of the first forward pass (what the doc head reads)."""
-        if not lines:
-            return torch.zeros((0, self.config.features))
-        pieces = self.pieces(lines, first_number)
-        windows = self.windows(pieces)
-        states = []
-        for start, end in windows[:1] if first_window_only else windows:
-            ids, ends = list(self.bos), []
-            for piece in pieces[start:end]:
-                ids.extend(piece)
-                ends.append(len(ids) - 1)
-            output = self.decoder(torch.tensor([ids], device=self.device), output_hidden_states=True)
-            hidden = torch.cat([output.hidden_states[layer][0] for layer in self.config.layers], dim=-1)
-            states.append(hidden[ends].float().cpu())
-        return torch.cat(states)
+        return self.batch_line_states([(lines, first_number, first_window_only)])[0]
+
+    @torch.no_grad()
+    def batch_line_states(
+        self, items: Sequence[tuple[Sequence[str], int, bool]], max_batch_tokens: int = 16384
+    ) -> list[torch.Tensor]:
+        """`line_states` of many (lines, first_number, first_window_only) at once: every forward pass of
+        every item, sorted by length and run in right-padded batches (a causal model's states at real
+        tokens never see the padding after them)."""
+        passes: list[tuple[int, list[int], list[int]]] = []  # (item, ids, positions of line ends)
+        for item, (lines, first_number, first_window_only) in enumerate(items):
+            pieces = self.pieces(lines, first_number)
+            windows = self.windows(pieces) if pieces else []
+            for start, end in windows[:1] if first_window_only else windows:
+                ids, ends = list(self.bos), []
+                for piece in pieces[start:end]:
+                    ids.extend(piece)
+                    ends.append(len(ids) - 1)
+                passes.append((item, ids, ends))
+        states: dict[int, torch.Tensor] = {}  # by pass
+        order = sorted(range(len(passes)), key=lambda index: len(passes[index][1]))
+        batch: list[int] = []
+        for index in [*order, None]:
+            width = len(passes[index][1]) if index is not None else 0
+            if batch and (index is None or (len(batch) + 1) * width > max_batch_tokens):
+                states.update(self._forward([passes[i] for i in batch], batch))
+                batch = []
+            if index is not None:
+                batch.append(index)
+        by_item: list[list[torch.Tensor]] = [[] for _ in items]
+        for index, (item, _, _) in enumerate(passes):  # the passes of an item in order: its lines in order
+            by_item[item].append(states[index])
+        empty = torch.zeros((0, self.config.features))
+        return [torch.cat(parts) if parts else empty for parts in by_item]
+
+    def _forward(self, passes: list[tuple[int, list[int], list[int]]], keys: list[int]) -> dict[int, torch.Tensor]:
+        """One right-padded forward pass over the passes: the line states of each, by key."""
+        width = max(len(ids) for _, ids, _ in passes)
+        batch = torch.zeros((len(passes), width), dtype=torch.long)
+        for row, (_, ids, _) in enumerate(passes):
+            batch[row, : len(ids)] = torch.tensor(ids)
+        output = self.decoder(batch.to(self.device), output_hidden_states=True)
+        hidden = torch.cat([output.hidden_states[layer] for layer in self.config.layers], dim=-1)
+        return {
+            key: hidden[row, ends].float().cpu()
+            for row, (key, (_, _, ends)) in enumerate(zip(keys, passes, strict=True))
+        }
 
 
 @functools.lru_cache(maxsize=2)
@@ -194,7 +227,15 @@ class TaggerWriter(ProgramWriter):
     def generate(
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
     ) -> list[Generation]:  # classification writes only valid programs: no grammar needed
-        return [self._write(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
+        """Every prompt's program from one batched pass of the backbone over all their lines."""
+        readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
+        items = [(r.lines, r.first_number, r.is_doc) for r in readings]
+        with torch.inference_mode():
+            states = self.backbone.batch_line_states(items)
+            programs = [
+                self._program(reading, self.heads(state)) for reading, state in zip(readings, states, strict=True)
+            ]
+        return [Generation(program) for program in programs]
 
     @torch.inference_mode()
     def probabilities(
@@ -204,17 +245,32 @@ class TaggerWriter(ProgramWriter):
         line_logits, doc_logit = self.heads(self.backbone.line_states(lines, first_number, first_window_only))
         return torch.sigmoid(line_logits), float(torch.sigmoid(doc_logit))
 
-    def _write(self, prompt: str) -> Generation:
-        body = prompt.split("<</SYS>>", 1)[-1].strip()
-        body = body.removesuffix("[/INST]").rstrip()
-        if body.startswith("[doc]\n"):
-            numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
-            numbered = [match for match in numbered if match]
-            if not numbered:
-                return Generation("keep_chunk()")
-            first = int(numbered[0].group(1))
-            remove, _ = self.probabilities([match.group(2) for match in numbered], first)
-            program = Program.removing((remove >= self.config.line_threshold).tolist(), first)
-            return Generation(program.render())
-        _, drop = self.probabilities(body.split("\n"), first_window_only=True)
-        return Generation((DropDoc() if drop >= self.config.doc_threshold else KeepDoc()).render())
+    def _program(self, reading: PromptReading, heads_output: tuple[torch.Tensor, torch.Tensor]) -> str:
+        if not reading.is_doc and not reading.lines:
+            return KeepChunk().render()
+        line_logits, doc_logit = heads_output
+        if reading.is_doc:
+            return (DropDoc() if float(torch.sigmoid(doc_logit)) >= self.config.doc_threshold else KeepDoc()).render()
+        remove = (torch.sigmoid(line_logits) >= self.config.line_threshold).tolist()
+        return Program.removing(remove, reading.first_number).render()
+
+
+@dataclass(frozen=True)
+class PromptReading:
+    """What the tagger reads in a ProX prompt: the document's lines (doc prompt) or a chunk's numbered
+    lines without their numbers, and the number of the first."""
+
+    is_doc: bool
+    lines: list[str]
+    first_number: int = 0
+
+
+def _read_prompt(prompt: str) -> PromptReading:
+    body = prompt.split("<</SYS>>", 1)[-1].strip()
+    body = body.removesuffix("[/INST]").rstrip()
+    if not body.startswith("[doc]\n"):
+        return PromptReading(True, body.split("\n"))
+    numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
+    numbered = [match for match in numbered if match]
+    first = int(numbered[0].group(1)) if numbered else 0
+    return PromptReading(False, [match.group(2) for match in numbered], first)
