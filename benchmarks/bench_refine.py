@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--model", default="proxkit/web-chunk-tagger", help="bundled name or model directory")
     parser.add_argument("--batch-sizes", default="1,4,16", help="batch sizes tried for the bound (b)")
     parser.add_argument("--skip-naive", action="store_true", help="leave (c) out")
+    parser.add_argument("--naive-repeats", type=int, default=1, help="repeats of (c), by far the slowest")
     args = parser.parse_args()
     if not args.data.is_file():
         raise SystemExit(f"{args.data} not found: pass --data")
@@ -216,13 +217,14 @@ def main() -> None:
         tokenizer = recorder.writers[0].prompt_tokenizer if hasattr(recorder.writers[0], "prompt_tokenizer") else None
         tokenizer = tokenizer or recorder.writers[0].tokenizer
         results["c_naive_generate"] = statistics.median(
-            naive_seconds(base, tokenizer, recorder.programs) for _ in range(args.repeats)
+            naive_seconds(base, tokenizer, recorder.programs) for _ in range(args.naive_repeats)
         )
 
     raw_tokens = stats["tokens"]["raw"]
     programs = sum(stats["calls"].values()) or 1
     failures = sum(stats["program_errors"].values())
     print(f"{len(documents)} documents, {raw_tokens:,} raw tokens, model {args.model}, medians of {args.repeats}")
+    print(f"programs written in (a): {len(recorder.programs)} prompts, {len(recorder.writers)} model loads")
     print(f"forward-pass tokens (b): {sum(map(len, recorder.forward_inputs)):,}; best batch size {best_batch}")
     for name, seconds in results.items():
         print(f"{name:18s} {len(documents) / seconds:8.2f} docs/s {raw_tokens / seconds:10.0f} raw tokens/s")
