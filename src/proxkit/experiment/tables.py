@@ -143,7 +143,7 @@ def plot(summary: dict, path: Path) -> None:
         low = min(m - e for m, e in zip(means, errors, strict=True))
         high = max(m + e for m, e in zip(means, errors, strict=True))
         margin = (high - low) * 0.3 or abs(high) * 0.05 or 1
-        axis.set_ylim(low - margin, high + margin)
+        axis.set_ylim(max(low - margin, 0) if low >= 0 else low - margin, high + margin)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
