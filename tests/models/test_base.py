@@ -15,3 +15,23 @@ def test_batches_are_sorted_by_length_and_bounded():
 
 def test_no_prompts_no_batches():
     assert list(length_batches([], max_batch=4, max_tokens=100)) == []
+
+
+def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, tmp_path):
+    import builtins
+
+    import torch
+
+    from proxkit.models import base
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx2 avx512f", torch.float32), ("fpu avx512f avx512_bf16", torch.bfloat16)):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(
+            builtins,
+            "open",
+            lambda path, *a, _c=cpuinfo, **k: real_open(_c if path == "/proc/cpuinfo" else path, *a, **k),
+        )
+        assert base.auto_dtype("cpu") is expected
+    monkeypatch.setattr(builtins, "open", real_open)

@@ -36,6 +36,27 @@ class ProgramWriter(ABC):
         """Release the engine's resources."""
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): there bf16 halves the memory
+    traffic of inference at no cost; elsewhere it is emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            flags = next((line for line in file if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def auto_dtype(device: str):
+    """The inference dtype `auto` stands for: bfloat16 on a GPU that supports it or a CPU with native bf16,
+    float32 otherwise."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if device == "cpu" and cpu_has_native_bf16() else torch.float32
+
+
 def length_batches(lengths: Sequence[int], max_batch: int, max_tokens: int) -> Iterator[list[int]]:
     """Indices grouped into batches of similar length (shortest first): at most `max_batch` prompts and
     `max_tokens` padded tokens per batch, a single prompt over `max_tokens` alone."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxkit.models.base import Generation, ProgramWriter, length_batches
+from proxkit.models.base import Generation, ProgramWriter, auto_dtype, length_batches
 from proxkit.prompts import Tokenizer
 
 
@@ -50,8 +50,7 @@ class TransformersWriter(ProgramWriter):
     def _dtype(self, name: str):
         torch = self._torch
         if name == "auto":
-            on_gpu = self.device.startswith("cuda") and torch.cuda.is_bf16_supported()
-            return torch.bfloat16 if on_gpu else torch.float32
+            return auto_dtype(self.device)
         try:
             return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
         except KeyError:

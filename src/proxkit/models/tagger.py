@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from proxkit.models.base import Generation, ProgramWriter
+from proxkit.models.base import Generation, ProgramWriter, auto_dtype
 from proxkit.models.base_models import resolve_base
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import Tokenizer, number_line
@@ -203,7 +203,7 @@ def _load_decoder(base: str, depth: int, device: str):
     usually share their backbone, and it is only read (no gradients flow into it)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=auto_dtype(device))  # states are read as float32
     decoder = model.model
     decoder.layers = decoder.layers[:depth]
     decoder.config.num_hidden_layers = depth
