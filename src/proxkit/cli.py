@@ -183,16 +183,20 @@ def refine_command(
         )
         for stage in config.stages:
             config.model(stage)  # an unknown model name fails here, before any work
-        stats = refine(config)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        raise typer.BadParameter(str(error)) from None
+    _run_and_summarize(lambda: refine(config), output)
+
+
+def _run_and_summarize(run, output: str) -> None:
+    """Run a corpus job (refine, baseline) and print its outcome counts, or how to finish a Slurm run."""
+    try:
+        stats = run()
     except (ValueError, FileNotFoundError, ImportError) as error:
         raise typer.BadParameter(str(error)) from None
     if stats is None:
         typer.echo(f"submitted to Slurm; run the same command again when the job is done to write {output}/stats.json")
         return
-    _echo_summary(stats, output)
-
-
-def _echo_summary(stats: dict, output: str) -> None:
     documents = stats["documents"]
     typer.echo(
         f"{documents['in']} documents: {documents['kept']} kept, {documents['dropped']} dropped, "
@@ -232,13 +236,9 @@ def baseline_command(
             workers=workers,
             progress=progress,
         )
-        stats = run_baseline(config)
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    if stats is None:
-        typer.echo(f"submitted to Slurm; run the same command again when the job is done to write {output}/stats.json")
-        return
-    _echo_summary(stats, output)
+    _run_and_summarize(lambda: run_baseline(config), output)
 
 
 @app.command("experiment")
