@@ -107,10 +107,9 @@ class Segmenter:
     """How the tagger cuts numbered lines into tokens and forward passes (its backbone's tokenizer only)."""
 
     def __init__(self, config: TaggerConfig) -> None:
-        from transformers import AutoTokenizer
 
         self.config = config
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_base(config.base))
+        self.tokenizer = _load_tokenizer(resolve_base(config.base))
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         self.newline = self.tokenizer.encode("a\n", add_special_tokens=False)[-1:]
 
@@ -198,6 +197,13 @@ class Backbone(Segmenter):
 
 
 @functools.lru_cache(maxsize=2)
+def _load_tokenizer(base: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base)
+
+
+@functools.lru_cache(maxsize=2)
 def _load_decoder(base: str, depth: int, device: str):
     """The first `depth` layers of `base`, loaded once per process: the doc and the chunk tagger of one run
     usually share their backbone, and it is only read (no gradients flow into it)."""
@@ -223,6 +229,8 @@ class TaggerWriter(ProgramWriter):
         self.heads = TaggerHeads(self.config.features, self.config.width)
         self.heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
         self.heads.eval()
+        # a CPU runs one full window fastest alone (measured: benchmarks/bench_refine.py); a GPU wants batches
+        self.batch_tokens = self.config.max_tokens if device == "cpu" else 8 * self.config.max_tokens
 
     def generate(
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
@@ -231,7 +239,7 @@ class TaggerWriter(ProgramWriter):
         readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
         items = [(r.lines, r.first_number, r.is_doc) for r in readings]
         with torch.inference_mode():
-            states = self.backbone.batch_line_states(items)
+            states = self.backbone.batch_line_states(items, self.batch_tokens)
             programs = [
                 self._program(reading, self.heads(state)) for reading, state in zip(readings, states, strict=True)
             ]
