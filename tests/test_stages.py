@@ -178,3 +178,16 @@ def test_the_program_cache_survives_a_cut_line_and_any_character(tmp_path):
     final = ProgramCache(tmp_path, 0)
     assert sorted(final.entries) == ["a", "c"]
     assert final.get("a")["program"] == 'normalize(source_str="\u2028\x85")'
+
+
+def test_the_program_cache_holds_only_what_is_still_to_be_reused(tmp_path):
+    from proxkit.stages import ProgramCache
+
+    cache = ProgramCache(tmp_path, 0)
+    cache.put([{"key": str(i), "program": "keep_chunk()"} for i in range(100)])
+    assert cache.entries == {}  # this run's programs are on disk, not in memory
+    cache.close()
+    again = ProgramCache(tmp_path, 0)
+    assert len(again.entries) == 100
+    assert again.get("7")["program"] == "keep_chunk()" and again.get("7") is None  # handed out once
+    assert len(again.entries) == 99

@@ -75,11 +75,12 @@ class ProgramCache:
             self._file.write("\n")  # end the line a crash cut off, so the next entry starts clean
 
     def get(self, key: str) -> dict | None:
-        return self.entries.get(key)
+        """The entry an earlier run wrote for this document, handed out once: memory holds only what is
+        still to be reused, never the programs of this run (a task's memory does not grow with its input)."""
+        return self.entries.pop(key, None)
 
     def put(self, entries: list[dict]) -> None:
         for entry in entries:
-            self.entries[entry["key"]] = entry
             self._file.write(json.dumps(entry) + "\n")  # ASCII: no character of the text can split a line
         self._file.flush()
         os.fsync(self._file.fileno())
