@@ -115,6 +115,18 @@ def test_the_writer_reads_prox_prompts_and_writes_valid_programs(tmp_path, confi
     assert generations[-1].text == ("drop_doc()" if doc_bias > 0 else "keep_doc()")
 
 
+def test_a_chunk_prompt_without_numbered_lines_keeps_its_chunk_beside_others(tmp_path, config):
+    directory = write_tagger(tmp_path / "tagger", config, 10.0, 10.0)
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(directory, tokenizer)
+    empty = chunk_prompt_ids("", tokenizer).ids
+    lines = chunk_prompt_ids("[000]Home | About", tokenizer).ids
+    assert [g.text for g in writer.generate([empty, lines], max_new_tokens=1)] == [
+        "keep_chunk()",
+        "remove_lines(line_start=0, line_end=0)",
+    ]
+
+
 def test_a_tagger_directory_is_found_by_the_registry(tmp_path, config):
     directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
     assert is_tagger(directory) and not is_tagger(tmp_path)

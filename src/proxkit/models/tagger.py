@@ -240,23 +240,14 @@ class TaggerWriter(ProgramWriter):
         items = [(r.lines, r.first_number, r.is_doc) for r in readings]
         with torch.inference_mode():
             states = self.backbone.batch_line_states(items, self.batch_tokens)
-            programs = [
-                self._program(reading, self.heads(state)) for reading, state in zip(readings, states, strict=True)
-            ]
+            programs = [self._program(reading, state) for reading, state in zip(readings, states, strict=True)]
         return [Generation(program) for program in programs]
 
-    @torch.inference_mode()
-    def probabilities(
-        self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False
-    ) -> tuple[torch.Tensor, float]:
-        """P(remove) per line and P(drop) for the document (read from the first window only if asked)."""
-        line_logits, doc_logit = self.heads(self.backbone.line_states(lines, first_number, first_window_only))
-        return torch.sigmoid(line_logits), float(torch.sigmoid(doc_logit))
-
-    def _program(self, reading: PromptReading, heads_output: tuple[torch.Tensor, torch.Tensor]) -> str:
+    def _program(self, reading: PromptReading, states: torch.Tensor) -> str:
+        """The program the heads write from a prompt's line states (a chunk without lines keeps itself)."""
         if not reading.is_doc and not reading.lines:
             return KeepChunk().render()
-        line_logits, doc_logit = heads_output
+        line_logits, doc_logit = self.heads(states)
         if reading.is_doc:
             return (DropDoc() if float(torch.sigmoid(doc_logit)) >= self.config.doc_threshold else KeepDoc()).render()
         remove = (torch.sigmoid(line_logits) >= self.config.line_threshold).tolist()
