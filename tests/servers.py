@@ -5,6 +5,20 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Start `handler` on a free loopback port in a daemon thread: (server, base URL ending in /v1)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def reply(handler: BaseHTTPRequestHandler, body: bytes, status: int = 200) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class FlakyServer:
     """A loopback completions server that fails the first `failures` requests with `status`, or sleeps."""
 
@@ -33,15 +47,9 @@ class FlakyServer:
                 time.sleep(hold)
                 with lock:
                     outer.in_flight -= 1
-                body = b'{"choices": [{"text": " keep_doc()"}], "usage": {"completion_tokens": 4}}'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, b'{"choices": [{"text": " keep_doc()"}], "usage": {"completion_tokens": 4}}')
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.server, self.url = serve(Handler)
 
     def close(self):
         self.server.shutdown()
@@ -78,15 +86,9 @@ class ScriptedChatServer:
                         if "Home |" in line or "©" in line
                     ]
                     answer = "```python\n" + ("\n".join(calls) or "untouch_doc()") + "\n```"
-                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.server, self.url = serve(Handler)
 
     def close(self):
         self.server.shutdown()

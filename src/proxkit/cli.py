@@ -396,34 +396,33 @@ LoraOption = Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning)."
 MaxExamplesOption = Annotated[int, typer.Option(help="Use at most this many examples (0: all).")]
 
 
-@train_app.command("doc")
-def train_doc_command(
-    seed: SeedOption,
-    output: TrainOutput,
-    base: BaseOption = "smollm2-135m",
-    epochs: EpochsOption = 3,
-    lr: LrOption = 1e-4,
-    batch_size: BatchOption = 8,
-    lora_rank: LoraOption = 0,
-    max_examples: MaxExamplesOption = 0,
-) -> None:
-    """Fine-tune a generative doc refiner (prompt → keep_doc()/drop_doc()); resumable."""
-    _train_generative(Stage.DOC, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
+def _generative_trainer(stage: Stage, summary: str):
+    """The `prox train doc` / `prox train chunk` command: the same options, one stage each."""
+
+    def command(
+        seed: SeedOption,
+        output: TrainOutput,
+        base: BaseOption = "smollm2-135m",
+        epochs: EpochsOption = 3,
+        lr: LrOption = 1e-4,
+        batch_size: BatchOption = 8,
+        lora_rank: LoraOption = 0,
+        max_examples: MaxExamplesOption = 0,
+    ) -> None:
+        _train_generative(stage, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
+
+    command.__doc__ = summary
+    return command
 
 
-@train_app.command("chunk")
-def train_chunk_command(
-    seed: SeedOption,
-    output: TrainOutput,
-    base: BaseOption = "smollm2-135m",
-    epochs: EpochsOption = 3,
-    lr: LrOption = 1e-4,
-    batch_size: BatchOption = 8,
-    lora_rank: LoraOption = 0,
-    max_examples: MaxExamplesOption = 0,
-) -> None:
-    """Fine-tune a generative chunk refiner (numbered lines → remove_lines/keep_chunk); resumable."""
-    _train_generative(Stage.CHUNK, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
+train_app.command("doc")(
+    _generative_trainer(Stage.DOC, "Fine-tune a generative doc refiner (prompt → keep_doc()/drop_doc()); resumable.")
+)
+train_app.command("chunk")(
+    _generative_trainer(
+        Stage.CHUNK, "Fine-tune a generative chunk refiner (numbered lines → remove_lines/keep_chunk); resumable."
+    )
+)
 
 
 def _train_generative(
