@@ -364,14 +364,15 @@ def train_tagger_command(
     from proxkit.models.tagger import TaggerConfig
     from proxkit.train import tagger
     from proxkit.train.seed import load_seed
+    from proxkit.train.split import sample_pages
 
     examples = load_seed(seed)
-    chunk = tagger.sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
+    chunk = sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
     config = TaggerConfig.for_base(base, depth)
     store = tagger.StateStore(states, config)
     chunk_states = store.all(chunk)
-    # documents labelled on their own (DCLM) are read by the backbone; the labelled web pages' doc examples
-    # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states
+    # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
+    # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states, as a check
     own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
     own_states = store.all(own)
     pages, page_states = tagger.page_doc_states(config, [e for e in examples if e.stage == "doc"], chunk, chunk_states)
@@ -380,9 +381,14 @@ def train_tagger_command(
     report = {}
     if folds:
         report["chunk"] = tagger.cross_validate_chunks(chunk, chunk_states, config, folds, epochs)["mean"]
-        report["doc"] = tagger.cross_validate_docs(own, own_states, config, folds, epochs, (pages, page_states))
+    heads = tagger.train_tagger(chunk + own, chunk_states + own_states, config, epochs)
+    if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
+        report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
+    if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold)
+        drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]
+        report["doc_labelled_pages"] = {**tagger.doc_scores(drops, pages), "documents": len(pages)}
     config.metrics = report
-    tagger.train_tagger(chunk + own + pages, chunk_states + own_states + page_states, config, output, epochs)
+    tagger.save_tagger(heads, config, output)
     typer.echo(json.dumps(report, indent=2))
 
 
@@ -393,7 +399,10 @@ EpochsOption = Annotated[int, typer.Option(help="Passes over the training exampl
 LrOption = Annotated[float, typer.Option(help="Peak learning rate (cosine schedule to a tenth of it).")]
 BatchOption = Annotated[int, typer.Option(help="Examples per step.")]
 LoraOption = Annotated[int, typer.Option(help="LoRA rank (0: full fine-tuning).")]
-MaxExamplesOption = Annotated[int, typer.Option(help="Use at most this many examples (0: all).")]
+MaxExamplesOption = Annotated[int, typer.Option(help="Train on at most this many examples (0: all).")]
+MaxValidationOption = Annotated[
+    int, typer.Option(help="Validate on at most this many held-out examples (0: all); `prox evaluate --held-out`.")
+]
 
 
 def _generative_trainer(stage: Stage, summary: str):
@@ -408,8 +417,9 @@ def _generative_trainer(stage: Stage, summary: str):
         batch_size: BatchOption = 8,
         lora_rank: LoraOption = 0,
         max_examples: MaxExamplesOption = 0,
+        max_validation: MaxValidationOption = 0,
     ) -> None:
-        _train_generative(stage, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples)
+        _train_generative(stage, seed, output, base, epochs, lr, batch_size, lora_rank, max_examples, max_validation)
 
     command.__doc__ = summary
     return command
@@ -427,16 +437,14 @@ train_app.command("chunk")(
 
 def _train_generative(
     stage: Stage, seed: Path, output: Path, base: str, epochs: int, lr: float, batch_size: int, lora_rank: int,
-    max_examples: int,
+    max_examples: int, max_validation: int,
 ) -> None:  # fmt: skip
-    from proxkit.train import evaluate, sft, tagger
+    from proxkit.train import evaluate, sft
     from proxkit.train.seed import load_seed
+    from proxkit.train.split import held_out_split, sample_pages
 
-    examples = [e for e in load_seed(seed) if e.stage == stage]
-    examples = tagger.sample_pages(examples, max_examples)
-    folds = tagger.site_folds(examples, 5)
-    train = [e for e, fold in zip(examples, folds, strict=True) if fold]
-    validation = [e for e, fold in zip(examples, folds, strict=True) if not fold]
+    train, validation = held_out_split([e for e in load_seed(seed) if e.stage == stage])
+    train, validation = sample_pages(train, max_examples), sample_pages(validation, max_validation)
     if stage is Stage.DOC:
 
         def score(directory, pages):
@@ -497,17 +505,23 @@ def evaluate_command(
     backend: Annotated[Backend, typer.Option(help="transformers, vllm or openai.")] = Backend.TRANSFORMERS,
     mode: ModeOption = Mode.STRICT,
     limit: Annotated[int, typer.Option(help="Evaluate at most this many examples (0: all).")] = 0,
+    held_out: Annotated[
+        bool, typer.Option(help="Only the held-out sites `prox train` keeps out of training (sampled by --limit).")
+    ] = False,
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
     removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
     from proxkit.train import evaluate
     from proxkit.train.seed import load_seed
+    from proxkit.train.split import held_out_split, sample_pages
 
     try:
         spec = resolve(model, stage, backend)
         examples = [e for e in load_seed(data) if e.stage == stage]
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
+    if held_out:  # the same pages as `prox train ... --max-validation LIMIT` validates on
+        examples = sample_pages(held_out_split(examples)[1], limit)
     examples = examples[:limit] if limit else examples
     if not examples:
         raise typer.BadParameter(f"{data} holds no {stage}-stage examples")

@@ -10,6 +10,7 @@ from proxkit.models import resolve
 from proxkit.models.tagger import (
     HEADS_FILE,
     Backbone,
+    DocProbe,
     TaggerConfig,
     TaggerHeads,
     TaggerWriter,
@@ -37,8 +38,8 @@ def write_tagger(directory, config, line_bias: float, doc_bias: float):
     with torch.no_grad():
         heads.line.weight.zero_()
         heads.line.bias.fill_(line_bias)
-        heads.doc.weight.zero_()
-        heads.doc.bias.fill_(doc_bias)
+        heads.doc.linear.weight.zero_()
+        heads.doc.linear.bias.fill_(doc_bias)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(heads.state_dict(), str(directory / HEADS_FILE))
     config.save(directory)
@@ -95,6 +96,20 @@ def test_batched_passes_give_the_states_of_passes_run_one_by_one(tiny_backbone, 
 def test_heads_score_every_line_and_the_document(config):
     line_logits, doc_logit = TaggerHeads(config.features, 16)(torch.randn(5, config.features))
     assert line_logits.shape == (5,) and doc_logit.shape == ()
+    assert TaggerHeads(config.features, 16).line_logits(torch.zeros(0, config.features)).shape == (0,)
+
+
+def test_the_doc_probe_reads_the_lines_weighted_by_how_likely_they_are_content(config):
+    lines = torch.tensor([[1.0, 0.0], [0.0, 4.0], [3.0, 3.0]])
+    assert torch.allclose(DocProbe.pool(lines, torch.tensor([1.0, 0.0, 1.0])), torch.tensor([2.0, 1.5]))
+    assert torch.allclose(DocProbe.pool(lines, torch.ones(3)), lines.mean(dim=0))
+    assert DocProbe.pool(torch.zeros(0, 2), torch.zeros(0)).tolist() == [0.0, 0.0]
+    heads = TaggerHeads(config.features, 16)
+    with torch.no_grad():
+        heads.line.weight.zero_()
+        heads.line.bias.fill_(-20.0)  # every line is content: the plain mean
+    states = torch.randn(4, config.features)
+    assert torch.allclose(heads.pooled(states), states.mean(dim=0), atol=1e-5)
 
 
 @pytest.mark.parametrize(("line_bias", "doc_bias"), [(10.0, 10.0), (-10.0, -10.0)])

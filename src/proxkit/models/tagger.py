@@ -83,24 +83,57 @@ def is_tagger(directory: str | Path) -> bool:
     return (Path(directory) / CONFIG_FILE).is_file()
 
 
+class DocProbe(nn.Module):
+    """Document head: a logistic regression on the standardized mean of a document's line states, each
+    line weighted by the line head's probability that it is content — so the probe judges the quality of
+    what would be kept, not how much boilerplate surrounds it. A linear probe, because a couple of hundred
+    labelled documents is all there is to fit it."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.zeros(features))
+        self.register_buffer("scale", torch.ones(features))
+        self.linear = nn.Linear(features, 1)
+
+    @staticmethod
+    def pool(lines: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """The content-weighted mean of `lines` ([n_lines, features]; `content`: [n_lines] weights)."""
+        if not len(lines):
+            return torch.zeros(lines.shape[-1])
+        return (content[:, None] * lines).sum(dim=0) / content.sum().clamp_min(1e-6)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Drop logit(s) of pooled line states ([features] or [documents, features])."""
+        return self.linear((pooled - self.center) / self.scale).squeeze(-1)
+
+
 class TaggerHeads(nn.Module):
-    """Line head: project, mix each line with its neighbours (conv over lines), score. Doc head: score the
-    mean and max of the projected lines."""
+    """Line head: project, mix each line with its neighbours (conv over lines), score. Doc head: a
+    `DocProbe` over the lines the line head would keep."""
 
     def __init__(self, features: int, width: int = 256) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
         self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
         self.line = nn.Linear(2 * width, 1)
-        self.doc = nn.Linear(2 * width, 1)
+        self.doc = DocProbe(features)
+
+    def line_logits(self, lines: torch.Tensor) -> torch.Tensor:
+        """lines: [n_lines, features] of one document → one logit per line (remove)."""
+        if not len(lines):
+            return torch.zeros(0)
+        projected = self.project(lines)
+        mixed = torch.nn.functional.gelu(self.context(projected.T.unsqueeze(0)).squeeze(0).T)
+        return self.line(torch.cat([projected, mixed], dim=-1)).squeeze(-1)
+
+    def pooled(self, lines: torch.Tensor) -> torch.Tensor:
+        """What the doc probe reads: the lines' mean weighted by P(content)."""
+        return self.doc.pool(lines, 1.0 - torch.sigmoid(self.line_logits(lines)))
 
     def forward(self, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """lines: [n_lines, features] of one document → (line logits [n_lines], doc logit [])."""
-        projected = self.project(lines)
-        mixed = torch.nn.functional.gelu(self.context(projected.T.unsqueeze(0)).squeeze(0).T)
-        line_logits = self.line(torch.cat([projected, mixed], dim=-1)).squeeze(-1)
-        pooled = torch.cat([projected.mean(dim=0), projected.max(dim=0).values])
-        return line_logits, self.doc(pooled).squeeze(-1)
+        line_logits = self.line_logits(lines)
+        return line_logits, self.doc(self.doc.pool(lines, 1.0 - torch.sigmoid(line_logits)))
 
 
 class Segmenter:
@@ -247,10 +280,10 @@ class TaggerWriter(ProgramWriter):
         """The program the heads write from a prompt's line states (a chunk without lines keeps itself)."""
         if not reading.is_doc and not reading.lines:
             return KeepChunk().render()
-        line_logits, doc_logit = self.heads(states)
         if reading.is_doc:
-            return (DropDoc() if float(torch.sigmoid(doc_logit)) >= self.config.doc_threshold else KeepDoc()).render()
-        remove = (torch.sigmoid(line_logits) >= self.config.line_threshold).tolist()
+            drop = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states)))) >= self.config.doc_threshold
+            return (DropDoc() if drop else KeepDoc()).render()
+        remove = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
         return Program.removing(remove, reading.first_number).render()
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from loguru import logger
 
-from proxkit.models.tagger import HEADS_FILE, Backbone, TaggerConfig, TaggerHeads
+from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
 from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report, mean
 from proxkit.train.seed import Example
+from proxkit.train.split import held_out_split, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
 
@@ -65,43 +66,97 @@ def line_weights(lines: Sequence[str]) -> torch.Tensor:
 def train_heads(
     examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, epochs: int = 30, seed: int = 0
 ) -> TaggerHeads:
-    """Train line and doc heads jointly (binary cross-entropy, AdamW), one example per step; line losses
-    are weighted by `line_weights`, and the validation threshold sets the balance of the two classes."""
+    """Heads for these examples: the line head trained on the chunk examples (binary cross-entropy weighted
+    by `line_weights`, AdamW, one page per step), then the doc probe fitted on the doc examples."""
     torch.manual_seed(seed)
     heads = TaggerHeads(config.features, config.width)
+    pages = [(example, state) for example, state in zip(examples, states, strict=True) if example.remove]
     optimizer = torch.optim.AdamW(heads.parameters(), lr=1e-3, weight_decay=1e-2)
-    weights = [line_weights(e.lines[: len(e.remove)]) if e.remove else None for e in examples]
-    order = list(range(len(examples)))
+    weights = [line_weights(example.lines[: len(example.remove)]) for example, _ in pages]
+    order = list(range(len(pages)))
     rng = random.Random(seed)
     heads.train()
     for _ in range(epochs):
         rng.shuffle(order)
         for index in order:
-            example = examples[index]
-            line_logits, doc_logit = heads(states[index])
-            loss = torch.zeros(())
-            if example.remove:
-                target = torch.tensor(example.remove, dtype=torch.float32)
-                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-                    line_logits, target, weight=weights[index] / weights[index].mean()
-                )
-            if example.drop is not None:
-                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-                    doc_logit, torch.tensor(float(example.drop))
-                )
+            example, state = pages[index]
+            target = torch.tensor(example.remove, dtype=torch.float32)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                heads.line_logits(state), target, weight=weights[index] / weights[index].mean()
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return heads.eval()
+    heads.eval()
+    docs = [(state, example.drop) for example, state in zip(examples, states, strict=True) if example.drop is not None]
+    if docs:
+        pooled = pool_documents(heads, [state for state, _ in docs])
+        drops = [drop for _, drop in docs]
+        fit_doc_probe(heads.doc, pooled, drops, choose_penalty(pooled, drops, seed=seed))
+    return heads
+
+
+@torch.no_grad()
+def pool_documents(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> torch.Tensor:
+    """[documents, features]: what the doc probe reads of each document."""
+    return torch.stack([heads.pooled(state) for state in states])
 
 
 @torch.inference_mode()
-def predict(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[tuple[list[float], float]]:
-    results = []
-    for state in states:
-        line_logits, doc_logit = heads(state)
-        results.append((torch.sigmoid(line_logits).tolist(), float(torch.sigmoid(doc_logit))))
-    return results
+def line_probabilities(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[list[float]]:
+    """P(remove) of every line of each example."""
+    return [torch.sigmoid(heads.line_logits(state)).tolist() for state in states]
+
+
+@torch.inference_mode()
+def drop_probabilities(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[float]:
+    """P(drop) of each document."""
+    return torch.sigmoid(heads.doc(pool_documents(heads, states))).reshape(-1).tolist()
+
+
+PENALTIES = (0.3, 1.0, 3.0, 10.0, 30.0)  # L2 strengths tried for the doc probe (mean loss + penalty/2·|w|²)
+
+
+def fit_doc_probe(probe: DocProbe, pooled: torch.Tensor, drops: Sequence[bool], penalty: float) -> DocProbe:
+    """Fit the probe in place: standardize the pooled states, then L2-regularized logistic regression
+    (full batch, L-BFGS)."""
+    with torch.no_grad():
+        probe.center.copy_(pooled.mean(dim=0))
+        probe.scale.copy_(pooled.std(dim=0, unbiased=False).clamp_min(1e-6))
+        probe.linear.weight.zero_()
+        probe.linear.bias.zero_()
+    target = torch.tensor(drops, dtype=torch.float32)
+    optimizer = torch.optim.LBFGS(probe.linear.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe(pooled), target)
+        loss = loss + penalty / 2 * probe.linear.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return probe
+
+
+def choose_penalty(pooled: torch.Tensor, drops: Sequence[bool], folds: int = 5, seed: int = 0) -> float:
+    """The L2 strength with the best cross-validated accuracy on these documents (ties: the stronger)."""
+    if len(drops) < 2 * folds:
+        return PENALTIES[-1]
+    order = list(range(len(drops)))
+    random.Random(seed).shuffle(order)
+    scores = {}
+    for penalty in PENALTIES:
+        correct = 0
+        for fold in range(folds):
+            test = order[fold::folds]
+            train = [i for i in order if i not in set(test)]
+            probe = fit_doc_probe(DocProbe(pooled.shape[1]), pooled[train], [drops[i] for i in train], penalty)
+            with torch.no_grad():
+                logits = probe(pooled[test]).tolist()
+            correct += sum((logit >= 0) == drops[i] for i, logit in zip(test, logits, strict=True))
+        scores[penalty] = correct
+    return max(reversed(PENALTIES), key=scores.__getitem__)
 
 
 def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> float:
@@ -113,32 +168,6 @@ def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence
         return chunk_report(examples, removes)["content_word_f1"]
 
     return max(candidates, key=score)
-
-
-def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list[Example]:
-    """At most `limit` examples (0: all), drawn at random but fairly across subsets (`source` prefixes)."""
-    if not limit or len(examples) <= limit:
-        return list(examples)
-    groups: dict[str, list[Example]] = {}
-    for example in examples:
-        groups.setdefault(example.source.split("/")[0], []).append(example)
-    rng = random.Random(seed)
-    for group in groups.values():
-        rng.shuffle(group)
-    chosen: list[Example] = []
-    while len(chosen) < limit:  # round robin over subsets, so small subsets are kept whole
-        for group in groups.values():
-            if group and len(chosen) < limit:
-                chosen.append(group.pop())
-    return chosen
-
-
-def site_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[int]:
-    """A fold number per example such that all pages of one site share a fold."""
-    sites = sorted({example.site for example in examples})
-    random.Random(seed).shuffle(sites)
-    fold_of_site = {site: index % folds for index, site in enumerate(sites)}
-    return [fold_of_site[example.site] for example in examples]
 
 
 def cross_validate_chunks(
@@ -156,9 +185,9 @@ def cross_validate_chunks(
             split[part].append(index)
         heads = train_heads([examples[i] for i in split["train"]], [states[i] for i in split["train"]], config, epochs)
         validation = [examples[i] for i in split["validation"]]
-        threshold = best_threshold(validation, [p for p, _ in predict(heads, [states[i] for i in split["validation"]])])
+        threshold = best_threshold(validation, line_probabilities(heads, [states[i] for i in split["validation"]]))
         test = [examples[i] for i in split["test"]]
-        probabilities = [p for p, _ in predict(heads, [states[i] for i in split["test"]])]
+        probabilities = line_probabilities(heads, [states[i] for i in split["test"]])
         model = chunk_report(test, [[p >= threshold for p in probs] for probs in probabilities])
         rule = chunk_report(test, [[not keep for keep in c4_line_rule(e.lines)] for e in test])
         results.append({"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule})
@@ -188,31 +217,44 @@ def page_doc_states(
 def cross_validate_docs(
     examples: Sequence[Example],
     states: Sequence[torch.Tensor],
-    config: TaggerConfig,
+    heads: TaggerHeads,
+    threshold: float = 0.5,
     folds: int = 5,
-    epochs: int = 30,
-    always_train: tuple[Sequence[Example], Sequence[torch.Tensor]] = ((), ()),
+    repeats: int = 5,
 ) -> dict:
-    """Doc-level accuracy and keep-F1 of the doc head, cross-validated over `examples`; the examples of
-    `always_train` join every training side and are never tested."""
-    order = list(range(len(examples)))
-    random.Random(0).shuffle(order)
-    predicted: dict[int, bool] = {}
-    for fold in range(folds):
-        test = order[fold::folds]
-        held_out = set(test)
-        train = [i for i in order if i not in held_out]
-        heads = train_heads(
-            [examples[i] for i in train] + list(always_train[0]),
-            [states[i] for i in train] + list(always_train[1]),
-            config,
-            epochs,
-        )
-        for index, (_, drop) in zip(test, predict(heads, [states[i] for i in test]), strict=True):
-            predicted[index] = drop >= config.doc_threshold
-    keeps = [not predicted[i] for i in range(len(examples))]
+    """Doc-level accuracy and keep-F1 of the doc probe, cross-validated over `examples` and repeated over
+    `repeats` shufflings (mean and sd over repeats). The penalty is chosen inside each training side;
+    `heads`' line head, which pools the documents, must not have been trained on them."""
+    pooled = pool_documents(heads, states)
+    drops = [bool(example.drop) for example in examples]
+    runs = []
+    for repeat in range(repeats):
+        order = list(range(len(examples)))
+        random.Random(repeat).shuffle(order)
+        predicted: dict[int, bool] = {}
+        for fold in range(folds):
+            test = order[fold::folds]
+            train = [i for i in order if i not in set(test)]
+            train_drops = [drops[i] for i in train]
+            probe = fit_doc_probe(
+                DocProbe(pooled.shape[1]), pooled[train], train_drops, choose_penalty(pooled[train], train_drops)
+            )
+            with torch.no_grad():
+                probabilities = torch.sigmoid(probe(pooled[test])).reshape(-1).tolist()
+            predicted.update({i: p >= threshold for i, p in zip(test, probabilities, strict=True)})
+        runs.append(doc_scores([predicted[i] for i in range(len(examples))], examples))
+    summary = {}
+    for metric in ("accuracy", "keep_f1"):
+        values = [run[metric] for run in runs]
+        summary[metric] = {"mean": round(mean(values), 4), "sd": round(_sd(values), 4)}
+    return {**summary, "documents": len(examples), "folds": folds, "repeats": repeats}
+
+
+def doc_scores(drops: Sequence[bool], examples: Sequence[Example]) -> dict[str, float]:
+    """Accuracy and keep-F1 of predicted drops against the examples' labels."""
+    keeps = [not drop for drop in drops]
     actual = [not example.drop for example in examples]
-    return {"accuracy": accuracy(keeps, actual), "keep_f1": binary_f1(keeps, actual).f1, "documents": len(examples)}
+    return {"accuracy": round(accuracy(keeps, actual), 4), "keep_f1": round(binary_f1(keeps, actual).f1, 4)}
 
 
 def _mean_scores(results: list[dict]) -> dict:
@@ -220,28 +262,35 @@ def _mean_scores(results: list[dict]) -> dict:
     for system in ("tagger", "c4_line_rule"):
         for metric in ("removed_line_f1", "kept_line_f1", "content_word_f1"):
             values = [result[system][metric] for result in results]
-            average = mean(values)
-            spread = (sum((v - average) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-            summary[f"{system}.{metric}"] = {"mean": round(average, 4), "sd": round(spread, 4)}
+            summary[f"{system}.{metric}"] = {"mean": round(mean(values), 4), "sd": round(_sd(values), 4)}
     return summary
 
 
-def train_tagger(
-    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, output: Path, epochs: int = 30
-) -> TaggerConfig:
-    """The shipped tagger: heads trained on all sites but one validation fold, which sets the threshold."""
-    from safetensors.torch import save_file
+def _sd(values: Sequence[float]) -> float:
+    average = mean(values)
+    return (sum((v - average) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
 
-    chunk = [i for i, e in enumerate(examples) if e.stage == "chunk"]
-    validation_sites = site_folds([examples[i] for i in chunk], 5)
-    validation = [i for i, fold in zip(chunk, validation_sites, strict=True) if fold == 0]
-    held_out = set(validation)
-    train = [i for i in range(len(examples)) if i not in held_out]
+
+def train_tagger(
+    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, epochs: int = 30
+) -> TaggerHeads:
+    """The shipped tagger's heads: trained on all but the held-out sites of the chunk pages
+    (`held_out_split`), which set `config.line_threshold`; the doc probe is fitted on all doc examples."""
+    _, validation_pages = held_out_split([e for e in examples if e.stage == "chunk"])
+    held_out = {id(example) for example in validation_pages}
+    validation = [i for i, e in enumerate(examples) if id(e) in held_out]
+    train = [i for i, e in enumerate(examples) if id(e) not in held_out]
     heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
     config.line_threshold = best_threshold(
-        [examples[i] for i in validation], [p for p, _ in predict(heads, [states[i] for i in validation])]
+        [examples[i] for i in validation], line_probabilities(heads, [states[i] for i in validation])
     )
+    return heads
+
+
+def save_tagger(heads: TaggerHeads, config: TaggerConfig, output: Path) -> None:
+    """A tagger directory `TaggerWriter` loads: the heads' weights and the config."""
+    from safetensors.torch import save_file
+
     output.mkdir(parents=True, exist_ok=True)
     save_file(heads.state_dict(), str(output / HEADS_FILE))
     config.save(output)
-    return config

@@ -1,0 +1,46 @@
+"""How seed examples are sampled and split for training and validation: by site, so a page's site never
+lies on both sides, and the same way in every command (`prox train tagger|doc|chunk`, `prox evaluate
+--held-out`), so their held-out pages are the same pages."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from proxkit.train.seed import Example
+
+HELD_OUT_FOLDS = 5  # the held-out side is site fold 0 of this many
+
+
+def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list[Example]:
+    """At most `limit` examples (0: all), drawn at random but fairly across subsets (`source` prefixes)."""
+    if not limit or len(examples) <= limit:
+        return list(examples)
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.source.split("/")[0], []).append(example)
+    rng = random.Random(seed)
+    for group in groups.values():
+        rng.shuffle(group)
+    chosen: list[Example] = []
+    while len(chosen) < limit:  # round robin over subsets, so small subsets are kept whole
+        for group in groups.values():
+            if group and len(chosen) < limit:
+                chosen.append(group.pop())
+    return chosen
+
+
+def site_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[int]:
+    """A fold number per example such that all pages of one site share a fold."""
+    sites = sorted({example.site for example in examples})
+    random.Random(seed).shuffle(sites)
+    fold_of_site = {site: index % folds for index, site in enumerate(sites)}
+    return [fold_of_site[example.site] for example in examples]
+
+
+def held_out_split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+    """(training side, held-out side) of these examples: the held-out side is site fold 0 of
+    `HELD_OUT_FOLDS`, the pages every trainer keeps out of training."""
+    folds = site_folds(examples, HELD_OUT_FOLDS)
+    train = [example for example, fold in zip(examples, folds, strict=True) if fold]
+    return train, [example for example, fold in zip(examples, folds, strict=True) if not fold]

@@ -1,0 +1,51 @@
+"""Seed splits: by site, and the same held-out pages in every command."""
+
+import json
+
+from models.test_tagger import write_tagger
+from typer.testing import CliRunner
+
+from proxkit.cli import app
+from proxkit.models.tagger import TaggerConfig
+from proxkit.train.seed import Example
+from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, site_folds
+
+
+def pages(count: int) -> list[Example]:
+    return [Example(f"set{i % 2}/{i}", f"site{i % 7}", "chunk", ["x"], [False]) for i in range(count)]
+
+
+def test_site_folds_keep_a_site_together_and_sampling_is_fair():
+    examples = [Example(f"{s}/{i}", f"{s}-site{i % 3}", "chunk", ["x"], [False]) for s in "ab" for i in range(9)]
+    folds = site_folds(examples, 4)
+    for site in {e.site for e in examples}:
+        assert len({f for e, f in zip(examples, folds, strict=True) if e.site == site}) == 1
+    sample = sample_pages([*examples, Example("c/0", "c", "chunk", ["x"], [False])], 7)
+    assert len(sample) == 7 and any(e.source == "c/0" for e in sample)
+
+
+def test_the_held_out_side_is_whole_sites_and_depends_only_on_the_examples():
+    train, held_out = held_out_split(pages(40))
+    assert len(train) + len(held_out) == 40 and held_out
+    assert not {e.site for e in train} & {e.site for e in held_out}
+    folds = site_folds(pages(40), HELD_OUT_FOLDS)
+    assert {e.site for e in held_out} == {e.site for e, f in zip(pages(40), folds, strict=True) if not f}
+    again = held_out_split(list(reversed(pages(40))))[1]
+    assert sorted(e.source for e in again) == sorted(e.source for e in held_out)
+
+
+def test_prox_evaluate_held_out_scores_only_held_out_pages(tmp_path, tiny_backbone):
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
+    data = tmp_path / "seed.jsonl"
+    records = [
+        {"source": e.source, "site": e.site, "stage": "chunk", "text": "Some words here.", "labels": [1], "gold": "x"}
+        for e in pages(40)
+    ]
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    args = ["evaluate", "chunk", "--model", str(directory), "--data", str(data)]
+    held = CliRunner().invoke(app, [*args, "--held-out"])
+    assert held.exit_code == 0, held.output
+    assert json.loads(held.stdout)["model"]["pages"] == len(held_out_split(pages(40))[1])
+    sampled = CliRunner().invoke(app, [*args, "--held-out", "--limit", "2"])
+    assert json.loads(sampled.stdout)["model"]["pages"] == 2
