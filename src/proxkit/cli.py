@@ -363,6 +363,7 @@ def train_tagger_command(
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import TaggerConfig
     from proxkit.train import tagger
+    from proxkit.train.evaluate import doc_scores
     from proxkit.train.seed import load_seed
     from proxkit.train.split import sample_pages
 
@@ -386,7 +387,7 @@ def train_tagger_command(
         report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
     if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold)
         drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]
-        report["doc_labelled_pages"] = {**tagger.doc_scores(drops, pages), "documents": len(pages)}
+        report["doc_labelled_pages"] = doc_scores(drops, pages)
     config.metrics = report
     tagger.save_tagger(heads, config, output)
     typer.echo(json.dumps(report, indent=2))

@@ -9,7 +9,7 @@ from proxkit.cli import app
 from proxkit.models import resolve
 from proxkit.models.tagger import TaggerConfig
 from proxkit.program import Program, RemoveAllLines, RemoveLines, Stage, removed_lines
-from proxkit.train.evaluate import evaluate_chunk, evaluate_doc
+from proxkit.train.evaluate import doc_scores, evaluate_chunk, evaluate_doc
 from proxkit.train.seed import Example
 
 PAGE = ["Home | About", "The council approved new cycle lanes on Tuesday.", "Copyright 2024"]
@@ -42,7 +42,8 @@ def test_doc_evaluation_compares_with_the_datatrove_rules(tmp_path, tiny_backbon
     report = evaluate_doc(spec, documents)
     assert report["model"]["accuracy"] == 0.5  # keeps both
     assert report["gopher_c4_fineweb_rules"]["accuracy"] == 0.5  # drops both: too short
-    assert report["documents"] == 2
+    assert report["model"]["documents"] == 2
+    assert doc_scores([True, False], documents) == {"accuracy": 1.0, "keep_f1": 1.0, "documents": 2}
 
 
 def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):

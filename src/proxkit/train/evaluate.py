@@ -37,8 +37,6 @@ def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.
 
 
 def evaluate_doc(spec: ModelSpec, documents: Sequence[Example], mode: Mode = Mode.STRICT) -> dict:
-    from proxkit.baselines import rule_decision, rule_filters
-
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
     tokenization = TokenizationMode.for_mode(mode)
@@ -46,12 +44,24 @@ def evaluate_doc(spec: ModelSpec, documents: Sequence[Example], mode: Mode = Mod
     prompts = [doc_prompt_ids(text, tokenizer, tokenization).ids for text in texts]
     generations = writer.generate(prompts, 24)
     writer.close()
-    model = [not execute_doc(t, g.text.strip(" "), mode=mode).dropped for t, g in zip(texts, generations, strict=True)]
-    filters = rule_filters()
-    rules = [rule_decision(text, filters)[0] for text in texts]
+    drops = [execute_doc(t, g.text.strip(" "), mode=mode).dropped for t, g in zip(texts, generations, strict=True)]
+    return {"model": doc_scores(drops, documents), "gopher_c4_fineweb_rules": rule_doc_scores(documents)}
+
+
+def doc_scores(drops: Sequence[bool], documents: Sequence[Example]) -> dict:
+    """Accuracy and keep-F1 (keep is the positive class) of predicted drops against the labels."""
+    keeps = [not drop for drop in drops]
     actual = [not document.drop for document in documents]
+    return {
+        "accuracy": round(accuracy(keeps, actual), 4),
+        "keep_f1": round(binary_f1(keeps, actual).f1, 4),
+        "documents": len(documents),
+    }
 
-    def report(keeps: list[bool]) -> dict:
-        return {"accuracy": round(accuracy(keeps, actual), 4), "keep_f1": round(binary_f1(keeps, actual).f1, 4)}
 
-    return {"model": report(model), "gopher_c4_fineweb_rules": report(rules), "documents": len(documents)}
+def rule_doc_scores(documents: Sequence[Example]) -> dict:
+    """`doc_scores` of datatrove's Gopher + C4 + FineWeb rules (their defaults) on the same documents."""
+    from proxkit.baselines import rule_decision, rule_filters
+
+    filters = rule_filters()
+    return doc_scores([not rule_decision("\n".join(d.lines), filters)[0] for d in documents], documents)

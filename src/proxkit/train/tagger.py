@@ -18,7 +18,8 @@ import torch
 from loguru import logger
 
 from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
-from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report, mean
+from proxkit.train.evaluate import doc_scores, rule_doc_scores
+from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.seed import Example
 from proxkit.train.split import held_out_split, site_folds
 
@@ -243,18 +244,11 @@ def cross_validate_docs(
                 probabilities = torch.sigmoid(probe(pooled[test])).reshape(-1).tolist()
             predicted.update({i: p >= threshold for i, p in zip(test, probabilities, strict=True)})
         runs.append(doc_scores([predicted[i] for i in range(len(examples))], examples))
-    summary = {}
+    summary = {"gopher_c4_fineweb_rules": rule_doc_scores(examples)}
     for metric in ("accuracy", "keep_f1"):
         values = [run[metric] for run in runs]
         summary[metric] = {"mean": round(mean(values), 4), "sd": round(_sd(values), 4)}
     return {**summary, "documents": len(examples), "folds": folds, "repeats": repeats}
-
-
-def doc_scores(drops: Sequence[bool], examples: Sequence[Example]) -> dict[str, float]:
-    """Accuracy and keep-F1 of predicted drops against the examples' labels."""
-    keeps = [not drop for drop in drops]
-    actual = [not example.drop for example in examples]
-    return {"accuracy": round(accuracy(keeps, actual), 4), "keep_f1": round(binary_f1(keeps, actual).f1, 4)}
 
 
 def _mean_scores(results: list[dict]) -> dict:
