@@ -123,6 +123,9 @@ def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, confi
     report = tagger.cross_validate_chunks(examples, states, config, folds=3, epochs=5)
     assert len(report["folds"]) == 3
     assert set(report["mean"]) >= {"tagger.content_word_f1", "c4_line_rule.content_word_f1"}
+    gain = report["mean"]["content_word_f1_gain_over_c4"]["mean"]
+    means = report["mean"]["tagger.content_word_f1"]["mean"] - report["mean"]["c4_line_rule.content_word_f1"]["mean"]
+    assert abs(gain - means) < 1e-3  # the paired gain per fold, averaged
     assert sum(fold["tagger"]["pages"] for fold in report["folds"]) == len(examples)
 
 

@@ -257,6 +257,8 @@ def _mean_scores(results: list[dict]) -> dict:
         for metric in ("removed_line_f1", "kept_line_f1", "content_word_f1"):
             values = [result[system][metric] for result in results]
             summary[f"{system}.{metric}"] = {"mean": round(mean(values), 4), "sd": round(_sd(values), 4)}
+    gains = [result["tagger"]["content_word_f1"] - result["c4_line_rule"]["content_word_f1"] for result in results]
+    summary["content_word_f1_gain_over_c4"] = {"mean": round(mean(gains), 4), "sd": round(_sd(gains), 4)}
     return summary
 
 
