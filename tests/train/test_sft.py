@@ -74,3 +74,19 @@ def test_prox_train_chunk_holds_out_sites_and_keeps_the_best_epoch(tiny_refiner,
     state = json.loads(result.stdout)
     assert state["epoch"] == 1 and 0.0 <= state["history"][0]["score"] <= 1.0  # content-word F1 on held-out sites
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_the_program_loss_is_the_models_own_loss_on_the_program_tokens(tiny_refiner):
+    """Logits only at the program positions give the loss the model computes over the whole sequence."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(tiny_refiner)
+    model = AutoModelForCausalLM.from_pretrained(tiny_refiner).eval()
+    [(prompt, program)] = sft.program_targets(PAGES[0], tokenizer)
+    ids, labels = sft.encode_example(prompt, program, tokenizer)
+    with torch.no_grad():
+        summed, count = sft._program_loss(model, (ids, labels))
+        reference = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+    assert count == len(labels) - labels.count(sft.IGNORE)
+    assert torch.allclose(summed / count, reference, atol=1e-5)

@@ -82,16 +82,16 @@ def build_dataset(examples: Sequence[Example], tokenizer: Tokenizer, max_length:
     return dataset
 
 
-def _batch(items: Sequence[tuple], pad: int, device: str = "cpu") -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in items)
-    input_ids = torch.full((len(items), width), pad)
-    labels = torch.full((len(items), width), IGNORE)
-    attention = torch.zeros((len(items), width), dtype=torch.long)
-    for row, (ids, target) in enumerate(items):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(target)] = torch.tensor(target)
-        attention[row, : len(ids)] = 1
-    return {"input_ids": input_ids.to(device), "labels": labels.to(device), "attention_mask": attention.to(device)}
+def _program_loss(model, item: tuple[list[int], list[int]]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy of one example's program tokens and their number. One unpadded sequence, and
+    logits only where program tokens are predicted: a 1,500-token prompt's logits over a 49k vocabulary
+    would take more memory than the rest of the step."""
+    ids, labels = item
+    target = [token for token in labels if token != IGNORE]  # the program and EOS end the sequence
+    device = next(model.parameters()).device
+    logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=len(target) + 1).logits[0, :-1]
+    loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(target, device=device), reduction="sum")
+    return loss, len(target)
 
 
 def _load_model(config: SFTConfig, resume: Path | None):
@@ -148,15 +148,18 @@ def train_sft(
         checkpoint = torch.load(last / "trainer.pt")
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
-    pad = tokenizer.eos_id
     for epoch in range(state["epoch"], config.epochs):
         order = list(range(len(train_set)))
         random.Random(config.seed + epoch).shuffle(order)
         model.train()
         for start in range(0, len(order), config.batch_size):
-            batch = _batch([train_set[i] for i in order[start : start + config.batch_size]], pad, device)
-            loss = model(**batch).loss
-            loss.backward()
+            # one example per forward pass, gradients accumulated: the loss is the mean over the batch's
+            # program tokens, as one padded batch would give, in the memory of a single sequence
+            batch = [train_set[i] for i in order[start : start + config.batch_size]]
+            tokens = sum(len(labels) - labels.count(IGNORE) for _, labels in batch)
+            for item in batch:
+                loss, _ = _program_loss(model, item)
+                (loss / tokens).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
@@ -164,7 +167,7 @@ def train_sft(
         staging = checkpoints / f"epoch-{epoch + 1}.partial"
         _save(model, config, staging)
         torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, staging / "trainer.pt")
-        value = score(staging, validation) if score else -_mean_loss(model, validation_set, pad)
+        value = score(staging, validation) if score else -_mean_loss(model, validation_set)
         state["history"].append({"epoch": epoch + 1, "score": value})
         if state["best"] is None or value > state["best"]["score"]:
             state["best"] = {"epoch": epoch + 1, "score": value}
@@ -182,10 +185,10 @@ def train_sft(
 
 
 @torch.no_grad()
-def _mean_loss(model, dataset: Sequence[tuple], pad: int) -> float:
+def _mean_loss(model, dataset: Sequence[tuple]) -> float:
+    """Mean over examples of the per-token program loss."""
     model.eval()
-    device = next(model.parameters()).device
-    losses = [float(model(**_batch([item], pad, device)).loss) for item in dataset]
+    losses = [float(loss) / count for loss, count in (_program_loss(model, item) for item in dataset)]
     return sum(losses) / len(losses) if losses else 0.0
 
 
