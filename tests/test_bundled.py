@@ -46,3 +46,19 @@ def test_refine_with_no_model_argument_works_offline(tmp_path):
     news = kept["news-cycle-lanes"]
     assert news["text"].startswith("Local council approves new cycle lanes")  # the menu lines are gone
     assert "The city council voted on Tuesday" in news["text"]
+
+
+@needs_smollm2
+def test_the_converted_smollm2_is_a_plain_model_that_can_be_saved_after_fine_tuning(tmp_path):
+    from transformers import AutoConfig
+
+    from proxkit.models.base_models import _drop_quantization_config, resolve_base
+
+    directory = Path(resolve_base("smollm2-135m"))
+    assert "quantization_config" not in json.loads((directory / "config.json").read_text())
+    AutoConfig.from_pretrained(directory).save_pretrained(tmp_path / "copy")  # nothing refuses to save
+    stale = tmp_path / "stale"  # a directory converted before the entry was dropped is repaired in place
+    stale.mkdir()
+    (stale / "config.json").write_text(json.dumps({"model_type": "llama", "quantization_config": {"x": 1}}))
+    _drop_quantization_config(stale)
+    assert json.loads((stale / "config.json").read_text()) == {"model_type": "llama"}

@@ -5,6 +5,7 @@ compile llama.cpp, which is not needed). Converted once into a transformers dire
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ def smollm2_135m() -> Path:
     """A transformers directory with SmolLM2-135M-Instruct (weights dequantized from Q4_1), made on first use."""
     target = cache_root() / "smollm2-135m-instruct"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        _drop_quantization_config(target)  # directories made before this was done at conversion
         return target
     gguf = smollm2_gguf()
     import torch
@@ -48,11 +50,22 @@ def smollm2_135m() -> Path:
     partial = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))  # one per process
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    _drop_quantization_config(partial)
     try:
         partial.rename(target)
     except OSError:  # another process finished first: its copy is the same
         shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def _drop_quantization_config(directory: Path) -> None:
+    """Remove the GGUF quantization entry the converted config inherits: the weights are plain float32, and
+    with the entry transformers refuses to save any model loaded from the directory (a fine-tuned copy)."""
+    path = directory / "config.json"
+    config = json.loads(path.read_text())
+    if config.pop("quantization_config", None) is not None:
+        path.with_suffix(".partial").write_text(json.dumps(config, indent=2))
+        path.with_suffix(".partial").replace(path)
 
 
 def resolve_base(name: str) -> str:
