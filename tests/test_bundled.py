@@ -50,13 +50,14 @@ def test_refine_with_no_model_argument_works_offline(tmp_path):
 
 @needs_smollm2
 def test_the_converted_smollm2_is_a_plain_model_that_can_be_saved_after_fine_tuning(tmp_path):
-    from transformers import AutoConfig
+    from transformers import AutoModelForCausalLM
 
     from proxkit.models.base_models import _drop_quantization_config, resolve_base
 
     directory = Path(resolve_base("smollm2-135m"))
     assert "quantization_config" not in json.loads((directory / "config.json").read_text())
-    AutoConfig.from_pretrained(directory).save_pretrained(tmp_path / "copy")  # nothing refuses to save
+    model = AutoModelForCausalLM.from_pretrained(directory)
+    assert getattr(model, "hf_quantizer", None) is None  # a quantizer is what save_pretrained refuses
     stale = tmp_path / "stale"  # a directory converted before the entry was dropped is repaired in place
     stale.mkdir()
     (stale / "config.json").write_text(json.dumps({"model_type": "llama", "quantization_config": {"x": 1}}))

@@ -126,14 +126,15 @@ class TaggerHeads(nn.Module):
         mixed = torch.nn.functional.gelu(self.context(projected.T.unsqueeze(0)).squeeze(0).T)
         return self.line(torch.cat([projected, mixed], dim=-1)).squeeze(-1)
 
-    def pooled(self, lines: torch.Tensor) -> torch.Tensor:
-        """What the doc probe reads: the lines' mean weighted by P(content)."""
-        return self.doc.pool(lines, 1.0 - torch.sigmoid(self.line_logits(lines)))
+    def pooled(self, lines: torch.Tensor, line_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """What the doc probe reads: the lines' mean weighted by P(content) (from `line_logits` when given)."""
+        logits = self.line_logits(lines) if line_logits is None else line_logits
+        return self.doc.pool(lines, 1.0 - torch.sigmoid(logits))
 
     def forward(self, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """lines: [n_lines, features] of one document → (line logits [n_lines], doc logit [])."""
         line_logits = self.line_logits(lines)
-        return line_logits, self.doc(self.doc.pool(lines, 1.0 - torch.sigmoid(line_logits)))
+        return line_logits, self.doc(self.pooled(lines, line_logits))
 
 
 class Segmenter:

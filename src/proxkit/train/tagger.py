@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -144,20 +144,36 @@ def choose_penalty(pooled: torch.Tensor, drops: Sequence[bool], folds: int = 5, 
     """The L2 strength with the best cross-validated accuracy on these documents (ties: the stronger)."""
     if len(drops) < 2 * folds:
         return PENALTIES[-1]
-    order = list(range(len(drops)))
-    random.Random(seed).shuffle(order)
     scores = {}
     for penalty in PENALTIES:
-        correct = 0
-        for fold in range(folds):
-            test = order[fold::folds]
-            train = [i for i in order if i not in set(test)]
-            probe = fit_doc_probe(DocProbe(pooled.shape[1]), pooled[train], [drops[i] for i in train], penalty)
-            with torch.no_grad():
-                logits = probe(pooled[test]).tolist()
-            correct += sum((logit >= 0) == drops[i] for i, logit in zip(test, logits, strict=True))
-        scores[penalty] = correct
+        probabilities = held_out_drop_probabilities(pooled, drops, lambda *_, p=penalty: p, folds, seed)
+        scores[penalty] = sum((p >= 0.5) == drop for p, drop in zip(probabilities, drops, strict=True))
     return max(reversed(PENALTIES), key=scores.__getitem__)
+
+
+def held_out_drop_probabilities(
+    pooled: torch.Tensor,
+    drops: Sequence[bool],
+    penalty: Callable[[torch.Tensor, list[bool]], float],
+    folds: int,
+    seed: int,
+) -> list[float]:
+    """P(drop) of each document from a probe fitted without it: k-fold over a shuffled order, the probe of
+    each fold fitted on the other folds with the L2 strength `penalty(train_pooled, train_drops)`."""
+    order = list(range(len(drops)))
+    random.Random(seed).shuffle(order)
+    probabilities = [0.0] * len(drops)
+    for fold in range(folds):
+        test = order[fold::folds]
+        held_out = set(test)
+        train = [i for i in order if i not in held_out]
+        train_pooled, train_drops = pooled[train], [drops[i] for i in train]
+        probe = fit_doc_probe(DocProbe(pooled.shape[1]), train_pooled, train_drops, penalty(train_pooled, train_drops))
+        with torch.no_grad():
+            fold_probabilities = torch.sigmoid(probe(pooled[test])).reshape(-1).tolist()
+        for index, probability in zip(test, fold_probabilities, strict=True):
+            probabilities[index] = probability
+    return probabilities
 
 
 def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> float:
@@ -230,24 +246,11 @@ def cross_validate_docs(
     drops = [bool(example.drop) for example in examples]
     runs = []
     for repeat in range(repeats):
-        order = list(range(len(examples)))
-        random.Random(repeat).shuffle(order)
-        predicted: dict[int, bool] = {}
-        for fold in range(folds):
-            test = order[fold::folds]
-            train = [i for i in order if i not in set(test)]
-            train_drops = [drops[i] for i in train]
-            probe = fit_doc_probe(
-                DocProbe(pooled.shape[1]), pooled[train], train_drops, choose_penalty(pooled[train], train_drops)
-            )
-            with torch.no_grad():
-                probabilities = torch.sigmoid(probe(pooled[test])).reshape(-1).tolist()
-            predicted.update({i: p >= threshold for i, p in zip(test, probabilities, strict=True)})
-        runs.append(doc_scores([predicted[i] for i in range(len(examples))], examples))
+        probabilities = held_out_drop_probabilities(pooled, drops, choose_penalty, folds, seed=repeat)
+        runs.append(doc_scores([p >= threshold for p in probabilities], examples))
     summary = {"gopher_c4_fineweb_rules": rule_doc_scores(examples)}
     for metric in ("accuracy", "keep_f1"):
-        values = [run[metric] for run in runs]
-        summary[metric] = {"mean": round(mean(values), 4), "sd": round(_sd(values), 4)}
+        summary[metric] = _spread([run[metric] for run in runs])
     return {**summary, "documents": len(examples), "folds": folds, "repeats": repeats}
 
 
@@ -256,15 +259,17 @@ def _mean_scores(results: list[dict]) -> dict:
     for system in ("tagger", "c4_line_rule"):
         for metric in ("removed_line_f1", "kept_line_f1", "content_word_f1"):
             values = [result[system][metric] for result in results]
-            summary[f"{system}.{metric}"] = {"mean": round(mean(values), 4), "sd": round(_sd(values), 4)}
+            summary[f"{system}.{metric}"] = _spread(values)
     gains = [result["tagger"]["content_word_f1"] - result["c4_line_rule"]["content_word_f1"] for result in results]
-    summary["content_word_f1_gain_over_c4"] = {"mean": round(mean(gains), 4), "sd": round(_sd(gains), 4)}
+    summary["content_word_f1_gain_over_c4"] = _spread(gains)
     return summary
 
 
-def _sd(values: Sequence[float]) -> float:
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation, rounded to 4 places."""
     average = mean(values)
-    return (sum((v - average) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+    sd = (sum((v - average) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+    return {"mean": round(average, 4), "sd": round(sd, 4)}
 
 
 def train_tagger(
