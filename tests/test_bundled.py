@@ -46,6 +46,11 @@ def test_refine_with_no_model_argument_works_offline(tmp_path):
     news = kept["news-cycle-lanes"]
     assert news["text"].startswith("Local council approves new cycle lanes")  # the menu lines are gone
     assert "The city council voted on Tuesday" in news["text"]
+    lenient = tmp_path / "lenient"  # a higher doc threshold drops only what the probe is surer of
+    args = ["refine", str(EXAMPLES), "-o", str(lenient), "--no-progress", "--doc-threshold", "0.9"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert set(kept) < {r["id"] for r in read_records(lenient / "data")}
+    assert json.loads((lenient / "stats.json").read_text())["config"]["doc_threshold"] == 0.9
 
 
 @needs_smollm2

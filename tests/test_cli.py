@@ -105,3 +105,14 @@ def test_the_prox_command_is_installed():
         [sys.executable, "-m", "proxkit", "--version"], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == f"proxkit {__version__}"
+
+
+def test_refine_checks_its_thresholds_before_any_work(tmp_path, tiny_refiner):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "Hello."}) + "\n")
+    out = str(tmp_path / "out")
+    result = run("refine", str(source), "-o", out, "--line-threshold", "1.5")
+    assert result.exit_code == 2 and "line_threshold must lie within (0, 1)" in flat(result.output)
+    result = run("refine", str(source), "-o", out, "--chunk-model", str(tiny_refiner), "--line-threshold", "0.5")
+    assert result.exit_code == 2 and "applies to tagger refiners only" in flat(result.output)
+    assert not (tmp_path / "out" / "data").exists()

@@ -191,3 +191,10 @@ def test_the_program_cache_holds_only_what_is_still_to_be_reused(tmp_path):
     assert len(again.entries) == 100
     assert again.get("7")["program"] == "keep_chunk()" and again.get("7") is None  # handed out once
     assert len(again.entries) == 99
+
+
+def test_a_tagger_threshold_keys_the_program_cache():
+    plain = ModelSpec("m", Stage.CHUNK, "/models/m", options={"device": "cpu"})
+    lenient = ModelSpec("m", Stage.CHUNK, "/models/m", options={"device": "cpu", "line_threshold": 0.95})
+    assert ChunkRefiner(lenient).settings() == ChunkRefiner(plain).settings() | {"line_threshold": 0.95}
+    assert "line_threshold" not in ChunkRefiner(plain).settings()  # caches of earlier runs stay valid

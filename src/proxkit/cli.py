@@ -127,6 +127,12 @@ def refine_command(
     limit: Limit = -1,
     batch_size: Annotated[int, typer.Option(help="Documents per model batch.")] = 64,
     max_chars: Annotated[int, typer.Option(help="Drop documents longer than this (reason too_long).")] = 1_000_000,
+    doc_threshold: Annotated[
+        float | None, typer.Option(help="Tagger doc model: drop a document when P(drop) >= this (default: its own).")
+    ] = None,
+    line_threshold: Annotated[
+        float | None, typer.Option(help="Tagger chunk model: remove a line when P(remove) >= this (default: its own).")
+    ] = None,
     doc_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a doc program.")] = None,
     chunk_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a chunk program.")] = None,
     executor: Executor = ExecutorKind.LOCAL,
@@ -175,6 +181,8 @@ def refine_command(
             chunk_max_new_tokens=chunk_max_new_tokens,
             guards=_guards(min_word_ratio, min_words, max_errors),
             max_chars=max_chars,
+            doc_threshold=doc_threshold,
+            line_threshold=line_threshold,
             executor=executor,
             tasks=tasks,
             workers=workers,

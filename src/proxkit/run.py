@@ -81,6 +81,8 @@ class RefineConfig(RunConfig):
     chunk_max_new_tokens: int | None = None
     guards: Guards = field(default_factory=Guards)
     max_chars: int = 1_000_000
+    doc_threshold: float | None = None  # tagger refiners: drop a document at P(drop) >= this (None: the model's)
+    line_threshold: float | None = None  # tagger refiners: remove a line at P(remove) >= this (None: the model's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -89,6 +91,9 @@ class RefineConfig(RunConfig):
         for name in ("batch_size", "max_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("doc_threshold", "line_threshold"):
+            if getattr(self, name) is not None and not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie within (0, 1), got {getattr(self, name)}")
 
     def describe(self) -> dict:
         return {
@@ -97,6 +102,8 @@ class RefineConfig(RunConfig):
             "doc_model": self.doc_model if Stage.DOC in self.stages else None,
             "chunk_model": self.chunk_model if Stage.CHUNK in self.stages else None,
             "backend": str(self.backend),
+            "doc_threshold": self.doc_threshold,
+            "line_threshold": self.line_threshold,
         }
 
     def flops(self, raw_tokens: int, doc_tokens: int) -> dict:
@@ -112,7 +119,10 @@ class RefineConfig(RunConfig):
 
     def model(self, stage: Stage) -> ModelSpec:
         name = self.doc_model if stage is Stage.DOC else self.chunk_model
-        return resolve(name, stage, self.backend, **self.backend_options)
+        option = "doc_threshold" if stage is Stage.DOC else "line_threshold"
+        threshold = getattr(self, option)
+        options = self.backend_options | ({option: threshold} if threshold is not None else {})
+        return resolve(name, stage, self.backend, **options)
 
 
 def build_pipeline(config: RefineConfig) -> list:

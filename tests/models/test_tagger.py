@@ -150,3 +150,21 @@ def test_a_tagger_directory_is_found_by_the_registry(tmp_path, config):
     assert tokenizer.encode("Home") == load_tokenizer(config.base).encode("Home")
     assert isinstance(spec.load_writer(tokenizer), TaggerWriter)
     assert json.loads((directory / "tagger.json").read_text())["depth"] == 4
+
+
+def test_thresholds_given_to_the_writer_replace_the_directorys(tmp_path, config):
+    directory = write_tagger(tmp_path / "tagger", config, 0.0, 0.0)  # every probability is 0.5
+    tokenizer = load_tokenizer(config.base)
+    prompts = [chunk_prompt_ids("[000]Home | About", tokenizer).ids, doc_prompt_ids("Home | About", tokenizer).ids]
+    as_saved = TaggerWriter(directory, tokenizer)  # thresholds 0.5: remove and drop
+    assert [g.text for g in as_saved.generate(prompts, 1)] == ["remove_lines(line_start=0, line_end=0)", "drop_doc()"]
+    lenient = TaggerWriter(directory, tokenizer, line_threshold=0.6, doc_threshold=0.6)
+    assert [g.text for g in lenient.generate(prompts, 1)] == ["keep_chunk()", "keep_doc()"]
+    assert TaggerConfig.load(directory).line_threshold == 0.5  # the directory is not changed
+    spec = resolve(str(directory), Stage.CHUNK, line_threshold=0.6)
+    assert spec.load_writer(tokenizer).config.line_threshold == 0.6
+
+
+def test_a_threshold_is_refused_for_a_generative_refiner(tiny_refiner):
+    with pytest.raises(ValueError, match="line_threshold applies to tagger refiners only"):
+        resolve(str(tiny_refiner), Stage.CHUNK, line_threshold=0.6)

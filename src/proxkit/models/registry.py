@@ -33,6 +33,8 @@ BUNDLED: dict[str, tuple[Stage, str]] = {
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
 # The defaults of `prox refine`: the bundled refiners, which work offline on a CPU.
 DEFAULT_MODELS: dict[Stage, str] = {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
+# Options of a tagger refiner's writer (`TaggerWriter`), which generative writers do not take.
+TAGGER_THRESHOLDS = ("line_threshold", "doc_threshold")
 # Base models available offline, by name.
 BASE_MODELS = ("smollm2-135m",)
 
@@ -83,7 +85,8 @@ class ModelSpec:
 
         directory = _local_directory(self.source)
         if is_tagger(directory):
-            return TaggerWriter(directory, tokenizer, device=self.options.get("device") or "cpu")
+            thresholds = {name: value for name, value in self.options.items() if name in TAGGER_THRESHOLDS}
+            return TaggerWriter(directory, tokenizer, device=self.options.get("device") or "cpu", **thresholds)
         from proxkit.models.hf import TransformersWriter
 
         return TransformersWriter(directory, tokenizer, **self.options)
@@ -126,6 +129,9 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
     """The spec of a model name for a stage. Raises UnknownModelError listing the valid names."""
     backend = Backend(backend)
     tokenizer = options.pop("tokenizer", None)
+    thresholds = [option for option in TAGGER_THRESHOLDS if option in options]
+    if thresholds and not (name in BUNDLED or is_tagger_directory(name)):
+        raise UnknownModelError(f"{thresholds[0]} applies to tagger refiners only; {name} is not one")
     if name in BUNDLED:
         bundled_stage, directory = BUNDLED[name]
         _check_stage(name, bundled_stage, stage)
@@ -149,6 +155,12 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
         return ModelSpec(name, stage, name, backend, tokenizer, options)  # any other hub id
     known = ", ".join([*BUNDLED, *RELEASED])
     raise UnknownModelError(f"unknown model {name!r}: not a directory, nor one of {known}, nor a hub id (org/name)")
+
+
+def is_tagger_directory(name: str) -> bool:
+    from proxkit.models.tagger import is_tagger
+
+    return Path(name).expanduser().is_dir() and is_tagger(Path(name).expanduser())
 
 
 def _check_stage(name: str, expected: Stage, stage: Stage) -> None:

@@ -17,7 +17,7 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -253,11 +253,23 @@ def _load_decoder(base: str, depth: int, device: str):
 class TaggerWriter(ProgramWriter):
     """Reads ProX prompts (doc or chunk, any tokenization mode) and writes programs by classification."""
 
-    def __init__(self, directory: str | Path, tokenizer: Tokenizer, *, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        tokenizer: Tokenizer,
+        *,
+        device: str = "cpu",
+        line_threshold: float | None = None,
+        doc_threshold: float | None = None,
+    ) -> None:
+        """line_threshold / doc_threshold: replace the directory's (higher: remove fewer lines / drop fewer
+        documents)."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
         self.config = TaggerConfig.load(directory)
+        overrides = {"line_threshold": line_threshold, "doc_threshold": doc_threshold}
+        self.config = replace(self.config, **{k: v for k, v in overrides.items() if v is not None})
         self.prompt_tokenizer = tokenizer
         self.backbone = Backbone(self.config, device)
         self.heads = TaggerHeads(self.config.features, self.config.width)
