@@ -360,6 +360,10 @@ def train_tagger_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the tagger directory.")],
     base: Annotated[str, typer.Option(help="Backbone: smollm2-135m or a model directory.")] = "smollm2-135m",
     depth: Annotated[int, typer.Option(help="Backbone layers run.")] = 4,
+    layers: Annotated[
+        str | None,
+        typer.Option(help="Hidden states read, comma-separated (0: embeddings; default: depth/2 and depth)."),
+    ] = None,
     max_pages: Annotated[int, typer.Option(help="Chunk pages used, sampled evenly over subsets (0: all).")] = 0,
     states: Annotated[Path, typer.Option(help="Cache of line states (reused across runs).")] = Path(
         ".cache/tagger-states"
@@ -377,7 +381,11 @@ def train_tagger_command(
 
     examples = load_seed(seed)
     chunk = sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
-    config = TaggerConfig.for_base(base, depth)
+    try:
+        chosen = [int(layer) for layer in layers.split(",")] if layers else None
+        config = TaggerConfig.for_base(base, depth, chosen)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--layers") from None
     store = tagger.StateStore(states, config)
     chunk_states = store.all(chunk)
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples

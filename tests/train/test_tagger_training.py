@@ -134,13 +134,14 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     result = CliRunner().invoke(
         app,
         ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
-         "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5"],
+         "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert "chunk" in report and 0.0 <= report["doc"]["accuracy"]["mean"] <= 1.0
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1
+    assert (saved.depth, saved.layers) == (4, (1, 3))
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")
@@ -157,3 +158,9 @@ def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_sta
     direct = tagger.StateStore(tmp_path / "direct", config).states(docs[0])  # computed by the backbone
     assert doc_states[0].shape == direct.shape and direct.shape[0] < len(pages[0].lines)
     assert torch.allclose(doc_states[0], direct, atol=1e-5)
+
+
+def test_prox_train_tagger_refuses_layers_the_backbone_does_not_run(seed, config, tmp_path):
+    args = ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--base", config.base, "--depth", "4"]
+    result = CliRunner().invoke(app, [*args, "--layers", "2,6"])
+    assert result.exit_code == 2 and "must lie within 0..depth=4" in result.output

@@ -60,12 +60,14 @@ class TaggerConfig:
                 raise ValueError(f"{name} must be within (0, 1)")
 
     @classmethod
-    def for_base(cls, base: str, depth: int = 4, **settings) -> TaggerConfig:
-        """A config reading the middle and the last of `depth` layers of `base` (its hidden size looked up)."""
+    def for_base(cls, base: str, depth: int = 4, layers: Sequence[int] | None = None, **settings) -> TaggerConfig:
+        """A config reading `layers` of the first `depth` layers of `base` (default: the middle and the last),
+        its hidden size looked up."""
         from transformers import AutoConfig
 
         hidden_size = AutoConfig.from_pretrained(resolve_base(base)).hidden_size
-        return cls(base=base, depth=depth, layers=(depth // 2, depth), hidden_size=hidden_size, **settings)
+        layers = tuple(layers) if layers else (depth // 2, depth)
+        return cls(base=base, depth=depth, layers=layers, hidden_size=hidden_size, **settings)
 
     @property
     def features(self) -> int:
