@@ -168,3 +168,12 @@ def test_thresholds_given_to_the_writer_replace_the_directorys(tmp_path, config)
 def test_a_threshold_is_refused_for_a_generative_refiner(tiny_refiner):
     with pytest.raises(ValueError, match="line_threshold applies to tagger refiners only"):
         resolve(str(tiny_refiner), Stage.CHUNK, line_threshold=0.6)
+
+
+def test_layers_after_the_last_one_read_are_not_run_and_the_states_are_the_same(config):
+    shallow = TaggerConfig(base=config.base, depth=4, layers=(1, 3), hidden_size=32, max_line_tokens=8)
+    every = TaggerConfig(base=config.base, depth=4, layers=(1, 3, 4), hidden_size=32, max_line_tokens=8)
+    skipping, full = Backbone(shallow), Backbone(every)
+    assert len(skipping.decoder.layers) == 3 and len(full.decoder.layers) == 4
+    states, reference = skipping.line_states(LINES), full.line_states(LINES)
+    assert torch.allclose(states, reference[:, :64], atol=1e-5)

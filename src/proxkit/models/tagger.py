@@ -177,7 +177,7 @@ class Backbone(Segmenter):
 
         super().__init__(config)
         self.device = device
-        self.decoder = _load_decoder(resolve_base(config.base), config.depth, device)
+        self.decoder = _load_decoder(resolve_base(config.base), config.depth, max(config.layers), device)
 
     @torch.no_grad()  # not inference_mode: the states also feed head training
     def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:
@@ -240,15 +240,20 @@ def _load_tokenizer(base: str):
 
 
 @functools.lru_cache(maxsize=2)
-def _load_decoder(base: str, depth: int, device: str):
-    """The first `depth` layers of `base`, loaded once per process: the doc and the chunk tagger of one run
-    usually share their backbone, and it is only read (no gradients flow into it)."""
+def _load_decoder(base: str, depth: int, last_read: int, device: str):
+    """The first `depth` layers of `base`, loaded once per process (the backbone is only read: no
+    gradients flow into it). The model's final norm applies to the state of layer `depth` only; when no
+    state that deep is read (`last_read` < `depth`), the layers after `last_read` and the norm are left
+    out, which yields the same states for less work."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=auto_dtype(device))  # states are read as float32
     decoder = model.model
-    decoder.layers = decoder.layers[:depth]
-    decoder.config.num_hidden_layers = depth
+    run = min(depth, last_read)
+    decoder.layers = decoder.layers[:run]
+    decoder.config.num_hidden_layers = run
+    if run < depth:
+        decoder.norm = nn.Identity()
     return decoder.to(device).eval()
 
 
