@@ -22,9 +22,13 @@ needs_smollm2 = pytest.mark.skipif(
 
 def test_the_defaults_are_the_bundled_refiners_and_they_are_shipped():
     assert DEFAULT_MODELS == {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
-    config = json.loads((BUNDLED_ROOT / "web-tagger" / "tagger.json").read_text())
-    assert config["base"] == "smollm2-135m" and config["metrics"]["chunk"]
-    assert (BUNDLED_ROOT / "web-tagger" / "heads.safetensors").stat().st_size < 30 * 2**20
+    shipped = 0
+    for directory in ("web-doc-tagger", "web-chunk-tagger"):
+        config = json.loads((BUNDLED_ROOT / directory / "tagger.json").read_text())
+        assert config["base"] == "smollm2-135m" and config["metrics"]["chunk"] and config["metrics"]["doc"]
+        assert (BUNDLED_ROOT / directory / "MODEL_CARD.md").is_file()
+        shipped += sum(path.stat().st_size for path in (BUNDLED_ROOT / directory).iterdir())
+    assert shipped < 30 * 2**20
     with pytest.raises(UnknownModelError, match="chunk-stage"):
         resolve("proxkit/web-chunk-tagger", Stage.DOC)
     with pytest.raises(UnknownModelError, match="in process only"):

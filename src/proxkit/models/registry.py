@@ -27,8 +27,8 @@ RELEASED: dict[str, Stage] = {
 }
 # Refiners shipped inside the package: name → (stage, directory under proxkit/refiners/).
 BUNDLED: dict[str, tuple[Stage, str]] = {
-    "proxkit/web-doc-tagger": (Stage.DOC, "web-tagger"),
-    "proxkit/web-chunk-tagger": (Stage.CHUNK, "web-tagger"),
+    "proxkit/web-doc-tagger": (Stage.DOC, "web-doc-tagger"),
+    "proxkit/web-chunk-tagger": (Stage.CHUNK, "web-chunk-tagger"),
 }
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
 # The defaults of `prox refine`: the bundled refiners, which work offline on a CPU.
