@@ -4,6 +4,7 @@ lies on both sides, and the same way in every command (`prox train tagger|doc|ch
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 
@@ -31,11 +32,14 @@ def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list
 
 
 def site_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[int]:
-    """A fold number per example such that all pages of one site share a fold."""
-    sites = sorted({example.site for example in examples})
-    random.Random(seed).shuffle(sites)
-    fold_of_site = {site: index % folds for index, site in enumerate(sites)}
-    return [fold_of_site[example.site] for example in examples]
+    """A fold number per example such that all pages of one site share a fold. A site's fold is a hash of
+    its name alone, so a sample of the examples splits as the whole does: the held-out sites of a
+    `--max-pages` run are held out by every other command too."""
+    return [site_fold(example.site, folds, seed) for example in examples]
+
+
+def site_fold(site: str, folds: int, seed: int = 0) -> int:
+    return int(hashlib.sha1(f"{seed}\0{site}".encode()).hexdigest(), 16) % folds
 
 
 def held_out_split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
