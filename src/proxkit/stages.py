@@ -23,7 +23,6 @@ from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
 from proxkit.models import Generation, ModelSpec, ProgramWriter
-from proxkit.models.registry import TAGGER_THRESHOLDS
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
 from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
@@ -141,11 +140,10 @@ class _ModelStep(PipelineStep):
     def settings(self) -> dict:
         """What decides the programs this step writes: a cache written under other settings is not reused."""
         decoding = "free" if self.mode is Mode.REFERENCE else "constrained"
-        thresholds = {name: value for name, value in self.model.options.items() if name in TAGGER_THRESHOLDS}
         return (
             {"model": self.model.source, "mode": str(self.mode), "max_new_tokens": self.max_new_tokens}
             | {"decoding": decoding}
-            | thresholds
+            | self.model.tagger_thresholds
         )
 
     def _open_cache(self, rank: int) -> ProgramCache | None:

@@ -58,6 +58,11 @@ class ModelSpec:
     tokenizer: str | None = None
     options: dict = field(default_factory=dict)
 
+    @property
+    def tagger_thresholds(self) -> dict[str, float]:
+        """The tagger cut-offs this spec overrides (they decide its programs, so they key the program cache)."""
+        return {name: value for name, value in self.options.items() if name in TAGGER_THRESHOLDS}
+
     def load_tokenizer(self) -> Tokenizer:
         from proxkit.models.base_models import resolve_base
         from proxkit.models.tagger import TaggerConfig, is_tagger
@@ -85,8 +90,8 @@ class ModelSpec:
 
         directory = _local_directory(self.source)
         if is_tagger(directory):
-            thresholds = {name: value for name, value in self.options.items() if name in TAGGER_THRESHOLDS}
-            return TaggerWriter(directory, tokenizer, device=self.options.get("device") or "cpu", **thresholds)
+            device = self.options.get("device") or "cpu"
+            return TaggerWriter(directory, tokenizer, device=device, **self.tagger_thresholds)
         from proxkit.models.hf import TransformersWriter
 
         return TransformersWriter(directory, tokenizer, **self.options)
@@ -160,7 +165,7 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
 def is_tagger_directory(name: str) -> bool:
     from proxkit.models.tagger import is_tagger
 
-    return Path(name).expanduser().is_dir() and is_tagger(Path(name).expanduser())
+    return is_tagger(Path(name).expanduser())
 
 
 def _check_stage(name: str, expected: Stage, stage: Stage) -> None:

@@ -249,10 +249,9 @@ def _load_decoder(base: str, depth: int, last_read: int, device: str):
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=auto_dtype(device))  # states are read as float32
     decoder = model.model
-    run = min(depth, last_read)
-    decoder.layers = decoder.layers[:run]
-    decoder.config.num_hidden_layers = run
-    if run < depth:
+    decoder.layers = decoder.layers[:last_read]  # TaggerConfig keeps last_read <= depth
+    decoder.config.num_hidden_layers = last_read
+    if last_read < depth:
         decoder.norm = nn.Identity()
     return decoder.to(device).eval()
 

@@ -35,11 +35,7 @@ def site_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[i
     """A fold number per example such that all pages of one site share a fold. A site's fold is a hash of
     its name alone, so a sample of the examples splits as the whole does: the held-out sites of a
     `--max-pages` run are held out by every other command too."""
-    return [site_fold(example.site, folds, seed) for example in examples]
-
-
-def site_fold(site: str, folds: int, seed: int = 0) -> int:
-    return int(hashlib.sha1(f"{seed}\0{site}".encode()).hexdigest(), 16) % folds
+    return [int(hashlib.sha1(f"{seed}\0{example.site}".encode()).hexdigest(), 16) % folds for example in examples]
 
 
 def held_out_split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
