@@ -58,6 +58,26 @@ Executor = Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster)
 Tasks = Annotated[int, typer.Option(help="Split the input files into this many tasks.")]
 Workers = Annotated[int | None, typer.Option(help="Tasks at the same time (default: 1 locally, all on Ray or Slurm).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+BackendOption = Annotated[Backend, typer.Option(help="transformers (in process), vllm (GPU) or openai (endpoint).")]
+BaseUrl = Annotated[str | None, typer.Option(help="openai backend: the endpoint, e.g. http://host:8000/v1")]
+ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai backend: the API key.")]
+TokenizerOption = Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")]
+Device = Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")]
+Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
+
+
+def _backend_options(
+    backend: Backend, base_url: str | None, api_key: str | None, tokenizer: str | None, device: str | None, dtype: str
+) -> dict:
+    """The model options a backend takes from the command line (the others do not apply to it)."""
+    options: dict = {"tokenizer": tokenizer} if tokenizer else {}
+    if backend is Backend.OPENAI:
+        if not base_url:
+            raise typer.BadParameter("the openai backend needs the endpoint, e.g. http://host:8000/v1", param_hint="--base-url")
+        return options | {"base_url": base_url, "api_key": api_key}
+    if backend is Backend.TRANSFORMERS:
+        return options | {"device": device, "dtype": dtype}
+    return options | {"dtype": dtype}
 
 
 def _guards(min_word_ratio: float, min_words: int, max_errors: int) -> Guards:
@@ -114,14 +134,12 @@ def refine_command(
     chunk_model: Annotated[str, typer.Option(help="Chunk-stage model: bundled name, hub id or directory.")] = (
         DEFAULT_MODELS[Stage.CHUNK]
     ),
-    backend: Annotated[Backend, typer.Option(help="transformers (in process), vllm (GPU) or openai (endpoint).")] = (
-        Backend.TRANSFORMERS
-    ),
-    base_url: Annotated[str | None, typer.Option(help="openai backend: the endpoint, e.g. http://host:8000/v1")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai backend: the API key.")] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")] = None,
-    device: Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")] = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    backend: BackendOption = Backend.TRANSFORMERS,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    tokenizer: TokenizerOption = None,
+    device: Device = None,
+    dtype: Dtype = "auto",
     text_key: TextKey = "text",
     id_key: IdKey = "id",
     limit: Limit = -1,
@@ -151,13 +169,7 @@ def refine_command(
     Run the same command again to resume after an interruption."""
     from proxkit.run import RefineConfig, refine
 
-    options = {"tokenizer": tokenizer} if tokenizer else {}
-    if backend is Backend.OPENAI:
-        options |= {"base_url": base_url, "api_key": api_key}
-    elif backend is Backend.TRANSFORMERS:
-        options |= {"device": device, "dtype": dtype}
-    else:
-        options |= {"dtype": dtype}
+    options = _backend_options(backend, base_url, api_key, tokenizer, device, dtype)
     slurm = {"time": time_limit, "gpus_per_task": gpus_per_task} | ({"partition": partition} if partition else {})
     names = [name.strip() for name in stages.split(",") if name.strip() not in ("", "none")]
     unknown = [name for name in names if name not in (Stage.DOC, Stage.CHUNK)]
@@ -326,8 +338,8 @@ def serve_command(
     model: Annotated[str, typer.Option(help="A model directory or hub id.")],
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port (0: any free port).")] = 8000,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda ...")] = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    device: Device = None,
+    dtype: Dtype = "auto",
     max_batch: Annotated[int, typer.Option(help="Requests batched per forward pass.")] = 16,
 ) -> None:
     """Serve a refining model over an OpenAI-compatible completions API (POST /v1/completions)."""
@@ -519,7 +531,12 @@ def evaluate_command(
     stage: Annotated[Stage, typer.Argument(help="doc or chunk.")],
     model: Annotated[str, typer.Option(help="The refiner: bundled name, hub id or directory.")],
     data: Annotated[Path, typer.Option(help="Labelled seed examples (JSONL).")],
-    backend: Annotated[Backend, typer.Option(help="transformers, vllm or openai.")] = Backend.TRANSFORMERS,
+    backend: BackendOption = Backend.TRANSFORMERS,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    tokenizer: TokenizerOption = None,
+    device: Device = None,
+    dtype: Dtype = "auto",
     mode: ModeOption = Mode.STRICT,
     limit: Annotated[int, typer.Option(help="Evaluate at most this many examples (0: all).")] = 0,
     held_out: Annotated[
@@ -533,7 +550,7 @@ def evaluate_command(
     from proxkit.train.split import held_out_split, sample_pages
 
     try:
-        spec = resolve(model, stage, backend)
+        spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
         examples = [e for e in load_seed(data) if e.stage == stage]
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None

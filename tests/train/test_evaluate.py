@@ -3,6 +3,7 @@
 import json
 
 from models.test_tagger import write_tagger
+from servers import FlakyServer
 from typer.testing import CliRunner
 
 from proxkit.cli import app
@@ -64,3 +65,21 @@ def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):
     assert report["model"]["removed_line_f1"] == 0.0 and report["model"]["kept_line_f1"] == 0.5
     missing = CliRunner().invoke(app, ["evaluate", "doc", "--model", str(directory), "--data", str(data)])
     assert missing.exit_code == 2
+
+
+def test_prox_evaluate_scores_a_served_model(tmp_path, tiny_refiner):
+    data = tmp_path / "seed.jsonl"
+    labels = [("kept", 1), ("dropped", 0)]
+    records = [{"source": s, "site": s, "stage": "doc", "text": "\n".join(PAGE), "label": k} for s, k in labels]
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    server = FlakyServer(failures=0)  # answers keep_doc() to every prompt
+    try:
+        args = ["evaluate", "doc", "--model", "served-doc", "--data", str(data), "--backend", "openai"]
+        result = CliRunner().invoke(app, [*args, "--base-url", server.url, "--tokenizer", str(tiny_refiner)])
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == {"accuracy": 0.5, "keep_f1": 0.6667, "documents": 2}
+    assert server.requests == 2
+    no_endpoint = CliRunner().invoke(app, [*args, "--tokenizer", str(tiny_refiner)])
+    assert no_endpoint.exit_code == 2 and "--base-url" in no_endpoint.output
