@@ -73,7 +73,9 @@ def _backend_options(
     options: dict = {"tokenizer": tokenizer} if tokenizer else {}
     if backend is Backend.OPENAI:
         if not base_url:
-            raise typer.BadParameter("the openai backend needs the endpoint, e.g. http://host:8000/v1", param_hint="--base-url")
+            raise typer.BadParameter(
+                "the openai backend needs the endpoint, e.g. http://host:8000/v1", param_hint="--base-url"
+            )
         return options | {"base_url": base_url, "api_key": api_key}
     if backend is Backend.TRANSFORMERS:
         return options | {"device": device, "dtype": dtype}
