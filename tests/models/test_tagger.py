@@ -177,3 +177,31 @@ def test_layers_after_the_last_one_read_are_not_run_and_the_states_are_the_same(
     assert len(skipping.decoder.layers) == 3 and len(full.decoder.layers) == 4
     states, reference = skipping.line_states(LINES), full.line_states(LINES)
     assert torch.allclose(states, reference[:, :64], atol=1e-5)
+
+
+def test_backbones_of_one_base_share_its_weights_and_each_gives_its_own_states(config):
+    from transformers import AutoModelForCausalLM
+
+    def settings(depth, layers):
+        return TaggerConfig(base=config.base, depth=depth, layers=layers, hidden_size=32, max_line_tokens=8)
+
+    deep, shallow = Backbone(settings(4, (2, 4))), Backbone(settings(2, (1, 2)))
+    skipping = Backbone(settings(4, (1, 2)))
+    assert shallow.decoder.embed_tokens.weight.data_ptr() == deep.decoder.embed_tokens.weight.data_ptr()
+    assert shallow.decoder.layers[0] is deep.decoder.layers[0]
+    assert [len(b.decoder.layers) for b in (deep, shallow, skipping)] == [4, 2, 2]
+    # what a separately loaded model gives: at each line's end, the embeddings and layers 1..4 (4 normed)
+    fresh = AutoModelForCausalLM.from_pretrained(config.base).model.eval()
+    pieces = deep.pieces(LINES)
+    ids = [*deep.bos, *[token for piece in pieces for token in piece]]
+    ends = [len(deep.bos) + sum(map(len, pieces[: i + 1])) - 1 for i in range(len(pieces))]
+    with torch.no_grad():
+        hidden = [state[0, ends] for state in fresh(torch.tensor([ids]), output_hidden_states=True).hidden_states]
+        expected = {
+            "deep": torch.cat([hidden[2], hidden[4]], -1),
+            "shallow": torch.cat([hidden[1], fresh.norm(hidden[2])], -1),  # layer 2 is its last: normed
+            "skipping": torch.cat([hidden[1], hidden[2]], -1),
+        }
+    for _ in range(2):  # in turns: one backbone's passes leave the others' states unchanged
+        for name, backbone in (("deep", deep), ("shallow", shallow), ("skipping", skipping)):
+            assert torch.allclose(backbone.line_states(LINES), expected[name], atol=1e-5), name

@@ -13,6 +13,7 @@ A tagger directory holds `tagger.json` (TaggerConfig) and `heads.safetensors`; t
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -241,19 +242,34 @@ def _load_tokenizer(base: str):
 
 @functools.lru_cache(maxsize=2)
 def _load_decoder(base: str, depth: int, last_read: int, device: str):
-    """The first `depth` layers of `base`, loaded once per process (the backbone is only read: no
-    gradients flow into it). The model's final norm applies to the state of layer `depth` only; when no
-    state that deep is read (`last_read` < `depth`), the layers after `last_read` and the norm are left
-    out, which yields the same states for less work."""
+    """The first `depth` layers of `base` (the backbone is only read: no gradients flow into it). The
+    model's final norm applies to the state of layer `depth` only; when no state that deep is read
+    (`last_read` < `depth`), the layers after `last_read` and the norm are left out, which yields the same
+    states for less work. Taggers of one process on the same base (doc and chunk stage, each with its own
+    depth) share one copy of the weights."""
+    decoder = _load_base_decoder(base, device)
+    view = copy.copy(decoder)  # shares every parameter with `decoder`
+    view._modules = dict(decoder._modules)  # but has its own table of submodules
+    view.layers = nn.ModuleList(decoder.layers[:last_read])  # TaggerConfig keeps last_read <= depth
+    view.config = copy.deepcopy(decoder.config)
+    view.config.num_hidden_layers = last_read
+    if last_read < depth:
+        view.norm = nn.Identity()
+    return view
+
+
+@functools.lru_cache(maxsize=2)
+def _load_base_decoder(base: str, device: str):
+    """All layers of `base`'s decoder, loaded once per process and device."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=auto_dtype(device))  # states are read as float32
-    decoder = model.model
-    decoder.layers = decoder.layers[:last_read]  # TaggerConfig keeps last_read <= depth
-    decoder.config.num_hidden_layers = last_read
-    if last_read < depth:
-        decoder.norm = nn.Identity()
-    return decoder.to(device).eval()
+    decoder = model.model.to(device).eval()
+    # transformers hooks the layers that record hidden states at a model's first forward pass; do it here,
+    # once, so the views (which share the layers and copy the "hooked" mark) do not hook them again
+    with torch.no_grad():
+        decoder(torch.zeros((1, 1), dtype=torch.long, device=device), output_hidden_states=True)
+    return decoder
 
 
 class TaggerWriter(ProgramWriter):
