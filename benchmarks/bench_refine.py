@@ -11,12 +11,13 @@
 Prints documents/s, raw tokens/s (D_raw of stats.json per second) and the ratios a/b and a/c, medians over
 repeats, and the program failure ratio of (a). Targets (issue 5, CPU): a/b >= 0.8, a/c >= 3, failures 0%.
 
-    python benchmarks/bench_refine.py [--docs 24] [--repeats 3] [--model proxkit/web-chunk-tagger]
+    python benchmarks/bench_refine.py [--docs 24] [--repeats 3] [--model M | --doc-model D --chunk-model C]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import statistics
@@ -37,7 +38,8 @@ class Recorder:
     """What the refiners' networks read and wrote during (a): the forward inputs and (prompt, program) pairs."""
 
     def __init__(self) -> None:
-        self.forward_inputs: list[list[int]] = []
+        self.forward_inputs: dict[int, list[list[int]]] = {}  # by network (id of its module)
+        self.networks: dict[int, object] = {}  # a forward callable per network
         self.programs: list[tuple[list[int], str]] = []
         self.writers: list = []
         self._hooks: dict[int, object] = {}  # one per network, removed when the recording ends
@@ -70,7 +72,9 @@ class Recorder:
         if isinstance(writer, TaggerWriter):
             decoder = writer.backbone.decoder
             if id(decoder) not in self._hooks:
-                self._hooks[id(decoder)] = decoder.register_forward_pre_hook(self._record_ids, with_kwargs=True)
+                self.networks[id(decoder)] = network(writer)
+                record = functools.partial(self._record_ids, id(decoder))
+                self._hooks[id(decoder)] = decoder.register_forward_pre_hook(record, with_kwargs=True)
         elif not isinstance(writer, TransformersWriter):
             raise SystemExit(f"bench_refine measures in-process models, not {type(writer).__name__}")
         for method in ("generate", "choose"):
@@ -85,15 +89,16 @@ class Recorder:
             generations = inner(prompts, *args, **kwargs)
             self.programs += [(list(p), g.text) for p, g in zip(prompts, generations, strict=True)]
             if isinstance(writer, TransformersWriter):
-                self.forward_inputs += [list(p) for p in prompts]
+                self.networks.setdefault(id(writer.model), network(writer))
+                self.forward_inputs.setdefault(id(writer.model), []).extend(list(p) for p in prompts)
             return generations
 
         setattr(writer, method, recorded)
 
-    def _record_ids(self, _module, args, kwargs):
+    def _record_ids(self, key, _module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is not None:
-            self.forward_inputs += ids.tolist()
+            self.forward_inputs.setdefault(key, []).extend(ids.tolist())
 
 
 def load_documents(path: Path, count: int) -> list[dict]:
@@ -102,12 +107,12 @@ def load_documents(path: Path, count: int) -> list[dict]:
     return [{"id": str(r["id"]), "text": r["text"]} for r in records if r["text"].strip()][:count]
 
 
-def run_refine(documents_file: Path, model: str, recorder: Recorder | None = None) -> tuple[float, dict]:
-    """(a): seconds of one `prox refine` run, and its stats."""
+def run_refine(documents_file: Path, models: dict, recorder: Recorder | None = None) -> tuple[float, dict]:
+    """(a): seconds of one `prox refine` run with these `doc_model`/`chunk_model`, and its stats."""
     from proxkit.run import RefineConfig, refine
 
     with tempfile.TemporaryDirectory() as output:
-        config = RefineConfig(inputs=[str(documents_file)], output=output, progress=False, **_models(model))
+        config = RefineConfig(inputs=[str(documents_file)], output=output, progress=False, **models)
         started = time.perf_counter()
         if recorder is None:
             stats = refine(config)
@@ -117,12 +122,16 @@ def run_refine(documents_file: Path, model: str, recorder: Recorder | None = Non
         return time.perf_counter() - started, stats
 
 
-def _models(model: str) -> dict:
+def _models(args: argparse.Namespace) -> dict:
+    """The refine models: --doc-model / --chunk-model, else --model for both (a bundled name: the bundled pair)."""
     from proxkit.models.registry import BUNDLED
 
-    if model in BUNDLED:  # a bundled name is one stage's; use the bundled pair
-        return {}
-    return {"doc_model": model, "chunk_model": model}
+    models = {} if args.model in BUNDLED else {"doc_model": args.model, "chunk_model": args.model}
+    return models | {
+        f"{stage}_model": getattr(args, f"{stage}_model")
+        for stage in ("doc", "chunk")
+        if getattr(args, f"{stage}_model")
+    }
 
 
 def network(writer):
@@ -189,6 +198,8 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="proxkit/web-chunk-tagger", help="bundled name or model directory")
+    parser.add_argument("--doc-model", help="the doc stage's model (default: --model)")
+    parser.add_argument("--chunk-model", help="the chunk stage's model (default: --model)")
     parser.add_argument("--batch-sizes", default="1,4,16", help="batch sizes tried for the bound (b)")
     parser.add_argument("--skip-naive", action="store_true", help="leave (c) out")
     parser.add_argument("--naive-repeats", type=int, default=1, help="repeats of (c), by far the slowest")
@@ -203,10 +214,10 @@ def main() -> None:
         documents = load_documents(args.data, args.docs)
         documents_file.write_text("".join(json.dumps(d) + "\n" for d in documents))
         recorder = Recorder()
-        run_refine(documents_file, args.model, recorder)  # warm-up run: records what the networks read
+        run_refine(documents_file, _models(args), recorder)  # warm-up run: records what the networks read
         refine_times, stats = [], {}
         for _ in range(args.repeats):
-            seconds, stats = run_refine(documents_file, args.model)
+            seconds, stats = run_refine(documents_file, _models(args))
             refine_times.append(seconds)
 
     raw_tokens = stats["tokens"]["raw"]
@@ -216,19 +227,23 @@ def main() -> None:
             f"{name:18s} {len(documents) / seconds:8.2f} docs/s {raw_tokens / seconds:10.0f} raw tokens/s", flush=True
         )
 
-    print(f"{len(documents)} documents, {raw_tokens:,} raw tokens, model {args.model}, medians of {args.repeats}")
+    models = _models(args) or "bundled"
+    print(f"{len(documents)} documents, {raw_tokens:,} raw tokens, models {models}, medians of {args.repeats}")
     print(f"programs written in (a): {len(recorder.programs)} prompts, {len(recorder.writers)} model loads")
     refine_seconds = statistics.median(refine_times)
     report("a_refine", refine_seconds)
-    forward = network(recorder.writers[0])
-    bound = {
-        size: statistics.median(prefill_seconds(forward, recorder.forward_inputs, size) for _ in range(args.repeats))
-        for size in (int(size) for size in args.batch_sizes.split(","))
-    }
-    best_batch = min(bound, key=bound.get)
-    print(f"forward-pass tokens (b): {sum(map(len, recorder.forward_inputs)):,}; best batch size {best_batch}")
-    report("b_prefill_bound", bound[best_batch])
-    print(f"a/b = {bound[best_batch] / refine_seconds:.2f} (target >= 0.8)", flush=True)
+    bound = 0.0  # each network (a doc and a chunk tagger may differ in depth) at its best batch size
+    for number, (key, sequences) in enumerate(recorder.forward_inputs.items(), start=1):
+        forward = recorder.networks[key]
+        times = {
+            size: statistics.median(prefill_seconds(forward, sequences, size) for _ in range(args.repeats))
+            for size in (int(size) for size in args.batch_sizes.split(","))
+        }
+        best_batch = min(times, key=times.get)
+        print(f"(b) network {number}: {sum(map(len, sequences)):,} forward-pass tokens, best batch size {best_batch}")
+        bound += times[best_batch]
+    report("b_prefill_bound", bound)
+    print(f"a/b = {bound / refine_seconds:.2f} (target >= 0.8)", flush=True)
     programs = sum(stats["calls"].values()) or 1
     failures = sum(stats["program_errors"].values())
     print(f"program failure ratio: {failures / programs:.2%} ({failures} errors in {programs} calls)", flush=True)

@@ -84,3 +84,21 @@ def test_bench_doc_choice_compares_choose_with_greedy_decisions(tiny_refiner, tm
     stdout = subprocess.run([*command, "--data", str(seed)], capture_output=True, text=True, check=True).stdout
     assert stdout.startswith("3 doc examples")
     assert "identical decisions: 3/3 (100.0%)" in stdout  # free decoding where greedy begins neither option
+
+
+def test_bench_refine_bounds_each_network_of_a_doc_and_chunk_tagger_pair(tiny_backbone, tmp_path):
+    from models.test_tagger import write_tagger
+
+    from proxkit.models.tagger import TaggerConfig
+
+    def tagger(name, depth, layers):
+        config = TaggerConfig(base=str(tiny_backbone), depth=depth, layers=layers, hidden_size=32)
+        return str(write_tagger(tmp_path / name, config, line_bias=-5.0, doc_bias=-5.0))  # keeps every document
+
+    data = _pages(tmp_path / "pages.jsonl.gz", 2)
+    command = [sys.executable, str(BENCHMARKS / "bench_refine.py"), "--data", str(data), "--docs", "2"]
+    command += ["--repeats", "1", "--batch-sizes", "1", "--skip-naive"]
+    command += ["--doc-model", tagger("doc", 2, (1, 2)), "--chunk-model", tagger("chunk", 4, (2, 4))]
+    stdout = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "(b) network 1:" in stdout and "(b) network 2:" in stdout  # the 2-layer and the 4-layer decoder
+    assert "a/b = " in stdout and "c_naive_generate" not in stdout
