@@ -16,7 +16,7 @@ from pathlib import Path
 
 from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
-from proxkit.models.registry import DEFAULT_MODELS
+from proxkit.models.registry import DEFAULT_MODELS, check_thresholds
 from proxkit.program import Guards, Mode, Stage
 
 
@@ -91,9 +91,7 @@ class RefineConfig(RunConfig):
         for name in ("batch_size", "max_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("doc_threshold", "line_threshold"):
-            if getattr(self, name) is not None and not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must lie within (0, 1), got {getattr(self, name)}")
+        check_thresholds(self)
 
     def describe(self) -> dict:
         return {

@@ -35,6 +35,16 @@ BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
 DEFAULT_MODELS: dict[Stage, str] = {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
 # Options of a tagger refiner's writer (`TaggerWriter`), which generative writers do not take.
 TAGGER_THRESHOLDS = ("line_threshold", "doc_threshold")
+
+
+def check_thresholds(holder: object) -> None:
+    """Raise ValueError unless each tagger threshold `holder` sets (an attribute; None: unset) lies in (0, 1)."""
+    for name in TAGGER_THRESHOLDS:
+        value = getattr(holder, name, None)
+        if value is not None and not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must lie within (0, 1), got {value}")
+
+
 # Base models available offline, by name.
 BASE_MODELS = ("smollm2-135m",)
 

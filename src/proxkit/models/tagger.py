@@ -26,6 +26,7 @@ from torch import nn
 
 from proxkit.models.base import Generation, ProgramWriter, auto_dtype
 from proxkit.models.base_models import resolve_base
+from proxkit.models.registry import check_thresholds
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import Tokenizer, number_line
 
@@ -56,9 +57,7 @@ class TaggerConfig:
         self.layers = tuple(self.layers)
         if not all(0 <= layer <= self.depth for layer in self.layers):
             raise ValueError(f"layers {self.layers} must lie within 0..depth={self.depth}")
-        for name in ("line_threshold", "doc_threshold"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be within (0, 1)")
+        check_thresholds(self)
 
     @classmethod
     def for_base(cls, base: str, depth: int = 4, layers: Sequence[int] | None = None, **settings) -> TaggerConfig:
