@@ -397,9 +397,14 @@ def train_tagger_command(
     chunk = sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
     try:
         chosen = [int(layer) for layer in layers.split(",")] if layers else None
+    except ValueError:
+        raise typer.BadParameter(f"{layers!r} is not a comma-separated list of layers", param_hint="--layers") from None
+    try:
         config = TaggerConfig.for_base(base, depth, chosen)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--layers") from None
+    except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
+        raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
+    except ValueError as error:  # the layers read do not lie within the depth run
+        raise typer.BadParameter(str(error), param_hint="--layers" if layers else "--depth") from None
     store = tagger.StateStore(states, config)
     chunk_states = store.all(chunk)
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples

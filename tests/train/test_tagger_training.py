@@ -164,3 +164,12 @@ def test_prox_train_tagger_refuses_layers_the_backbone_does_not_run(seed, config
     args = ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--base", config.base, "--depth", "4"]
     result = CliRunner().invoke(app, [*args, "--layers", "2,6"])
     assert result.exit_code == 2 and "must lie within 0..depth=4" in result.output
+    not_numbers = CliRunner().invoke(app, [*args, "--layers", "2,last"])
+    assert not_numbers.exit_code == 2 and "'2,last' is not a comma-separated list" in not_numbers.output
+
+
+def test_prox_train_tagger_names_a_base_it_cannot_load(seed, tmp_path):
+    missing = tmp_path / "no-such-model"
+    args = ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--base", str(missing)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--base" in result.output and "cannot load" in result.output
