@@ -214,10 +214,11 @@ def main() -> None:
         documents = load_documents(args.data, args.docs)
         documents_file.write_text("".join(json.dumps(d) + "\n" for d in documents))
         recorder = Recorder()
-        run_refine(documents_file, _models(args), recorder)  # warm-up run: records what the networks read
+        models = _models(args)
+        run_refine(documents_file, models, recorder)  # warm-up run: records what the networks read
         refine_times, stats = [], {}
         for _ in range(args.repeats):
-            seconds, stats = run_refine(documents_file, _models(args))
+            seconds, stats = run_refine(documents_file, models)
             refine_times.append(seconds)
 
     raw_tokens = stats["tokens"]["raw"]
@@ -227,8 +228,8 @@ def main() -> None:
             f"{name:18s} {len(documents) / seconds:8.2f} docs/s {raw_tokens / seconds:10.0f} raw tokens/s", flush=True
         )
 
-    models = _models(args) or "bundled"
-    print(f"{len(documents)} documents, {raw_tokens:,} raw tokens, models {models}, medians of {args.repeats}")
+    names = models or "bundled"
+    print(f"{len(documents)} documents, {raw_tokens:,} raw tokens, models {names}, medians of {args.repeats}")
     print(f"programs written in (a): {len(recorder.programs)} prompts, {len(recorder.writers)} model loads")
     refine_seconds = statistics.median(refine_times)
     report("a_refine", refine_seconds)

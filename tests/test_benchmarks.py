@@ -86,14 +86,36 @@ def test_bench_doc_choice_compares_choose_with_greedy_decisions(tiny_refiner, tm
     assert "identical decisions: 3/3 (100.0%)" in stdout  # free decoding where greedy begins neither option
 
 
-def test_bench_refine_bounds_each_network_of_a_doc_and_chunk_tagger_pair(tiny_backbone, tmp_path):
+def _tiny_tagger(directory, base, depth, layers):
     from models.test_tagger import write_tagger
 
     from proxkit.models.tagger import TaggerConfig
 
+    config = TaggerConfig(base=str(base), depth=depth, layers=layers, hidden_size=32)
+    return str(write_tagger(directory, config, line_bias=-5.0, doc_bias=-5.0))  # keeps every document
+
+
+def test_bench_refine_records_each_networks_own_forward_passes(tiny_backbone, tmp_path):
+    import bench_refine
+
+    from proxkit.models.tagger import TaggerWriter
+    from proxkit.models.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_backbone))
+    shallow = TaggerWriter(_tiny_tagger(tmp_path / "doc", tiny_backbone, 2, (1, 2)), tokenizer)
+    deep = TaggerWriter(_tiny_tagger(tmp_path / "chunk", tiny_backbone, 4, (2, 4)), tokenizer)
+    recorder = bench_refine.Recorder()
+    for writer in (shallow, deep):
+        recorder._watch(writer)
+    shallow.backbone.line_states(["One line.", "Another line."])
+    deep.backbone.line_states(["A third line."])
+    recorded = {key: len(passes) for key, passes in recorder.forward_inputs.items()}
+    assert recorded == {id(shallow.backbone.decoder): 1, id(deep.backbone.decoder): 1}
+
+
+def test_bench_refine_bounds_each_network_of_a_doc_and_chunk_tagger_pair(tiny_backbone, tmp_path):
     def tagger(name, depth, layers):
-        config = TaggerConfig(base=str(tiny_backbone), depth=depth, layers=layers, hidden_size=32)
-        return str(write_tagger(tmp_path / name, config, line_bias=-5.0, doc_bias=-5.0))  # keeps every document
+        return _tiny_tagger(tmp_path / name, tiny_backbone, depth, layers)
 
     data = _pages(tmp_path / "pages.jsonl.gz", 2)
     command = [sys.executable, str(BENCHMARKS / "bench_refine.py"), "--data", str(data), "--docs", "2"]

@@ -10,6 +10,7 @@ import typer
 
 from proxkit import __version__
 from proxkit.models import DEFAULT_MODELS, Backend, resolve
+from proxkit.models.registry import NEEDS_BASE_URL
 from proxkit.program import Guards, Mode, Stage, execute, split_stages
 from proxkit.run import ExecutorKind
 
@@ -73,9 +74,7 @@ def _backend_options(
     options: dict = {"tokenizer": tokenizer} if tokenizer else {}
     if backend is Backend.OPENAI:
         if not base_url:
-            raise typer.BadParameter(
-                "the openai backend needs the endpoint, e.g. http://host:8000/v1", param_hint="--base-url"
-            )
+            raise typer.BadParameter(NEEDS_BASE_URL, param_hint="--base-url")
         return options | {"base_url": base_url, "api_key": api_key}
     if backend is Backend.TRANSFORMERS:
         return options | {"device": device, "dtype": dtype}
@@ -403,8 +402,9 @@ def train_tagger_command(
         config = TaggerConfig.for_base(base, depth, chosen)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
         raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
-    except ValueError as error:  # the layers read do not lie within the depth run
-        raise typer.BadParameter(str(error), param_hint="--layers" if layers else "--depth") from None
+    except ValueError as error:  # a depth the base does not have, or layers outside the depth run
+        hint = "--layers" if str(error).startswith("layers") else "--depth"
+        raise typer.BadParameter(str(error), param_hint=hint) from None
     store = tagger.StateStore(states, config)
     chunk_states = store.all(chunk)
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples

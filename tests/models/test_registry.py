@@ -41,7 +41,7 @@ def test_an_unreachable_hub_is_a_clear_error(monkeypatch):
 
 def test_the_openai_backend_needs_a_base_url(tiny_refiner):
     spec = resolve(str(tiny_refiner), Stage.DOC, "openai")
-    with pytest.raises(ValueError, match="base URL"):
+    with pytest.raises(ValueError, match="--base-url"):
         spec.load_writer(spec.load_tokenizer())
 
 

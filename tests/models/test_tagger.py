@@ -51,6 +51,8 @@ def test_config_is_validated():
         TaggerConfig(base="x", depth=4, layers=(2, 6))
     with pytest.raises(ValueError, match="line_threshold"):
         TaggerConfig(base="x", line_threshold=1.0)
+    with pytest.raises(ValueError, match="needs a line_threshold"):
+        TaggerConfig(base="x", line_threshold=None)
 
 
 def test_each_line_piece_is_numbered_cut_and_ends_with_a_newline(backbone, config):
@@ -205,3 +207,7 @@ def test_backbones_of_one_base_share_its_weights_and_each_gives_its_own_states(c
     for _ in range(2):  # in turns: one backbone's passes leave the others' states unchanged
         for name, backbone in (("deep", deep), ("shallow", shallow), ("skipping", skipping)):
             assert torch.allclose(backbone.line_states(LINES), expected[name], atol=1e-5), name
+    calls = []  # a hook on one backbone's decoder sees that backbone's passes only
+    deep.decoder.register_forward_pre_hook(lambda *_: calls.append("deep"))
+    shallow.line_states(LINES), deep.line_states(LINES)
+    assert calls == ["deep"]

@@ -35,6 +35,9 @@ BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
 DEFAULT_MODELS: dict[Stage, str] = {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
 # Options of a tagger refiner's writer (`TaggerWriter`), which generative writers do not take.
 TAGGER_THRESHOLDS = ("line_threshold", "doc_threshold")
+# Base models available offline, by name.
+BASE_MODELS = ("smollm2-135m",)
+NEEDS_BASE_URL = "the openai backend needs the endpoint: --base-url http://host:port/v1"
 
 
 def check_thresholds(holder: object) -> None:
@@ -43,10 +46,6 @@ def check_thresholds(holder: object) -> None:
         value = getattr(holder, name, None)
         if value is not None and not 0.0 < value < 1.0:
             raise ValueError(f"{name} must lie within (0, 1), got {value}")
-
-
-# Base models available offline, by name.
-BASE_MODELS = ("smollm2-135m",)
 
 
 class UnknownModelError(ValueError):
@@ -90,7 +89,7 @@ class ModelSpec:
             options = dict(self.options)
             base_url = options.pop("base_url", None)
             if not base_url:
-                raise ValueError("the openai backend needs a base URL (--base-url http://host:port/v1)")
+                raise ValueError(NEEDS_BASE_URL)
             return OpenAIWriter(base_url, options.pop("served_model", self.source), **options)
         if self.backend is Backend.VLLM:
             from proxkit.models.vllm import VLLMWriter

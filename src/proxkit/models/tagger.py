@@ -57,6 +57,8 @@ class TaggerConfig:
         self.layers = tuple(self.layers)
         if not all(0 <= layer <= self.depth for layer in self.layers):
             raise ValueError(f"layers {self.layers} must lie within 0..depth={self.depth}")
+        if self.line_threshold is None or self.doc_threshold is None:
+            raise ValueError("a tagger needs a line_threshold and a doc_threshold")
         check_thresholds(self)
 
     @classmethod
@@ -65,9 +67,11 @@ class TaggerConfig:
         its hidden size looked up."""
         from transformers import AutoConfig
 
-        hidden_size = AutoConfig.from_pretrained(resolve_base(base)).hidden_size
+        base_config = AutoConfig.from_pretrained(resolve_base(base))
+        if not 1 <= depth <= base_config.num_hidden_layers:
+            raise ValueError(f"depth {depth} must lie within 1..{base_config.num_hidden_layers} (the layers of {base})")
         layers = tuple(layers) if layers else (depth // 2, depth)
-        return cls(base=base, depth=depth, layers=layers, hidden_size=hidden_size, **settings)
+        return cls(base=base, depth=depth, layers=layers, hidden_size=base_config.hidden_size, **settings)
 
     @property
     def features(self) -> int:
@@ -245,10 +249,12 @@ def _load_decoder(base: str, depth: int, last_read: int, device: str):
     model's final norm applies to the state of layer `depth` only; when no state that deep is read
     (`last_read` < `depth`), the layers after `last_read` and the norm are left out, which yields the same
     states for less work. Taggers of one process on the same base (doc and chunk stage, each with its own
-    depth) share one copy of the weights."""
+    depth) share one copy of the weights: a view is read-only (`.to()`, `.train()` on one acts on all)."""
     decoder = _load_base_decoder(base, device)
     view = copy.copy(decoder)  # shares every parameter with `decoder`
-    view._modules = dict(decoder._modules)  # but has its own table of submodules
+    for name, table in decoder.__dict__.items():  # but has its own tables of submodules, parameters and hooks
+        if name in ("_modules", "_parameters", "_buffers") or name.endswith("hooks"):
+            setattr(view, name, type(table)(table) if not name.endswith("hooks") else type(table)())
     view.layers = nn.ModuleList(decoder.layers[:last_read])  # TaggerConfig keeps last_read <= depth
     view.config = copy.deepcopy(decoder.config)
     view.config.num_hidden_layers = last_read
