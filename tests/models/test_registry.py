@@ -32,6 +32,11 @@ def test_a_local_directory_resolves_to_its_absolute_path(tiny_refiner):
     assert spec.load_tokenizer().bos_id == 1
 
 
+def test_the_stages_of_a_run_share_one_loaded_tokenizer(tiny_refiner):
+    doc, chunk = resolve(str(tiny_refiner), Stage.DOC), resolve(str(tiny_refiner), Stage.CHUNK)
+    assert doc.load_tokenizer() is chunk.load_tokenizer()
+
+
 def test_an_unreachable_hub_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     spec = resolve("gair-prox/web-chunk-refining-lm", Stage.CHUNK)
