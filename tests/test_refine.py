@@ -158,7 +158,9 @@ def test_unknown_model_and_bad_options_are_clear_errors(tmp_path):
 
 
 def _run_refine(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "proxkit", "refine", *args], stderr=subprocess.DEVNULL)
+    """`prox refine` in its own process group, so a kill reaches every process of the run."""
+    command = [sys.executable, "-m", "proxkit", "refine", *args]
+    return subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def test_a_rerun_after_kill_9_completes_with_no_loss_and_no_duplicate(tiny_refiner, tmp_path):
@@ -178,7 +180,7 @@ def test_a_rerun_after_kill_9_completes_with_no_loss_and_no_duplicate(tiny_refin
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and (not (interrupted / "cache").exists() or cached_programs() < 6):
         time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole run, as a crashed node would lose it
     process.wait()
     assert not (interrupted / "stats.json").exists()  # it really was cut off
     assert _run_refine([*args, "-o", str(interrupted)]).wait(timeout=600) == 0
