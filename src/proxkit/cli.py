@@ -488,7 +488,11 @@ def _train_generative(
     else:
 
         def score(directory, pages):
-            return evaluate.evaluate_chunk(resolve(str(directory), stage), pages)["model"]["content_word_f1"]
+            report = evaluate.evaluate_chunk(resolve(str(directory), stage), pages)["model"]
+            if report["removed_line_f1"] == 0.0:  # its F1 is what keeping every line scores, or worse
+                message = f"{directory}: no noise line of the validation pages removed (removed-line F1 0)"
+                typer.echo(f"warning: {message}; train longer or on more examples", err=True)
+            return report["content_word_f1"]
 
     config = sft.SFTConfig(str(stage), base, epochs, lr, batch_size, lora_rank)
     state = sft.train_sft(config, train, validation, output, score=score)

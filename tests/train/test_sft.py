@@ -76,6 +76,24 @@ def test_prox_train_chunk_holds_out_sites_and_keeps_the_best_epoch(tiny_refiner,
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("removed_line_f1", [0.0, 0.4])
+def test_prox_train_chunk_warns_when_the_model_removes_no_noise(tiny_refiner, tmp_path, monkeypatch, removed_line_f1):
+    from train.test_tagger_training import write_seed
+    from typer.testing import CliRunner
+
+    from proxkit.cli import app
+    from proxkit.train import evaluate
+
+    report = {"removed_line_f1": removed_line_f1, "kept_line_f1": 0.5, "content_word_f1": 0.7, "pages": 2}
+    monkeypatch.setattr(evaluate, "evaluate_chunk", lambda spec, pages: {"model": report})
+    seed = write_seed(tmp_path / "seed.jsonl", pages=10)
+    args = ["train", "chunk", "--seed", str(seed), "-o", str(tmp_path / "run"), "--base", str(tiny_refiner)]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["best"]["score"] == 0.7
+    assert ("no noise line of the validation pages removed" in result.stderr) == (removed_line_f1 == 0.0)
+
+
 def test_the_program_loss_is_the_models_own_loss_on_the_program_tokens(tiny_refiner):
     """Logits only at the program positions give the loss the model computes over the whole sequence."""
     import torch
