@@ -252,9 +252,11 @@ def _load_decoder(base: str, depth: int, last_read: int, device: str):
     depth) share one copy of the weights: a view is read-only (`.to()`, `.train()` on one acts on all)."""
     decoder = _load_base_decoder(base, device)
     view = copy.copy(decoder)  # shares every parameter with `decoder`
-    for name, table in decoder.__dict__.items():  # but has its own tables of submodules, parameters and hooks
-        if name in ("_modules", "_parameters", "_buffers") or name.endswith("hooks"):
-            setattr(view, name, type(table)(table) if not name.endswith("hooks") else type(table)())
+    for name, table in decoder.__dict__.items():  # but not its tables: a change to one view stays in it
+        if name.endswith("hooks"):
+            setattr(view, name, type(table)())  # no hooks of its own yet
+        elif name in ("_modules", "_parameters", "_buffers"):
+            setattr(view, name, type(table)(table))  # the same entries, in a table of its own
     view.layers = nn.ModuleList(decoder.layers[:last_read])  # TaggerConfig keeps last_read <= depth
     view.config = copy.deepcopy(decoder.config)
     view.config.num_hidden_layers = last_read
