@@ -14,6 +14,7 @@ from proxkit.models.tagger import (
     TaggerConfig,
     TaggerHeads,
     TaggerWriter,
+    canonical_device,
     is_tagger,
 )
 from proxkit.models.tokenizers import load_tokenizer
@@ -211,3 +212,10 @@ def test_backbones_of_one_base_share_its_weights_and_each_gives_its_own_states(c
     deep.decoder.register_forward_pre_hook(lambda *_: calls.append("deep"))
     shallow.line_states(LINES), deep.line_states(LINES)
     assert calls == ["deep"]
+
+
+def test_device_names_of_one_device_are_one_name(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert canonical_device("cuda") == canonical_device("cuda:1") == "cuda:1"
+    assert canonical_device("cuda:0") == "cuda:0"
+    assert canonical_device("cpu") == canonical_device(torch.device("cpu")) == "cpu"

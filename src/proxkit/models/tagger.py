@@ -180,8 +180,8 @@ class Backbone(Segmenter):
     def __init__(self, config: TaggerConfig, device: str = "cpu") -> None:
 
         super().__init__(config)
-        self.device = device
-        self.decoder = _load_decoder(resolve_base(config.base), config.depth, max(config.layers), device)
+        self.device = canonical_device(device)
+        self.decoder = _load_decoder(resolve_base(config.base), config.depth, max(config.layers), self.device)
 
     @torch.no_grad()  # not inference_mode: the states also feed head training
     def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:
@@ -234,6 +234,15 @@ class Backbone(Segmenter):
             key: hidden[row, ends].float().cpu()
             for row, (key, (_, _, ends)) in enumerate(zip(keys, passes, strict=True))
         }
+
+
+def canonical_device(device: str) -> str:
+    """One name per device ('cuda' → 'cuda:0' when that is the current one), so the weight cache, which
+    keys on the name, loads one copy per device."""
+    parsed = torch.device(device)
+    if parsed.type == "cuda" and parsed.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(parsed)
 
 
 @functools.lru_cache(maxsize=2)
