@@ -219,3 +219,7 @@ def test_device_names_of_one_device_are_one_name(monkeypatch):
     assert canonical_device("cuda") == canonical_device("cuda:1") == "cuda:1"
     assert canonical_device("cuda:0") == "cuda:0"
     assert canonical_device("cpu") == canonical_device(torch.device("cpu")) == "cpu"
+
+
+def test_the_backbone_and_the_prompts_share_one_loaded_tokenizer(backbone, config):
+    assert backbone.tokenizer is load_tokenizer(config.base).hf_tokenizer

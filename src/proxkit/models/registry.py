@@ -3,7 +3,6 @@ refiners, and the backends that run them."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -74,15 +73,15 @@ class ModelSpec:
         return {name: value for name, value in self.options.items() if name in TAGGER_THRESHOLDS}
 
     def load_tokenizer(self) -> Tokenizer:
-        """The prompts' tokenizer, loaded once per process and directory (a run's doc stage, chunk stage and
-        token counter usually share one; loading SmolLM2's took 0.2 s, median of 5)."""
+        """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it)."""
         from proxkit.models.base_models import resolve_base
         from proxkit.models.tagger import TaggerConfig, is_tagger
+        from proxkit.models.tokenizers import load_tokenizer
 
         directory = _local_directory(self.tokenizer or self.source)
         if is_tagger(directory):  # a tagger reads prompts with its backbone's tokenizer
             directory = resolve_base(TaggerConfig.load(Path(directory)).base)
-        return _shared_tokenizer(str(directory))
+        return load_tokenizer(directory)
 
     def load_writer(self, tokenizer: Tokenizer, rank: int = 0) -> ProgramWriter:
         if self.backend is Backend.OPENAI:
@@ -124,13 +123,6 @@ class ModelSpec:
         config = TaggerConfig.load(Path(directory))
         heads = sum(p.numel() for p in TaggerHeads(config.features, config.width).parameters())
         return _count_parameters(resolve_base(config.base), depth=config.depth) + heads
-
-
-@functools.lru_cache(maxsize=8)
-def _shared_tokenizer(directory: str) -> Tokenizer:
-    from proxkit.models.tokenizers import load_tokenizer
-
-    return load_tokenizer(directory)
 
 
 def _count_parameters(directory: str, depth: int | None = None) -> int:

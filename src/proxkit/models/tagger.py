@@ -27,6 +27,7 @@ from torch import nn
 from proxkit.models.base import Generation, ProgramWriter, auto_dtype
 from proxkit.models.base_models import resolve_base
 from proxkit.models.registry import check_thresholds
+from proxkit.models.tokenizers import auto_tokenizer
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import Tokenizer, number_line
 
@@ -149,7 +150,7 @@ class Segmenter:
     def __init__(self, config: TaggerConfig) -> None:
 
         self.config = config
-        self.tokenizer = _load_tokenizer(resolve_base(config.base))
+        self.tokenizer = auto_tokenizer(resolve_base(config.base))
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         self.newline = self.tokenizer.encode("a\n", add_special_tokens=False)[-1:]
 
@@ -243,13 +244,6 @@ def canonical_device(device: str) -> str:
     if parsed.type == "cuda" and parsed.index is None:
         return f"cuda:{torch.cuda.current_device()}"
     return str(parsed)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_tokenizer(base: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(base)
 
 
 @functools.lru_cache(maxsize=2)
