@@ -386,7 +386,7 @@ def train_tagger_command(
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
-    from proxkit.models.tagger import TaggerConfig
+    from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
     from proxkit.train import tagger
     from proxkit.train.evaluate import doc_scores
     from proxkit.train.seed import load_seed
@@ -402,9 +402,10 @@ def train_tagger_command(
         config = TaggerConfig.for_base(base, depth, chosen)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
         raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
-    except ValueError as error:  # a depth the base does not have, or layers outside the depth run
-        hint = "--layers" if str(error).startswith("layers") else "--depth"
-        raise typer.BadParameter(str(error), param_hint=hint) from None
+    except DepthError as error:
+        raise typer.BadParameter(str(error), param_hint="--depth") from None
+    except LayersError as error:
+        raise typer.BadParameter(str(error), param_hint="--layers") from None
     store = tagger.StateStore(states, config)
     chunk_states = store.all(chunk)
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples

@@ -36,6 +36,14 @@ HEADS_FILE = "heads.safetensors"
 _NUMBERED = re.compile(r"\[(\d{3,})\](.*)")
 
 
+class DepthError(ValueError):
+    """A tagger depth the base model does not have."""
+
+
+class LayersError(ValueError):
+    """Hidden-state layers outside the depth a tagger runs."""
+
+
 @dataclass
 class TaggerConfig:
     """base: backbone model (directory or `smollm2-135m`); depth: transformer layers run; layers: the
@@ -57,7 +65,7 @@ class TaggerConfig:
     def __post_init__(self) -> None:
         self.layers = tuple(self.layers)
         if not all(0 <= layer <= self.depth for layer in self.layers):
-            raise ValueError(f"layers {self.layers} must lie within 0..depth={self.depth}")
+            raise LayersError(f"layers {self.layers} must lie within 0..depth={self.depth}")
         if self.line_threshold is None or self.doc_threshold is None:
             raise ValueError("a tagger needs a line_threshold and a doc_threshold")
         check_thresholds(self)
@@ -70,7 +78,7 @@ class TaggerConfig:
 
         base_config = AutoConfig.from_pretrained(resolve_base(base))
         if not 1 <= depth <= base_config.num_hidden_layers:
-            raise ValueError(f"depth {depth} must lie within 1..{base_config.num_hidden_layers} (the layers of {base})")
+            raise DepthError(f"depth {depth} must lie within 1..{base_config.num_hidden_layers} (the layers of {base})")
         layers = tuple(layers) if layers else (depth // 2, depth)
         return cls(base=base, depth=depth, layers=layers, hidden_size=base_config.hidden_size, **settings)
 
