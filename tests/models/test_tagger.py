@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 from proxkit.models import resolve
 from proxkit.models.tagger import (
     HEADS_FILE,
+    SURFACE_FEATURES,
     Backbone,
     DocProbe,
     TaggerConfig,
@@ -16,6 +17,7 @@ from proxkit.models.tagger import (
     TaggerWriter,
     canonical_device,
     is_tagger,
+    line_surface,
 )
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Stage, parse_program
@@ -35,7 +37,7 @@ def backbone(config):
 
 
 def write_tagger(directory, config, line_bias: float, doc_bias: float):
-    heads = TaggerHeads(config.features, config.width)
+    heads = TaggerHeads.for_config(config)
     with torch.no_grad():
         heads.line.weight.zero_()
         heads.line.bias.fill_(line_bias)
@@ -102,6 +104,33 @@ def test_heads_score_every_line_and_the_document(config):
     assert TaggerHeads(config.features, 16).line_logits(torch.zeros(0, config.features)).shape == (0,)
 
 
+def test_surface_features_describe_each_line_on_its_own():
+    surface = line_surface(["Home | About | Contact", "The council approved the lanes.", "", "2024"])
+    assert surface.shape == (4, SURFACE_FEATURES) and line_surface([]).shape == (0, SURFACE_FEATURES)
+    words, chars, c4_rule, terminal, letters, digits, capitals, leading_capital, separator = surface.T.tolist()
+    assert c4_rule == [0.0, 1.0, 0.0, 0.0] and terminal == [0.0, 1.0, 0.0, 0.0]
+    assert separator == [1.0, 0.0, 0.0, 0.0] and leading_capital == [1.0, 1.0, 0.0, 0.0]
+    assert digits[3] == 1.0 and letters[3] == 0.0 and words[2] == chars[2] == 0.0
+    assert words[0] == words[1] > words[3] and capitals[0] == pytest.approx(3 / 22)
+    assert torch.equal(line_surface(["2024"]), surface[3:])  # a line's values do not depend on its page
+
+
+def test_heads_read_surface_columns_after_the_line_states(config):
+    surfaced = TaggerConfig(**{**config.__dict__, "surface": True})
+    states = torch.randn(4, config.features)
+    inputs = surfaced.head_inputs(states, LINES)
+    assert torch.equal(inputs[:, : config.features], states)
+    assert torch.equal(inputs[:, config.features :], line_surface(LINES))
+    assert config.head_inputs(states, LINES) is states  # without surface: the states as they are
+    heads = TaggerHeads.for_config(surfaced)
+    assert heads.doc.linear.in_features == config.features + SURFACE_FEATURES
+    changed = inputs.clone()
+    changed[:, config.features :] = 0.0
+    with torch.no_grad():
+        assert not torch.allclose(heads.line_logits(inputs), heads.line_logits(changed))
+        assert heads(inputs)[1].shape == ()
+
+
 def test_the_doc_probe_reads_the_lines_weighted_by_how_likely_they_are_content(config):
     lines = torch.tensor([[1.0, 0.0], [0.0, 4.0], [3.0, 3.0]])
     assert torch.allclose(DocProbe.pool(lines, torch.tensor([1.0, 0.0, 1.0])), torch.tensor([2.0, 1.5]))
@@ -131,6 +160,26 @@ def test_the_writer_reads_prox_prompts_and_writes_valid_programs(tmp_path, confi
         expected = f"remove_lines(line_start={chunk.first_line}, line_end={chunk.last_line})"
         assert generation.text == (expected if line_bias > 0 else "keep_chunk()")
     assert generations[-1].text == ("drop_doc()" if doc_bias > 0 else "keep_doc()")
+
+
+def test_a_surface_tagger_reads_the_text_of_the_prompts_lines(tmp_path, config):
+    surfaced = TaggerConfig(**{**config.__dict__, "surface": True, "width": 8})
+    heads = TaggerHeads.for_config(surfaced)
+    with torch.no_grad():  # a line head that reads only the separator feature: remove a line with one
+        for parameter in heads.parameters():
+            parameter.zero_()
+        heads.project[0].weight.fill_(1.0)
+        heads.surface[0].weight[0, SURFACE_FEATURES - 1] = 10.0
+        heads.line.weight[0, 0] = 1.0
+        heads.line.bias.fill_(-5.0)
+    directory = tmp_path / "surfaced"
+    directory.mkdir()
+    save_file(heads.state_dict(), str(directory / HEADS_FILE))
+    surfaced.save(directory)
+    tokenizer = load_tokenizer(config.base)
+    prompt = chunk_prompt_ids("[003]The council met.\n[004]Home | About\n[005]It voted.", tokenizer).ids
+    [generation] = TaggerWriter(directory, tokenizer).generate([prompt], max_new_tokens=1)
+    assert generation.text == "remove_lines(line_start=4, line_end=4)"
 
 
 def test_a_chunk_prompt_without_numbered_lines_keeps_its_chunk_beside_others(tmp_path, config):

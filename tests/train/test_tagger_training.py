@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from proxkit.cli import app
-from proxkit.models.tagger import DocProbe, TaggerConfig, TaggerWriter
+from proxkit.models.tagger import SURFACE_FEATURES, DocProbe, TaggerConfig, TaggerWriter
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.prompts import chunk_prompt_ids
 from proxkit.train import tagger
@@ -74,6 +74,10 @@ def test_states_are_computed_once_and_cached(seed, config, tmp_path):
     again = tagger.StateStore(tmp_path / "states", config)
     assert [s.shape for s in again.all(examples)] == [s.shape for s in first] == [(6, config.features)] * 3
     assert again._backbone is None  # read from disk, no model loaded
+    surfaced = TaggerConfig(**{**config.__dict__, "surface": True})
+    with_surface = tagger.StateStore(tmp_path / "states", surfaced).all(examples)  # the same cache, read as it is
+    assert [s.shape for s in with_surface] == [(6, config.features + SURFACE_FEATURES)] * 3
+    assert torch.equal(with_surface[0][:, : config.features], first[0])
 
 
 def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_path):
@@ -129,19 +133,21 @@ def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, confi
     assert sum(fold["tagger"]["pages"] for fold in report["folds"]) == len(examples)
 
 
-def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path):
+@pytest.mark.parametrize("surface", [True, False])
+def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path, surface):
     out = tmp_path / "tagger"
     result = CliRunner().invoke(
         app,
         ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
-         "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5"],
+         "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5",
+         "--surface" if surface else "--no-surface"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert "chunk" in report and 0.0 <= report["doc"]["accuracy"]["mean"] <= 1.0
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1
-    assert (saved.depth, saved.layers) == (4, (1, 3))
+    assert (saved.depth, saved.layers, saved.surface) == (4, (1, 3), surface)
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")

@@ -121,7 +121,7 @@ class ModelSpec:
         if not is_tagger(directory):
             return _count_parameters(directory)
         config = TaggerConfig.load(Path(directory))
-        heads = sum(p.numel() for p in TaggerHeads(config.features, config.width).parameters())
+        heads = sum(p.numel() for p in TaggerHeads.for_config(config).parameters())
         return _count_parameters(resolve_base(config.base), depth=config.depth) + heads
 
 

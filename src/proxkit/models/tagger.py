@@ -2,8 +2,9 @@
 
 The backbone of a causal LM (its first `depth` layers) reads the numbered lines of a chunk; a small head
 reads the hidden state at each line's last token (the newline after it) and decides keep or remove, with
-a 1-D convolution over neighbouring lines so a line is judged with its context; a document head pools the
-line states and decides keep or drop. The decisions are rendered as the same program text as the
+a 1-D convolution over neighbouring lines so a line is judged with its context (optionally with surface
+features of the line's text: `line_surface`); a document head pools the line states and decides keep or
+drop. The decisions are rendered as the same program text as the
 generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`), so the rest of the
 pipeline does not know the difference. A chunk costs one forward pass and no decoding.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -49,7 +51,8 @@ class TaggerConfig:
     """base: backbone model (directory or `smollm2-135m`); depth: transformer layers run; layers: the
     hidden-state layers read and concatenated (indices into the `depth + 1` states); width: head size;
     line_threshold / doc_threshold: remove a line / drop a document when its probability is at least this;
-    max_line_tokens: tokens read per line; max_tokens: tokens per forward pass."""
+    max_line_tokens: tokens read per line; max_tokens: tokens per forward pass; surface: the heads also read
+    `line_surface` of each line's text."""
 
     base: str
     depth: int = 4
@@ -60,6 +63,7 @@ class TaggerConfig:
     max_line_tokens: int = 32
     max_tokens: int = 2048
     hidden_size: int = 576
+    surface: bool = False
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
@@ -84,7 +88,14 @@ class TaggerConfig:
 
     @property
     def features(self) -> int:
+        """Columns of the backbone's line states."""
         return self.hidden_size * len(self.layers)
+
+    def head_inputs(self, states: torch.Tensor, lines: Sequence[str]) -> torch.Tensor:
+        """What the heads read of these lines: their backbone states, with `line_surface` appended when used."""
+        if not self.surface:
+            return states
+        return torch.cat([states, line_surface(lines[: len(states)])], dim=-1)
 
     def save(self, directory: Path) -> None:
         (directory / CONFIG_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -92,6 +103,37 @@ class TaggerConfig:
     @classmethod
     def load(cls, directory: Path) -> TaggerConfig:
         return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
+
+
+SURFACE_FEATURES = 9
+_SEPARATORS = ("|", "\u00bb", ">>", "\u00a9", "\u2022")  # |, », >>, ©, •: menus, breadcrumbs, footers
+
+
+def line_surface(lines: Sequence[str]) -> torch.Tensor:
+    """[lines, SURFACE_FEATURES]: what a line's text shows at a glance and a state read at its last token
+    holds only vaguely — its length in words and characters, whether it passes the C4 line rule or ends in
+    terminal punctuation, its shares of letters, digits and capitals, a leading capital, and menu or
+    footer separators. Each line on its own: a chunk's lines get the values their page's lines get."""
+    rows = []
+    for line in lines:
+        text = line.strip()
+        words = text.split()
+        chars = max(len(text), 1)
+        terminal = text.endswith((".", "!", "?", '"', "'", "\u201d", "\u2019"))
+        rows.append(
+            [
+                math.log1p(len(words)) / 3,
+                math.log1p(len(text)) / 5,
+                float(terminal and len(words) >= 3),
+                float(terminal),
+                sum(c.isalpha() for c in text) / chars,
+                sum(c.isdigit() for c in text) / chars,
+                sum(c.isupper() for c in text) / chars,
+                float(text[:1].isupper()),
+                float(any(separator in text for separator in _SEPARATORS)),
+            ]
+        )
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), SURFACE_FEATURES)
 
 
 def is_tagger(directory: str | Path) -> bool:
@@ -123,21 +165,31 @@ class DocProbe(nn.Module):
 
 
 class TaggerHeads(nn.Module):
-    """Line head: project, mix each line with its neighbours (conv over lines), score. Doc head: a
-    `DocProbe` over the lines the line head would keep."""
+    """Line head: project (the line state, plus its surface features when `surface` columns follow it),
+    mix each line with its neighbours (conv over lines), score. Doc head: a `DocProbe` over the lines the
+    line head would keep."""
 
-    def __init__(self, features: int, width: int = 256) -> None:
+    def __init__(self, features: int, width: int = 256, surface: int = 0) -> None:
+        """features: columns of the line states; surface: columns of surface features after them."""
         super().__init__()
+        self.features = features
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
+        self.surface = nn.Sequential(nn.Linear(surface, width), nn.GELU()) if surface else None
         self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
         self.line = nn.Linear(2 * width, 1)
-        self.doc = DocProbe(features)
+        self.doc = DocProbe(features + surface)
+
+    @classmethod
+    def for_config(cls, config: TaggerConfig) -> TaggerHeads:
+        return cls(config.features, config.width, SURFACE_FEATURES if config.surface else 0)
 
     def line_logits(self, lines: torch.Tensor) -> torch.Tensor:
-        """lines: [n_lines, features] of one document → one logit per line (remove)."""
+        """lines: [n_lines, features (+ surface)] of one document → one logit per line (remove)."""
         if not len(lines):
             return torch.zeros(0)
-        projected = self.project(lines)
+        projected = self.project(lines[:, : self.features])
+        if self.surface is not None:
+            projected = projected + self.surface(lines[:, self.features :])
         mixed = torch.nn.functional.gelu(self.context(projected.T.unsqueeze(0)).squeeze(0).T)
         return self.line(torch.cat([projected, mixed], dim=-1)).squeeze(-1)
 
@@ -147,7 +199,7 @@ class TaggerHeads(nn.Module):
         return self.doc.pool(lines, 1.0 - torch.sigmoid(logits))
 
     def forward(self, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """lines: [n_lines, features] of one document → (line logits [n_lines], doc logit [])."""
+        """lines: [n_lines, features (+ surface)] of one document → (line logits [n_lines], doc logit [])."""
         line_logits = self.line_logits(lines)
         return line_logits, self.doc(self.pooled(lines, line_logits))
 
@@ -312,7 +364,7 @@ class TaggerWriter(ProgramWriter):
         self.config = replace(self.config, **{k: v for k, v in overrides.items() if v is not None})
         self.prompt_tokenizer = tokenizer
         self.backbone = Backbone(self.config, device)
-        self.heads = TaggerHeads(self.config.features, self.config.width)
+        self.heads = TaggerHeads.for_config(self.config)
         self.heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
         self.heads.eval()
         # a CPU runs one full window fastest alone (measured: benchmarks/bench_refine.py); a GPU wants batches
@@ -326,11 +378,15 @@ class TaggerWriter(ProgramWriter):
         items = [(r.lines, r.first_number, r.is_doc) for r in readings]
         with torch.inference_mode():
             states = self.backbone.batch_line_states(items, self.batch_tokens)
-            programs = [self._program(reading, state) for reading, state in zip(readings, states, strict=True)]
+            programs = [
+                self._program(reading, self.config.head_inputs(state, reading.lines))
+                for reading, state in zip(readings, states, strict=True)
+            ]
         return [Generation(program) for program in programs]
 
     def _program(self, reading: PromptReading, states: torch.Tensor) -> str:
-        """The program the heads write from a prompt's line states (a chunk without lines keeps itself)."""
+        """The program the heads write from what they read of a prompt's lines (a chunk without lines keeps
+        itself)."""
         if not reading.is_doc and not reading.lines:
             return KeepChunk().render()
         if reading.is_doc:

@@ -27,7 +27,8 @@ STATES_VERSION = 2  # bump when the way line states are computed changes
 
 
 class StateStore:
-    """Line states per example, computed with the frozen backbone once and kept on disk."""
+    """Line states per example, computed with the frozen backbone once and kept on disk; handed out as
+    what the heads read (`TaggerConfig.head_inputs`)."""
 
     def __init__(self, folder: str | Path, config: TaggerConfig) -> None:
         settings = json.dumps(
@@ -43,14 +44,14 @@ class StateStore:
         key = hashlib.sha1(f"{example.stage}\0{example.source}\0{text}".encode(errors="surrogatepass")).hexdigest()
         path = self.folder / f"{key}.pt"
         if path.exists():
-            return torch.load(path)
+            return self.config.head_inputs(torch.load(path), example.lines)
         if self._backbone is None:
             self._backbone = Backbone(self.config)
         # the doc head reads one forward pass's worth, as at run time
         states = self._backbone.line_states(example.lines, first_window_only=example.stage == "doc")
         torch.save(states, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
-        return states
+        return self.config.head_inputs(states, example.lines)
 
     def all(self, examples: Sequence[Example]) -> list[torch.Tensor]:
         from tqdm import tqdm
@@ -70,7 +71,7 @@ def train_heads(
     """Heads for these examples: the line head trained on the chunk examples (binary cross-entropy weighted
     by `line_weights`, AdamW, one page per step), then the doc probe fitted on the doc examples."""
     torch.manual_seed(seed)
-    heads = TaggerHeads(config.features, config.width)
+    heads = TaggerHeads.for_config(config)
     pages = [(example, state) for example, state in zip(examples, states, strict=True) if example.remove]
     optimizer = torch.optim.AdamW(heads.parameters(), lr=1e-3, weight_decay=1e-2)
     weights = [line_weights(example.lines[: len(example.remove)]) for example, _ in pages]
