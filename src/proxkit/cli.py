@@ -386,6 +386,9 @@ def train_tagger_command(
     surface: Annotated[
         bool, typer.Option(help="The heads also read surface features of each line's text (length, punctuation…).")
     ] = True,
+    attention: Annotated[
+        bool, typer.Option(help="The line head also attends over all lines of a chunk, not only 2 on each side.")
+    ] = True,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
@@ -402,7 +405,7 @@ def train_tagger_command(
     except ValueError:
         raise typer.BadParameter(f"{layers!r} is not a comma-separated list of layers", param_hint="--layers") from None
     try:
-        config = TaggerConfig.for_base(base, depth, chosen, surface=surface)
+        config = TaggerConfig.for_base(base, depth, chosen, surface=surface, attention=attention)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
         raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
     except DepthError as error:

@@ -131,6 +131,19 @@ def test_heads_read_surface_columns_after_the_line_states(config):
         assert heads(inputs)[1].shape == ()
 
 
+def test_with_attention_a_line_is_judged_by_lines_beyond_the_convolutions_reach(config):
+    states = torch.randn(8, config.features)
+    far = states.clone()
+    far[0] = torch.randn(config.features)  # six lines before the last: outside the conv's two lines on each side
+    for attention in (False, True):
+        torch.manual_seed(0)
+        heads = TaggerHeads(config.features, 16, attention=attention).eval()
+        with torch.no_grad():
+            last, moved = heads.line_logits(states)[-1], heads.line_logits(far)[-1]
+        assert torch.isclose(last, moved) != attention
+    assert TaggerHeads.for_config(TaggerConfig(**{**config.__dict__, "attention": True})).attention is not None
+
+
 def test_the_doc_probe_reads_the_lines_weighted_by_how_likely_they_are_content(config):
     lines = torch.tensor([[1.0, 0.0], [0.0, 4.0], [3.0, 3.0]])
     assert torch.allclose(DocProbe.pool(lines, torch.tensor([1.0, 0.0, 1.0])), torch.tensor([2.0, 1.5]))

@@ -135,19 +135,20 @@ def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, confi
 
 @pytest.mark.parametrize("surface", [True, False])
 def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path, surface):
+    attention = surface  # both options on, and both off
     out = tmp_path / "tagger"
     result = CliRunner().invoke(
         app,
         ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
          "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5",
-         "--surface" if surface else "--no-surface"],
+         "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert "chunk" in report and 0.0 <= report["doc"]["accuracy"]["mean"] <= 1.0
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1
-    assert (saved.depth, saved.layers, saved.surface) == (4, (1, 3), surface)
+    assert (saved.depth, saved.layers, saved.surface, saved.attention) == (4, (1, 3), surface, attention)
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")

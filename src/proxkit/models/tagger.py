@@ -2,8 +2,9 @@
 
 The backbone of a causal LM (its first `depth` layers) reads the numbered lines of a chunk; a small head
 reads the hidden state at each line's last token (the newline after it) and decides keep or remove, with
-a 1-D convolution over neighbouring lines so a line is judged with its context (optionally with surface
-features of the line's text: `line_surface`); a document head pools the line states and decides keep or
+a 1-D convolution over neighbouring lines so a line is judged with its context (optionally also an
+attention layer over all the lines, and surface features of the line's text: `line_surface`); a document
+head pools the line states and decides keep or
 drop. The decisions are rendered as the same program text as the
 generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`), so the rest of the
 pipeline does not know the difference. A chunk costs one forward pass and no decoding.
@@ -52,7 +53,7 @@ class TaggerConfig:
     hidden-state layers read and concatenated (indices into the `depth + 1` states); width: head size;
     line_threshold / doc_threshold: remove a line / drop a document when its probability is at least this;
     max_line_tokens: tokens read per line; max_tokens: tokens per forward pass; surface: the heads also read
-    `line_surface` of each line's text."""
+    `line_surface` of each line's text; attention: the line head also attends over all lines of a chunk."""
 
     base: str
     depth: int = 4
@@ -64,6 +65,7 @@ class TaggerConfig:
     max_tokens: int = 2048
     hidden_size: int = 576
     surface: bool = False
+    attention: bool = False
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
@@ -166,22 +168,27 @@ class DocProbe(nn.Module):
 
 class TaggerHeads(nn.Module):
     """Line head: project (the line state, plus its surface features when `surface` columns follow it),
-    mix each line with its neighbours (conv over lines), score. Doc head: a `DocProbe` over the lines the
-    line head would keep."""
+    mix each line with its neighbours (conv over lines), optionally let every line attend to all the others
+    (a comment section or a list of links is told by what surrounds it, further than the conv sees),
+    score. Doc head: a `DocProbe` over the lines the line head would keep."""
 
-    def __init__(self, features: int, width: int = 256, surface: int = 0) -> None:
-        """features: columns of the line states; surface: columns of surface features after them."""
+    def __init__(self, features: int, width: int = 256, surface: int = 0, attention: bool = False) -> None:
+        """features: columns of the line states; surface: columns of surface features after them; attention:
+        one transformer encoder layer (4 heads) over the lines."""
         super().__init__()
         self.features = features
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
         self.surface = nn.Sequential(nn.Linear(surface, width), nn.GELU()) if surface else None
         self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
-        self.line = nn.Linear(2 * width, 1)
+        self.attention = (
+            nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True) if attention else None
+        )
+        self.line = nn.Linear((3 if attention else 2) * width, 1)
         self.doc = DocProbe(features + surface)
 
     @classmethod
     def for_config(cls, config: TaggerConfig) -> TaggerHeads:
-        return cls(config.features, config.width, SURFACE_FEATURES if config.surface else 0)
+        return cls(config.features, config.width, SURFACE_FEATURES if config.surface else 0, config.attention)
 
     def line_logits(self, lines: torch.Tensor) -> torch.Tensor:
         """lines: [n_lines, features (+ surface)] of one document → one logit per line (remove)."""
@@ -191,7 +198,10 @@ class TaggerHeads(nn.Module):
         if self.surface is not None:
             projected = projected + self.surface(lines[:, self.features :])
         mixed = torch.nn.functional.gelu(self.context(projected.T.unsqueeze(0)).squeeze(0).T)
-        return self.line(torch.cat([projected, mixed], dim=-1)).squeeze(-1)
+        parts = [projected, mixed]
+        if self.attention is not None:
+            parts.append(self.attention(mixed.unsqueeze(0)).squeeze(0))
+        return self.line(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def pooled(self, lines: torch.Tensor, line_logits: torch.Tensor | None = None) -> torch.Tensor:
         """What the doc probe reads: the lines' mean weighted by P(content) (from `line_logits` when given)."""
