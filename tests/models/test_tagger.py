@@ -107,12 +107,13 @@ def test_heads_score_every_line_and_the_document(config):
 def test_surface_features_describe_each_line_on_its_own():
     surface = line_surface(["Home | About | Contact", "The council approved the lanes.", "", "2024"])
     assert surface.shape == (4, SURFACE_FEATURES) and line_surface([]).shape == (0, SURFACE_FEATURES)
-    words, chars, c4_rule, terminal, letters, digits, capitals, leading_capital, separator = surface.T.tolist()
+    words, chars, c4_rule, terminal, letters, digits, capitals, leading, separator, position = surface.T.tolist()
     assert c4_rule == [0.0, 1.0, 0.0, 0.0] and terminal == [0.0, 1.0, 0.0, 0.0]
-    assert separator == [1.0, 0.0, 0.0, 0.0] and leading_capital == [1.0, 1.0, 0.0, 0.0]
+    assert separator == [1.0, 0.0, 0.0, 0.0] and leading == [1.0, 1.0, 0.0, 0.0]
     assert digits[3] == 1.0 and letters[3] == 0.0 and words[2] == chars[2] == 0.0
     assert words[0] == words[1] > words[3] and capitals[0] == pytest.approx(3 / 22)
-    assert torch.equal(line_surface(["2024"]), surface[3:])  # a line's values do not depend on its page
+    assert position == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0]) and line_surface(["2024"])[0, -1] == 0.0
+    assert torch.equal(line_surface(["2024"])[:, :-1], surface[3:, :-1])  # the rest: the line's own
 
 
 def test_heads_read_surface_columns_after_the_line_states(config):
@@ -182,7 +183,7 @@ def test_a_surface_tagger_reads_the_text_of_the_prompts_lines(tmp_path, config):
         for parameter in heads.parameters():
             parameter.zero_()
         heads.project[0].weight.fill_(1.0)
-        heads.surface[0].weight[0, SURFACE_FEATURES - 1] = 10.0
+        heads.surface[0].weight[0, SURFACE_FEATURES - 2] = 10.0
         heads.line.weight[0, 0] = 1.0
         heads.line.bias.fill_(-5.0)
     directory = tmp_path / "surfaced"

@@ -107,17 +107,19 @@ class TaggerConfig:
         return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
 
 
-SURFACE_FEATURES = 9
+SURFACE_FEATURES = 10
 _SEPARATORS = ("|", "\u00bb", ">>", "\u00a9", "\u2022")  # |, », >>, ©, •: menus, breadcrumbs, footers
 
 
 def line_surface(lines: Sequence[str]) -> torch.Tensor:
     """[lines, SURFACE_FEATURES]: what a line's text shows at a glance and a state read at its last token
     holds only vaguely — its length in words and characters, whether it passes the C4 line rule or ends in
-    terminal punctuation, its shares of letters, digits and capitals, a leading capital, and menu or
-    footer separators. Each line on its own: a chunk's lines get the values their page's lines get."""
+    terminal punctuation, its shares of letters, digits and capitals, a leading capital, menu or footer
+    separators — and its position among `lines` (0 first, 1 last: headers come first, footers last;
+    the lines of the chunk at run time, of the whole page in training)."""
     rows = []
-    for line in lines:
+    last = max(len(lines) - 1, 1)
+    for index, line in enumerate(lines):
         text = line.strip()
         words = text.split()
         chars = max(len(text), 1)
@@ -133,6 +135,7 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
                 sum(c.isupper() for c in text) / chars,
                 float(text[:1].isupper()),
                 float(any(separator in text for separator in _SEPARATORS)),
+                index / last,
             ]
         )
     return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), SURFACE_FEATURES)
