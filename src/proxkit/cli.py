@@ -385,10 +385,10 @@ def train_tagger_command(
     epochs: Annotated[int, typer.Option(help="Passes over the training pages.")] = 30,
     surface: Annotated[
         bool, typer.Option(help="The heads also read surface features of each line's text (length, punctuation…).")
-    ] = True,
+    ] = False,
     attention: Annotated[
         bool, typer.Option(help="The line head also attends over all lines of a chunk, not only 2 on each side.")
-    ] = True,
+    ] = False,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
