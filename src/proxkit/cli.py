@@ -387,7 +387,8 @@ def train_tagger_command(
         bool, typer.Option(help="The heads also read surface features of each line's text (length, punctuation…).")
     ] = False,
     attention: Annotated[
-        bool, typer.Option(help="The line head also attends over all lines of a chunk, not only 2 on each side.")
+        bool,
+        typer.Option(help="The line head also attends over all lines of a chunk (line order: from --surface)."),
     ] = False,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:

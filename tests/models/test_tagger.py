@@ -143,6 +143,8 @@ def test_with_attention_a_line_is_judged_by_lines_beyond_the_convolutions_reach(
             last, moved = heads.line_logits(states)[-1], heads.line_logits(far)[-1]
         assert torch.isclose(last, moved) != attention
     assert TaggerHeads.for_config(TaggerConfig(**{**config.__dict__, "attention": True})).attention is not None
+    with pytest.raises(ValueError, match="divisible by 4"):
+        TaggerConfig(**{**config.__dict__, "attention": True, "width": 18})
 
 
 def test_the_doc_probe_reads_the_lines_weighted_by_how_likely_they_are_content(config):

@@ -75,7 +75,9 @@ def test_states_are_computed_once_and_cached(seed, config, tmp_path):
     assert [s.shape for s in again.all(examples)] == [s.shape for s in first] == [(6, config.features)] * 3
     assert again._backbone is None  # read from disk, no model loaded
     surfaced = TaggerConfig(**{**config.__dict__, "surface": True})
-    with_surface = tagger.StateStore(tmp_path / "states", surfaced).all(examples)  # the same cache, read as it is
+    surfaced_store = tagger.StateStore(tmp_path / "states", surfaced)
+    with_surface = surfaced_store.all(examples)
+    assert surfaced_store._backbone is None  # the same cache, read as it is
     assert [s.shape for s in with_surface] == [(6, config.features + SURFACE_FEATURES)] * 3
     assert torch.equal(with_surface[0][:, : config.features], first[0])
 
@@ -154,8 +156,13 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")
 
 
-def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_states(seed, tiny_backbone, tmp_path):
-    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, max_tokens=40)
+@pytest.mark.parametrize("surface", [False, True])
+def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_states(
+    seed, tiny_backbone, tmp_path, surface
+):
+    config = TaggerConfig(
+        base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, max_tokens=40, surface=surface
+    )
     pages = [e for e in load_seed(seed) if e.stage == "chunk"][:2]
     states = tagger.StateStore(tmp_path / "states", config).all(pages)
     docs = [Example(pages[0].source, pages[0].site, "doc", pages[0].lines, drop=False)]

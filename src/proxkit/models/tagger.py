@@ -4,9 +4,8 @@ The backbone of a causal LM (its first `depth` layers) reads the numbered lines 
 reads the hidden state at each line's last token (the newline after it) and decides keep or remove, with
 a 1-D convolution over neighbouring lines so a line is judged with its context (optionally also an
 attention layer over all the lines, and surface features of the line's text: `line_surface`); a document
-head pools the line states and decides keep or
-drop. The decisions are rendered as the same program text as the
-generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`), so the rest of the
+head pools the line states and decides keep or drop. The decisions are rendered as the same program text
+as the generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`), so the rest of the
 pipeline does not know the difference. A chunk costs one forward pass and no decoding.
 
 A tagger directory holds `tagger.json` (TaggerConfig) and `heads.safetensors`; the backbone is named by
@@ -75,6 +74,8 @@ class TaggerConfig:
         if self.line_threshold is None or self.doc_threshold is None:
             raise ValueError("a tagger needs a line_threshold and a doc_threshold")
         check_thresholds(self)
+        if self.attention and self.width % 4:
+            raise ValueError(f"the attention layer's 4 heads need a width divisible by 4, not {self.width}")
 
     @classmethod
     def for_base(cls, base: str, depth: int = 4, layers: Sequence[int] | None = None, **settings) -> TaggerConfig:
@@ -115,8 +116,9 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
     """[lines, SURFACE_FEATURES]: what a line's text shows at a glance and a state read at its last token
     holds only vaguely — its length in words and characters, whether it passes the C4 line rule or ends in
     terminal punctuation, its shares of letters, digits and capitals, a leading capital, menu or footer
-    separators — and its position among `lines` (0 first, 1 last: headers come first, footers last;
-    the lines of the chunk at run time, of the whole page in training)."""
+    separators — and its position among `lines` (0 first, 1 last: headers come first, footers last).
+    Training reads whole pages, a writer one chunk of a page at a time, so on pages longer than one chunk
+    the position (and what an attention layer sees) differs between the two: the site CV does not see it."""
     rows = []
     last = max(len(lines) - 1, 1)
     for index, line in enumerate(lines):

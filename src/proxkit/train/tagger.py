@@ -228,7 +228,8 @@ def page_doc_states(
         if index is not None and doc.lines == pages[index].lines:
             end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
             chosen.append(doc)
-            states.append(page_states[index][:end])
+            # the backbone's columns of the page's states, with surface features of these lines alone
+            states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines))
     return chosen, states
 
 
