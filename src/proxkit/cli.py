@@ -390,6 +390,9 @@ def train_tagger_command(
         bool,
         typer.Option(help="The line head also attends over all lines of a chunk (line order: from --surface)."),
     ] = False,
+    recurrent: Annotated[
+        bool, typer.Option(help="The line head also reads a bidirectional GRU over the lines (10x slower to train).")
+    ] = False,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
@@ -406,7 +409,7 @@ def train_tagger_command(
     except ValueError:
         raise typer.BadParameter(f"{layers!r} is not a comma-separated list of layers", param_hint="--layers") from None
     try:
-        config = TaggerConfig.for_base(base, depth, chosen, surface=surface, attention=attention)
+        config = TaggerConfig.for_base(base, depth, chosen, surface=surface, attention=attention, recurrent=recurrent)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
         raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
     except DepthError as error:

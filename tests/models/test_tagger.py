@@ -132,17 +132,22 @@ def test_heads_read_surface_columns_after_the_line_states(config):
         assert heads(inputs)[1].shape == ()
 
 
-def test_with_attention_a_line_is_judged_by_lines_beyond_the_convolutions_reach(config):
+@pytest.mark.parametrize("reach", ["conv", "attention", "recurrent"])
+def test_with_attention_or_a_gru_a_line_is_judged_by_lines_beyond_the_convolutions_reach(config, reach):
     states = torch.randn(8, config.features)
     far = states.clone()
     far[0] = torch.randn(config.features)  # six lines before the last: outside the conv's two lines on each side
-    for attention in (False, True):
-        torch.manual_seed(0)
-        heads = TaggerHeads(config.features, 16, attention=attention).eval()
-        with torch.no_grad():
-            last, moved = heads.line_logits(states)[-1], heads.line_logits(far)[-1]
-        assert torch.isclose(last, moved) != attention
+    torch.manual_seed(0)
+    heads = TaggerHeads(config.features, 16, attention=reach == "attention", recurrent=reach == "recurrent").eval()
+    with torch.no_grad():
+        last, moved = heads.line_logits(states)[-1], heads.line_logits(far)[-1]
+    assert torch.isclose(last, moved) == (reach == "conv")
+
+
+def test_options_of_the_line_head_come_from_the_config(config):
     assert TaggerHeads.for_config(TaggerConfig(**{**config.__dict__, "attention": True})).attention is not None
+    assert TaggerHeads.for_config(TaggerConfig(**{**config.__dict__, "recurrent": True})).recurrent is not None
+    assert TaggerHeads.for_config(config).recurrent is None and TaggerHeads.for_config(config).attention is None
     with pytest.raises(ValueError, match="divisible by 4"):
         TaggerConfig(**{**config.__dict__, "attention": True, "width": 18})
 

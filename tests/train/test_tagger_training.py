@@ -143,7 +143,8 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
         app,
         ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
          "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5",
-         "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention"],
+         "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention",
+         "--recurrent" if attention else "--no-recurrent"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -151,6 +152,7 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1
     assert (saved.depth, saved.layers, saved.surface, saved.attention) == (4, (1, 3), surface, attention)
+    assert saved.recurrent == attention
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")

@@ -52,7 +52,8 @@ class TaggerConfig:
     hidden-state layers read and concatenated (indices into the `depth + 1` states); width: head size;
     line_threshold / doc_threshold: remove a line / drop a document when its probability is at least this;
     max_line_tokens: tokens read per line; max_tokens: tokens per forward pass; surface: the heads also read
-    `line_surface` of each line's text; attention: the line head also attends over all lines of a chunk."""
+    `line_surface` of each line's text; attention: the line head also attends over all lines of a chunk;
+    recurrent: the line head also reads a bidirectional GRU run over the lines of a chunk."""
 
     base: str
     depth: int = 4
@@ -65,6 +66,7 @@ class TaggerConfig:
     hidden_size: int = 576
     surface: bool = False
     attention: bool = False
+    recurrent: bool = False
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
@@ -74,8 +76,8 @@ class TaggerConfig:
         if self.line_threshold is None or self.doc_threshold is None:
             raise ValueError("a tagger needs a line_threshold and a doc_threshold")
         check_thresholds(self)
-        if self.attention and self.width % 4:
-            raise ValueError(f"the attention layer's 4 heads need a width divisible by 4, not {self.width}")
+        if (self.attention and self.width % 4) or (self.recurrent and self.width % 2):
+            raise ValueError(f"attention needs a width divisible by 4, a recurrent head an even one, not {self.width}")
 
     @classmethod
     def for_base(cls, base: str, depth: int = 4, layers: Sequence[int] | None = None, **settings) -> TaggerConfig:
@@ -177,9 +179,11 @@ class TaggerHeads(nn.Module):
     (a comment section or a list of links is told by what surrounds it, further than the conv sees),
     score. Doc head: a `DocProbe` over the lines the line head would keep."""
 
-    def __init__(self, features: int, width: int = 256, surface: int = 0, attention: bool = False) -> None:
+    def __init__(
+        self, features: int, width: int = 256, surface: int = 0, attention: bool = False, recurrent: bool = False
+    ) -> None:
         """features: columns of the line states; surface: columns of surface features after them; attention:
-        one transformer encoder layer (4 heads) over the lines."""
+        one transformer encoder layer (4 heads) over the lines; recurrent: a bidirectional GRU over them."""
         super().__init__()
         self.features = features
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
@@ -188,12 +192,14 @@ class TaggerHeads(nn.Module):
         self.attention = (
             nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True) if attention else None
         )
-        self.line = nn.Linear((3 if attention else 2) * width, 1)
+        self.recurrent = nn.GRU(width, width // 2, batch_first=True, bidirectional=True) if recurrent else None
+        self.line = nn.Linear((2 + attention + recurrent) * width, 1)
         self.doc = DocProbe(features + surface)
 
     @classmethod
     def for_config(cls, config: TaggerConfig) -> TaggerHeads:
-        return cls(config.features, config.width, SURFACE_FEATURES if config.surface else 0, config.attention)
+        surface = SURFACE_FEATURES if config.surface else 0
+        return cls(config.features, config.width, surface, config.attention, config.recurrent)
 
     def line_logits(self, lines: torch.Tensor) -> torch.Tensor:
         """lines: [n_lines, features (+ surface)] of one document → one logit per line (remove)."""
@@ -206,6 +212,8 @@ class TaggerHeads(nn.Module):
         parts = [projected, mixed]
         if self.attention is not None:
             parts.append(self.attention(mixed.unsqueeze(0)).squeeze(0))
+        if self.recurrent is not None:
+            parts.append(self.recurrent(mixed.unsqueeze(0))[0].squeeze(0))
         return self.line(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def pooled(self, lines: torch.Tensor, line_logits: torch.Tensor | None = None) -> torch.Tensor:
