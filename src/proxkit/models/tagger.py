@@ -3,10 +3,10 @@
 The backbone of a causal LM (its first `depth` layers) reads the numbered lines of a chunk; a small head
 reads the hidden state at each line's last token (the newline after it) and decides keep or remove, with
 a 1-D convolution over neighbouring lines so a line is judged with its context (optionally also an
-attention layer over all the lines, and surface features of the line's text: `line_surface`); a document
-head pools the line states and decides keep or drop. The decisions are rendered as the same program text
-as the generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`), so the rest of the
-pipeline does not know the difference. A chunk costs one forward pass and no decoding.
+attention layer or a GRU over all the lines, and surface features of the line's text: `line_surface`); a
+document head pools the line states and decides keep or drop. The decisions are rendered as the same
+program text as the generative refiners (`remove_lines` / `keep_chunk()` / `drop_doc()` / `keep_doc()`),
+so the rest of the pipeline does not know the difference. A chunk costs one forward pass and no decoding.
 
 A tagger directory holds `tagger.json` (TaggerConfig) and `heads.safetensors`; the backbone is named by
 `base` (a directory, or `smollm2-135m` for the offline SmolLM2-135M-Instruct).
@@ -121,19 +121,20 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
     separators — and its position among `lines` (0 first, 1 last: headers come first, footers last).
     Training reads whole pages, a writer one chunk of a page at a time, so on pages longer than one chunk
     the position (and what an attention layer sees) differs between the two: the site CV does not see it."""
+    from proxkit.train.metrics import TERMINAL_PUNCTUATION, c4_line_rule
+
     rows = []
     last = max(len(lines) - 1, 1)
-    for index, line in enumerate(lines):
+    for index, (line, c4_keeps) in enumerate(zip(lines, c4_line_rule(lines), strict=True)):
         text = line.strip()
         words = text.split()
         chars = max(len(text), 1)
-        terminal = text.endswith((".", "!", "?", '"', "'", "\u201d", "\u2019"))
         rows.append(
             [
                 math.log1p(len(words)) / 3,
                 math.log1p(len(text)) / 5,
-                float(terminal and len(words) >= 3),
-                float(terminal),
+                float(c4_keeps),
+                float(text.endswith(TERMINAL_PUNCTUATION)),
                 sum(c.isalpha() for c in text) / chars,
                 sum(c.isdigit() for c in text) / chars,
                 sum(c.isupper() for c in text) / chars,
@@ -176,8 +177,8 @@ class DocProbe(nn.Module):
 class TaggerHeads(nn.Module):
     """Line head: project (the line state, plus its surface features when `surface` columns follow it),
     mix each line with its neighbours (conv over lines), optionally let every line attend to all the others
-    (a comment section or a list of links is told by what surrounds it, further than the conv sees),
-    score. Doc head: a `DocProbe` over the lines the line head would keep."""
+    or run a GRU over them both ways (a comment section or a list of links is told by what surrounds it,
+    further than the conv sees), score. Doc head: a `DocProbe` over the lines the line head would keep."""
 
     def __init__(
         self, features: int, width: int = 256, surface: int = 0, attention: bool = False, recurrent: bool = False
