@@ -391,7 +391,7 @@ def train_tagger_command(
         typer.Option(help="The line head also attends over all lines of a chunk (line order: from --surface)."),
     ] = False,
     recurrent: Annotated[
-        bool, typer.Option(help="The line head also reads a bidirectional GRU over the lines (10x slower to train).")
+        bool, typer.Option(help="The line head also reads a bidirectional GRU over the lines (slower to train).")
     ] = False,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:
