@@ -124,3 +124,16 @@ def test_bench_refine_bounds_each_network_of_a_doc_and_chunk_tagger_pair(tiny_ba
     stdout = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     assert "(b) network 1:" in stdout and "(b) network 2:" in stdout  # the 2-layer and the 4-layer decoder
     assert "a/b = " in stdout and "c_naive_generate" not in stdout
+
+
+def test_bench_line_heads_times_every_head_option_against_the_plain_head():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_line_heads.py"), "--lines", "6", "--steps", "1", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "6 lines, one thread, medians of 1"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["plain", "surface", "attention", "recurrent"]
+    assert lines[1].endswith("1.0x the plain head")
