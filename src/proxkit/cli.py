@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from proxkit import __version__
 from proxkit.models import DEFAULT_MODELS, Backend, resolve
 from proxkit.models.registry import NEEDS_BASE_URL
 from proxkit.program import Guards, Mode, Stage, execute, split_stages
+from proxkit.prompts import CHUNK_TOKEN_BUDGET
 from proxkit.run import ExecutorKind
 
 app = typer.Typer(
@@ -393,6 +395,13 @@ def train_tagger_command(
     recurrent: Annotated[
         bool, typer.Option(help="The line head also reads a bidirectional GRU over the lines (slower to train).")
     ] = False,
+    chunk_budget: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Read each page in the chunks prox refine cuts it into, of this many tokens (0: whole pages)."
+        ),
+    ] = CHUNK_TOKEN_BUDGET,
+    jobs: Annotated[int, typer.Option(min=1, help="Processes training the folds and the final heads at once.")] = 1,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
@@ -416,20 +425,28 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    store = tagger.StateStore(states, config)
+    store = tagger.StateStore(states, config, chunk_budget)
     chunk_states = store.all(chunk)
+    chunks = [store.chunks(example) for example in chunk]
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
     # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states, as a check
     own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
     own_states = store.all(own)
-    pages, page_states = tagger.page_doc_states(config, [e for e in examples if e.stage == "doc"], chunk, chunk_states)
+    docs = [e for e in examples if e.stage == "doc"]
+    pages, page_states = tagger.page_doc_states(config, docs, chunk, chunk_states, chunks)
     if extract_only:
         return
+    # the folds of the site cross-validation and the final heads: independent trainings, run side by side
+    tasks = tagger.fold_tasks(chunk, chunk_states, config, folds, epochs, chunks) if folds else []
+    own_chunks = [store.chunks(example) for example in own]
+    final = functools.partial(
+        tagger.train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks
+    )
+    *fold_results, (heads, threshold) = tagger.run_tasks([*tasks, final], jobs)
+    config.line_threshold = threshold
     report = {}
-    if folds:
-        report["chunk"] = tagger.cross_validate_chunks(chunk, chunk_states, config, folds, epochs)["mean"]
-    heads = tagger.train_tagger(chunk + own, chunk_states + own_states, config, epochs)
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
+        report["chunk"] = tagger.mean_fold_scores(fold_results)
         report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
     if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold)
         drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]

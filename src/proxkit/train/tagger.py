@@ -7,11 +7,13 @@ Validation holds out whole sites: a page's site never lies in both the training 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,34 +26,63 @@ from proxkit.train.seed import Example
 from proxkit.train.split import held_out_split, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
+Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per forward pass of the writer
 
 
 class StateStore:
     """Line states per example, computed with the frozen backbone once and kept on disk; handed out as
-    what the heads read (`TaggerConfig.head_inputs`)."""
+    what the heads read (`TaggerConfig.head_inputs`).
 
-    def __init__(self, folder: str | Path, config: TaggerConfig) -> None:
-        settings = json.dumps(
-            [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
-        )
-        self.folder = Path(folder) / hashlib.sha1(settings.encode()).hexdigest()[:12]
+    With a `chunk_budget` (the default of `prox train tagger`), a chunk page is read as `prox refine` reads
+    it: cut into chunks of numbered lines (`chunk_document` with the backbone's tokenizer), each chunk its
+    own forward pass and its own set of surface features, so what the heads learn from is what they see at
+    run time. `chunks` gives the (start, end) line ranges; without a budget a page is one range."""
+
+    def __init__(self, folder: str | Path, config: TaggerConfig, chunk_budget: int = 0) -> None:
+        settings = [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
+        if chunk_budget:  # whole-page caches keep their names
+            settings.append(chunk_budget)
+        self.folder = Path(folder) / hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = config
+        self.chunk_budget = chunk_budget
         self._backbone: Backbone | None = None
+        self._chunks: dict[int, Ranges] = {}
+
+    def chunks(self, example: Example) -> Ranges:
+        """The (start, end) line ranges the writer reads this example in: its run-time chunks (chunk stage,
+        with a budget), else the whole example."""
+        if not self.chunk_budget or example.stage != "chunk":
+            return [(0, len(example.lines))]
+        if id(example) not in self._chunks:
+            from proxkit.models.base_models import resolve_base
+            from proxkit.models.tokenizers import load_tokenizer
+            from proxkit.prompts import chunk_document, line_cost
+
+            cost = line_cost(load_tokenizer(resolve_base(self.config.base)))  # the tagger's prompt tokenizer
+            chunks = chunk_document("\n".join(example.lines), cost, self.chunk_budget)
+            self._chunks[id(example)] = [(chunk.first_line, chunk.last_line + 1) for chunk in chunks]
+        return self._chunks[id(example)]
 
     def states(self, example: Example) -> torch.Tensor:
         text = "\n".join(example.lines)
         key = hashlib.sha1(f"{example.stage}\0{example.source}\0{text}".encode(errors="surrogatepass")).hexdigest()
         path = self.folder / f"{key}.pt"
+        chunks = self.chunks(example)
         if path.exists():
-            return self.config.head_inputs(torch.load(path), example.lines)
-        if self._backbone is None:
-            self._backbone = Backbone(self.config)
-        # the doc head reads one forward pass's worth, as at run time
-        states = self._backbone.line_states(example.lines, first_window_only=example.stage == "doc")
-        torch.save(states, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").rename(path)
-        return self.config.head_inputs(states, example.lines)
+            states = torch.load(path)
+        else:
+            if self._backbone is None:
+                self._backbone = Backbone(self.config)
+            # the doc head reads one forward pass's worth, as at run time
+            first_window_only = example.stage == "doc"
+            items = [(example.lines[start:end], start, first_window_only) for start, end in chunks]
+            states = torch.cat(self._backbone.batch_line_states(items))
+            torch.save(states, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").rename(path)
+        return torch.cat(
+            [self.config.head_inputs(states[start:end], example.lines[start:end]) for start, end in chunks]
+        )
 
     def all(self, examples: Sequence[Example]) -> list[torch.Tensor]:
         from tqdm import tqdm
@@ -63,6 +94,26 @@ def line_weights(lines: Sequence[str]) -> torch.Tensor:
     """Each line's weight in the line loss, 1 + log(1 + words): a long content line lost costs more than
     a short menu line, as it does in content-word F1."""
     return torch.tensor([1.0 + math.log1p(len(line.split())) for line in lines])
+
+
+def split_chunks(
+    examples: Sequence[Example], states: Sequence[torch.Tensor], chunks: Sequence[Ranges] | None
+) -> tuple[list[Example], list[torch.Tensor]]:
+    """The units the line head learns from: each example cut into its `chunks` (`StateStore.chunks`; None:
+    whole examples), with its labels and states."""
+    if chunks is None:
+        return list(examples), list(states)
+    units, unit_states = [], []
+    for example, state, ranges in zip(examples, states, chunks, strict=True):
+        if len(ranges) == 1:
+            units.append(example)
+            unit_states.append(state)
+            continue
+        for start, end in ranges:
+            remove = example.remove[start:end] if example.remove is not None else None
+            units.append(replace(example, lines=example.lines[start:end], remove=remove, gold=None))
+            unit_states.append(state[start:end])
+    return units, unit_states
 
 
 def train_heads(
@@ -105,9 +156,16 @@ def pool_documents(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> torch.
 
 
 @torch.inference_mode()
-def line_probabilities(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[list[float]]:
-    """P(remove) of every line of each example."""
-    return [torch.sigmoid(heads.line_logits(state)).tolist() for state in states]
+def line_probabilities(
+    heads: TaggerHeads, states: Sequence[torch.Tensor], chunks: Sequence[Ranges] | None = None
+) -> list[list[float]]:
+    """P(remove) of every line of each example, the line head run on each of its `chunks` apart (None:
+    on the whole example), as the writer runs it."""
+    whole = [[(0, len(state))] for state in states]
+    return [
+        [p for start, end in ranges for p in torch.sigmoid(heads.line_logits(state[start:end])).tolist()]
+        for state, ranges in zip(states, chunks or whole, strict=True)
+    ]
 
 
 @torch.inference_mode()
@@ -188,36 +246,96 @@ def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence
     return max(candidates, key=score)
 
 
-def cross_validate_chunks(
-    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, folds: int = 5, epochs: int = 30
-) -> dict:
-    """Per fold: train on the other sites (minus a validation fold used for the threshold), test on this
-    fold's sites; the C4 line rule is scored on the same test pages."""
+def fold_tasks(
+    examples: Sequence[Example],
+    states: Sequence[torch.Tensor],
+    config: TaggerConfig,
+    folds: int = 5,
+    epochs: int = 30,
+    chunks: Sequence[Ranges] | None = None,
+) -> list[Callable[[], dict]]:
+    """One task per fold of the site cross-validation (`run_tasks` runs them): train on the other sites'
+    pages (minus a validation fold, which sets the threshold), test on this fold's sites; the C4 line
+    rule is scored on the same test pages. `chunks`: each page's run-time chunks (`StateStore.chunks`)."""
     assignment = site_folds(examples, folds)
-    results = []
-    for test_fold in range(folds):
+    ranges = chunks or [[(0, len(state))] for state in states]
+
+    def run_fold(test_fold: int) -> dict:
         validation_fold = (test_fold + 1) % folds
         split = {"train": [], "validation": [], "test": []}
         for index, fold in enumerate(assignment):
             part = "test" if fold == test_fold else "validation" if fold == validation_fold else "train"
             split[part].append(index)
-        heads = train_heads([examples[i] for i in split["train"]], [states[i] for i in split["train"]], config, epochs)
-        validation = [examples[i] for i in split["validation"]]
-        threshold = best_threshold(validation, line_probabilities(heads, [states[i] for i in split["validation"]]))
-        test = [examples[i] for i in split["test"]]
-        probabilities = line_probabilities(heads, [states[i] for i in split["test"]])
+
+        def pick(part: str) -> tuple[list[Example], list[torch.Tensor], list[Ranges]]:
+            return tuple([sequence[i] for i in split[part]] for sequence in (examples, states, ranges))
+
+        train_examples, train_states, train_ranges = pick("train")
+        heads = train_heads(*split_chunks(train_examples, train_states, train_ranges), config, epochs)
+        validation, validation_states, validation_ranges = pick("validation")
+        threshold = best_threshold(validation, line_probabilities(heads, validation_states, validation_ranges))
+        test, test_states, test_ranges = pick("test")
+        probabilities = line_probabilities(heads, test_states, test_ranges)
         model = chunk_report(test, [[p >= threshold for p in probs] for probs in probabilities])
         rule = chunk_report(test, [[not keep for keep in c4_line_rule(e.lines)] for e in test])
-        results.append({"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule})
         logger.info(f"fold {test_fold}: tagger {model} | C4 rule {rule}")
-    return {"folds": results, "mean": _mean_scores(results)}
+        return {"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule}
+
+    return [functools.partial(run_fold, fold) for fold in range(folds)]
+
+
+def cross_validate_chunks(
+    examples: Sequence[Example],
+    states: Sequence[torch.Tensor],
+    config: TaggerConfig,
+    folds: int = 5,
+    epochs: int = 30,
+    chunks: Sequence[Ranges] | None = None,
+    jobs: int = 1,
+) -> dict:
+    """The site cross-validation of `fold_tasks`, its folds run by `jobs` processes: per fold and mean."""
+    results = run_tasks(fold_tasks(examples, states, config, folds, epochs, chunks), jobs)
+    return {"folds": results, "mean": mean_fold_scores(results)}
+
+
+_TASKS: list[Callable[[], object]] = []  # what the forked workers of `run_tasks` run
+
+
+def _run_task(index: int) -> object:
+    return _TASKS[index]()
+
+
+def run_tasks(tasks: Sequence[Callable[[], object]], jobs: int = 1) -> list:
+    """The results of zero-argument tasks, in order: here when `jobs` is 1, else in `jobs` forked worker
+    processes of one torch thread each, which share the tasks' inputs (line states: hundreds of MB) with
+    this process copy-on-write instead of receiving a pickled copy. Results travel back pickled."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [task() for task in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _TASKS
+    _TASKS = list(tasks)
+    try:
+        context = multiprocessing.get_context("fork")
+        workers = min(jobs, len(tasks))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            return list(pool.map(_run_task, range(len(tasks))))
+    finally:
+        _TASKS = []
 
 
 def page_doc_states(
-    config: TaggerConfig, docs: Sequence[Example], pages: Sequence[Example], page_states: Sequence[torch.Tensor]
+    config: TaggerConfig,
+    docs: Sequence[Example],
+    pages: Sequence[Example],
+    page_states: Sequence[torch.Tensor],
+    chunks: Sequence[Ranges] | None = None,
 ) -> tuple[list[Example], list[torch.Tensor]]:
     """Doc-stage examples of pages whose line states are known, with the states of their first forward pass
-    (what the doc head reads) cut from the page's: no backbone run needed."""
+    (what the doc head reads) cut from the page's: no backbone run needed. When the page was read in
+    `chunks`, only the rows of its first chunk are exact (a causal backbone's states of a prefix do not
+    depend on what follows it), so the window is cut to that chunk."""
     from proxkit.models.tagger import Segmenter
 
     segmenter = Segmenter(config)
@@ -227,9 +345,11 @@ def page_doc_states(
         index = by_source.get(doc.source)
         if index is not None and doc.lines == pages[index].lines:
             end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
+            if chunks is not None:
+                end = min(end, chunks[index][0][1])
             chosen.append(doc)
             # the backbone's columns of the page's states, with surface features of these lines alone
-            states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines))
+            states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines[:end]))
     return chosen, states
 
 
@@ -256,7 +376,8 @@ def cross_validate_docs(
     return {**summary, "documents": len(examples), "folds": folds, "repeats": repeats}
 
 
-def _mean_scores(results: list[dict]) -> dict:
+def mean_fold_scores(results: list[dict]) -> dict:
+    """Mean and spread over folds of each system's scores, and of the tagger's paired gain over C4."""
     summary = {}
     for system in ("tagger", "c4_line_rule"):
         for metric in ("removed_line_f1", "kept_line_f1", "content_word_f1"):
@@ -275,19 +396,24 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def train_tagger(
-    examples: Sequence[Example], states: Sequence[torch.Tensor], config: TaggerConfig, epochs: int = 30
-) -> TaggerHeads:
-    """The shipped tagger's heads: trained on all but the held-out sites of the chunk pages
-    (`held_out_split`), which set `config.line_threshold`; the doc probe is fitted on all doc examples."""
+    examples: Sequence[Example],
+    states: Sequence[torch.Tensor],
+    config: TaggerConfig,
+    epochs: int = 30,
+    chunks: Sequence[Ranges] | None = None,
+) -> tuple[TaggerHeads, float]:
+    """The shipped tagger's heads and line threshold: the heads trained on all but the held-out sites of the
+    chunk pages (`held_out_split`), on which the threshold is chosen; the doc probe is fitted on all doc
+    examples. `chunks`: each example's run-time chunks (`StateStore.chunks`)."""
+    ranges = chunks or [[(0, len(state))] for state in states]
     _, validation_pages = held_out_split([e for e in examples if e.stage == "chunk"])
     held_out = {id(example) for example in validation_pages}
     validation = [i for i, e in enumerate(examples) if id(e) in held_out]
     train = [i for i, e in enumerate(examples) if id(e) not in held_out]
-    heads = train_heads([examples[i] for i in train], [states[i] for i in train], config, epochs)
-    config.line_threshold = best_threshold(
-        [examples[i] for i in validation], line_probabilities(heads, [states[i] for i in validation])
-    )
-    return heads
+    units = split_chunks([examples[i] for i in train], [states[i] for i in train], [ranges[i] for i in train])
+    heads = train_heads(*units, config, epochs)
+    probabilities = line_probabilities(heads, [states[i] for i in validation], [ranges[i] for i in validation])
+    return heads, best_threshold([examples[i] for i in validation], probabilities)
 
 
 def save_tagger(heads: TaggerHeads, config: TaggerConfig, output: Path) -> None:
