@@ -442,7 +442,7 @@ def train_tagger_command(
     final = functools.partial(
         tagger.train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks
     )
-    *fold_results, (heads, threshold) = tagger.run_tasks([*tasks, final], jobs)
+    (heads, threshold), *fold_results = tagger.run_tasks([final, *tasks], jobs)  # the longest first
     config.line_threshold = threshold
     report = {}
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV

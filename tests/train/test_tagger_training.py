@@ -1,16 +1,19 @@
 """Training the line tagger on seed examples, with a tiny random backbone."""
 
+import functools
 import json
+import os
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from proxkit.cli import app
-from proxkit.models.tagger import SURFACE_FEATURES, DocProbe, TaggerConfig, TaggerWriter
+from proxkit.models.tagger import SURFACE_FEATURES, Backbone, DocProbe, TaggerConfig, TaggerHeads, TaggerWriter
 from proxkit.models.tokenizers import load_tokenizer
-from proxkit.prompts import chunk_prompt_ids
+from proxkit.prompts import chunk_document, chunk_prompt_ids, line_cost
 from proxkit.train import tagger
 from proxkit.train.seed import Example, load_seed
 
@@ -82,6 +85,66 @@ def test_states_are_computed_once_and_cached(seed, config, tmp_path):
     assert torch.equal(with_surface[0][:, : config.features], first[0])
 
 
+def test_a_chunked_store_reads_each_run_time_chunk_in_its_own_forward_pass(seed, config, tmp_path):
+    page = load_seed(seed)[0]
+    store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)
+    chunks = store.chunks(page)
+    cost = line_cost(load_tokenizer(config.base))
+    expected = [(c.first_line, c.last_line + 1) for c in chunk_document("\n".join(page.lines), cost, 40)]
+    assert chunks == expected and len(chunks) > 1
+    states = store.states(page)
+    backbone = Backbone(config)
+    for start, end in chunks:  # as the writer reads a chunk prompt: its lines, numbered from `start`
+        assert torch.allclose(states[start:end], backbone.line_states(page.lines[start:end], start), atol=1e-5)
+    whole = tagger.StateStore(tmp_path / "states", config)
+    assert whole.folder != store.folder and whole.chunks(page) == [(0, len(page.lines))]
+    second = chunks[1][0]  # beyond the first chunk a line's state saw less of the page
+    assert not torch.allclose(whole.states(page)[second:], states[second:], atol=1e-3)
+    assert torch.allclose(whole.states(page)[:second], states[:second], atol=1e-5)  # a prefix is a prefix
+    surfaced = tagger.StateStore(tmp_path / "states", replace(config, surface=True), chunk_budget=40)
+    positions = surfaced.states(page)[:, -1]  # each chunk's lines run from 0 (first) to 1 (last)
+    assert [positions[start].item() for start, _ in chunks] == [0.0] * len(chunks)
+    longer = [(start, end) for start, end in chunks if end - start > 1]
+    assert [positions[end - 1].item() for _, end in longer] == [1.0] * len(longer)
+
+
+def test_pages_split_into_chunks_keep_their_labels_and_states_and_the_heads_run_per_chunk(seed, config, tmp_path):
+    examples = load_seed(seed)
+    pages = [e for e in examples if e.stage == "chunk"][:2]
+    doc = next(e for e in examples if e.stage == "doc")
+    states = [torch.randn(len(p.lines), config.features) for p in pages] + [torch.randn(4, config.features)]
+    chunks = [[(0, 2), (2, 6)], [(0, 6)], [(0, 4)]]
+    units, unit_states = tagger.split_chunks([*pages, doc], states, chunks)
+    assert [u.lines for u in units] == [pages[0].lines[:2], pages[0].lines[2:], pages[1].lines, doc.lines]
+    assert [u.remove for u in units[:2]] == [pages[0].remove[:2], pages[0].remove[2:]] and units[3] is doc
+    assert torch.equal(unit_states[1], states[0][2:]) and units[0].site == pages[0].site
+    heads = TaggerHeads.for_config(config).eval()
+    [per_chunk] = tagger.line_probabilities(heads, states[:1], chunks[:1])
+    expected = [p for s in unit_states[:2] for p in tagger.line_probabilities(heads, [s])[0]]
+    assert per_chunk == pytest.approx(expected)
+    assert per_chunk != pytest.approx(tagger.line_probabilities(heads, states[:1])[0])  # the conv saw across
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def test_tasks_run_in_forked_workers_and_return_in_order(seed, config, tmp_path):
+    assert tagger.run_tasks([functools.partial(pow, 2, n) for n in range(5)], jobs=2) == [1, 2, 4, 8, 16]
+    assert set(tagger.run_tasks([_pid] * 4, jobs=2)) - {os.getpid()}  # elsewhere
+    assert tagger.run_tasks([_pid], jobs=2) == [os.getpid()]  # one task: no worker needed
+    examples = [e for e in load_seed(seed) if e.stage == "chunk"]
+    store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)
+    states, chunks = store.all(examples), [store.chunks(e) for e in examples]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers, so both runs sum floats in the same order
+    try:
+        here = tagger.cross_validate_chunks(examples, states, config, 3, 3, chunks, jobs=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert tagger.cross_validate_chunks(examples, states, config, 3, 3, chunks, jobs=3) == here
+
+
 def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_path):
     examples = load_seed(seed)
     states = tagger.StateStore(tmp_path / "states", config).all(examples)
@@ -144,7 +207,8 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
         ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
          "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5",
          "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention",
-         "--recurrent" if attention else "--no-recurrent"],
+         "--recurrent" if attention else "--no-recurrent", "--chunk-budget", "40" if surface else "0",
+         "--jobs", "3" if surface else "1"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -174,6 +238,12 @@ def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_sta
     direct = tagger.StateStore(tmp_path / "direct", config).states(docs[0])  # computed by the backbone
     assert doc_states[0].shape == direct.shape and direct.shape[0] < len(pages[0].lines)
     assert torch.allclose(doc_states[0], direct, atol=1e-5)
+    store = tagger.StateStore(tmp_path / "states", config, chunk_budget=30)  # chunks shorter than the window
+    chunks = [store.chunks(page) for page in pages]
+    _, [cut] = tagger.page_doc_states(config, docs, pages, store.all(pages), chunks)
+    first_chunk = chunks[0][0][1]
+    assert first_chunk < direct.shape[0] and cut.shape[0] == first_chunk  # the exact rows only
+    assert torch.allclose(cut[:, : config.features], direct[:first_chunk, : config.features], atol=1e-5)
 
 
 def test_prox_train_tagger_refuses_layers_the_backbone_does_not_run(seed, config, tmp_path):
