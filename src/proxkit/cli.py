@@ -448,9 +448,11 @@ def train_tagger_command(
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
         report["chunk"] = tagger.mean_fold_scores(fold_results)
         report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
-    if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold)
+    if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
+        # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
         drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]
         report["doc_labelled_pages"] = doc_scores(drops, pages)
+    report["chunk_budget"] = chunk_budget  # what training read a page in (0: whole pages)
     config.metrics = report
     tagger.save_tagger(heads, config, output)
     typer.echo(json.dumps(report, indent=2))

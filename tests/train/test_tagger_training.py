@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from proxkit.cli import app
 from proxkit.models.tagger import SURFACE_FEATURES, Backbone, DocProbe, TaggerConfig, TaggerHeads, TaggerWriter
 from proxkit.models.tokenizers import load_tokenizer
+from proxkit.program import Program
 from proxkit.prompts import chunk_document, chunk_prompt_ids, line_cost
 from proxkit.train import tagger
 from proxkit.train.seed import Example, load_seed
@@ -89,15 +90,17 @@ def test_a_chunked_store_reads_each_run_time_chunk_in_its_own_forward_pass(seed,
     page = load_seed(seed)[0]
     store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)
     chunks = store.chunks(page)
-    cost = line_cost(load_tokenizer(config.base))
-    expected = [(c.first_line, c.last_line + 1) for c in chunk_document("\n".join(page.lines), cost, 40)]
-    assert chunks == expected and len(chunks) > 1
+    assert len(chunks) > 1 and [start for start, _ in chunks] == [0] + [end for _, end in chunks[:-1]]
+    assert chunks[-1][1] == len(page.lines)
     states = store.states(page)
     backbone = Backbone(config)
     for start, end in chunks:  # as the writer reads a chunk prompt: its lines, numbered from `start`
         assert torch.allclose(states[start:end], backbone.line_states(page.lines[start:end], start), atol=1e-5)
     whole = tagger.StateStore(tmp_path / "states", config)
-    assert whole.folder != store.folder and whole.chunks(page) == [(0, len(page.lines))]
+    assert whole.chunks(page) == [(0, len(page.lines))]
+    assert whole.folder == store.folder and whole._key(page) != store._key(page)  # one cache, two files
+    doc = Example(page.source, page.site, "doc", page.lines, drop=False)
+    assert whole._key(doc) == store._key(doc)  # a doc example is read the same way by both
     second = chunks[1][0]  # beyond the first chunk a line's state saw less of the page
     assert not torch.allclose(whole.states(page)[second:], states[second:], atol=1e-3)
     assert torch.allclose(whole.states(page)[:second], states[:second], atol=1e-5)  # a prefix is a prefix
@@ -123,6 +126,26 @@ def test_pages_split_into_chunks_keep_their_labels_and_states_and_the_heads_run_
     expected = [p for s in unit_states[:2] for p in tagger.line_probabilities(heads, [s])[0]]
     assert per_chunk == pytest.approx(expected)
     assert per_chunk != pytest.approx(tagger.line_probabilities(heads, states[:1])[0])  # the conv saw across
+    assert unit_states[2] is states[1] and units[2] is pages[1]  # one chunk: the page itself
+    with pytest.raises(ValueError, match="do not cover its 6 lines"):
+        tagger.split_chunks(pages[:1], states[:1], [[(0, 2), (3, 6)]])
+
+
+def test_training_on_chunks_scores_what_the_writer_writes_at_run_time(seed, config, tmp_path):
+    config = replace(config, surface=True, recurrent=True)  # heads that look beyond a line's neighbours
+    pages = [e for e in load_seed(seed) if e.stage == "chunk"]
+    store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)
+    states, chunks = store.all(pages), [store.chunks(page) for page in pages]
+    heads = tagger.train_heads(*tagger.split_chunks(pages, states, chunks), config, epochs=3)
+    tagger.save_tagger(heads, config, tmp_path / "tagger")
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(tmp_path / "tagger", tokenizer)
+    for page, probabilities in zip(pages[:3], tagger.line_probabilities(heads, states, chunks), strict=False):
+        parts = chunk_document("\n".join(page.lines), line_cost(tokenizer), 40)  # as prox refine cuts it
+        written = writer.generate([chunk_prompt_ids(part.text, tokenizer).ids for part in parts], 64)
+        removes = [p >= config.line_threshold for p in probabilities]
+        expected = [Program.removing(removes[part.first_line : part.last_line + 1], part.first_line) for part in parts]
+        assert [generation.text for generation in written] == [program.render() for program in expected]
 
 
 def _pid() -> int:
@@ -133,6 +156,8 @@ def test_tasks_run_in_forked_workers_and_return_in_order(seed, config, tmp_path)
     assert tagger.run_tasks([functools.partial(pow, 2, n) for n in range(5)], jobs=2) == [1, 2, 4, 8, 16]
     assert set(tagger.run_tasks([_pid] * 4, jobs=2)) - {os.getpid()}  # elsewhere
     assert tagger.run_tasks([_pid], jobs=2) == [os.getpid()]  # one task: no worker needed
+    with pytest.raises(ZeroDivisionError):  # a failing task fails the call
+        tagger.run_tasks([functools.partial(divmod, 1, 0), _pid], jobs=2)
     examples = [e for e in load_seed(seed) if e.stage == "chunk"]
     store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)
     states, chunks = store.all(examples), [store.chunks(e) for e in examples]

@@ -118,9 +118,9 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
     """[lines, SURFACE_FEATURES]: what a line's text shows at a glance and a state read at its last token
     holds only vaguely — its length in words and characters, whether it passes the C4 line rule or ends in
     terminal punctuation, its shares of letters, digits and capitals, a leading capital, menu or footer
-    separators — and its position among `lines` (0 first, 1 last: headers come first, footers last).
-    Training reads whole pages, a writer one chunk of a page at a time, so on pages longer than one chunk
-    the position (and what an attention layer sees) differs between the two: the site CV does not see it."""
+    separators — and its position among `lines` (0 first, 1 last: headers come first, footers last). A
+    writer reads a page one chunk at a time, so the position is within the chunk; `prox train tagger`
+    computes it the same way (its `--chunk-budget`), except with `--chunk-budget 0`, which reads whole pages."""
     from proxkit.train.metrics import TERMINAL_PUNCTUATION, c4_line_rule
 
     rows = []

@@ -26,7 +26,7 @@ from proxkit.train.seed import Example
 from proxkit.train.split import held_out_split, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
-Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per forward pass of the writer
+Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per run-time chunk
 
 
 class StateStore:
@@ -35,39 +35,44 @@ class StateStore:
 
     With a `chunk_budget` (the default of `prox train tagger`), a chunk page is read as `prox refine` reads
     it: cut into chunks of numbered lines (`chunk_document` with the backbone's tokenizer), each chunk its
-    own forward pass and its own set of surface features, so what the heads learn from is what they see at
-    run time. `chunks` gives the (start, end) line ranges; without a budget a page is one range."""
+    own prompt and its own set of surface features, so what the heads learn from is what they see at run
+    time. `chunks` gives the (start, end) line ranges; without a budget a page is one range. Doc examples
+    read their first forward pass either way, so one cache file serves both."""
 
     def __init__(self, folder: str | Path, config: TaggerConfig, chunk_budget: int = 0) -> None:
         settings = [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
-        if chunk_budget:  # whole-page caches keep their names
-            settings.append(chunk_budget)
         self.folder = Path(folder) / hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.chunk_budget = chunk_budget
         self._backbone: Backbone | None = None
-        self._chunks: dict[int, Ranges] = {}
+        self._chunks: dict[str, Ranges] = {}
+
+    def _key(self, example: Example) -> str:
+        """The example's cache name: its content, and for a chunked chunk page the budget."""
+        budget = self.chunk_budget if example.stage == "chunk" else 0
+        text = "\n".join(example.lines)
+        name = f"{example.stage}\0{example.source}\0{text}" + (f"\0chunks of {budget}" if budget else "")
+        return hashlib.sha1(name.encode(errors="surrogatepass")).hexdigest()
 
     def chunks(self, example: Example) -> Ranges:
         """The (start, end) line ranges the writer reads this example in: its run-time chunks (chunk stage,
         with a budget), else the whole example."""
         if not self.chunk_budget or example.stage != "chunk":
             return [(0, len(example.lines))]
-        if id(example) not in self._chunks:
+        key = self._key(example)
+        if key not in self._chunks:
             from proxkit.models.base_models import resolve_base
             from proxkit.models.tokenizers import load_tokenizer
             from proxkit.prompts import chunk_document, line_cost
 
             cost = line_cost(load_tokenizer(resolve_base(self.config.base)))  # the tagger's prompt tokenizer
             chunks = chunk_document("\n".join(example.lines), cost, self.chunk_budget)
-            self._chunks[id(example)] = [(chunk.first_line, chunk.last_line + 1) for chunk in chunks]
-        return self._chunks[id(example)]
+            self._chunks[key] = [(chunk.first_line, chunk.last_line + 1) for chunk in chunks]
+        return self._chunks[key]
 
     def states(self, example: Example) -> torch.Tensor:
-        text = "\n".join(example.lines)
-        key = hashlib.sha1(f"{example.stage}\0{example.source}\0{text}".encode(errors="surrogatepass")).hexdigest()
-        path = self.folder / f"{key}.pt"
+        path = self.folder / f"{self._key(example)}.pt"
         chunks = self.chunks(example)
         if path.exists():
             states = torch.load(path)
@@ -77,7 +82,8 @@ class StateStore:
             # the doc head reads one forward pass's worth, as at run time
             first_window_only = example.stage == "doc"
             items = [(example.lines[start:end], start, first_window_only) for start, end in chunks]
-            states = torch.cat(self._backbone.batch_line_states(items))
+            # one pass at a time, as the writer on a CPU: padded batches cost more there
+            states = torch.cat(self._backbone.batch_line_states(items, self.config.max_tokens))
             torch.save(states, path.with_suffix(".tmp"))
             path.with_suffix(".tmp").rename(path)
         return torch.cat(
@@ -105,6 +111,9 @@ def split_chunks(
         return list(examples), list(states)
     units, unit_states = [], []
     for example, state, ranges in zip(examples, states, chunks, strict=True):
+        bounds = [0, *(end for _, end in ranges)]
+        if [start for start, _ in ranges] != bounds[:-1] or bounds[-1] != len(state):
+            raise ValueError(f"{example.source}: chunks {ranges} do not cover its {len(state)} lines in order")
         if len(ranges) == 1:
             units.append(example)
             unit_states.append(state)
@@ -301,26 +310,32 @@ def cross_validate_chunks(
 _TASKS: list[Callable[[], object]] = []  # what the forked workers of `run_tasks` run
 
 
-def _run_task(index: int) -> object:
-    return _TASKS[index]()
+def _run_task(index: int) -> tuple[int, object]:
+    return index, _TASKS[index]()
 
 
 def run_tasks(tasks: Sequence[Callable[[], object]], jobs: int = 1) -> list:
     """The results of zero-argument tasks, in order: here when `jobs` is 1, else in `jobs` forked worker
     processes of one torch thread each, which share the tasks' inputs (line states: hundreds of MB) with
-    this process copy-on-write instead of receiving a pickled copy. Results travel back pickled."""
+    this process copy-on-write instead of receiving a pickled copy; results travel back pickled, each equal to
+    a one-thread run of its task here. A task that fails (or Ctrl-C) stops the others at once."""
+    import multiprocessing
+
     if jobs <= 1 or len(tasks) <= 1:
         return [task() for task in tasks]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
+    if "fork" not in multiprocessing.get_all_start_methods():
+        logger.warning("this platform cannot fork: the tasks run one after another")
+        return [task() for task in tasks]
     global _TASKS
     _TASKS = list(tasks)
     try:
         context = multiprocessing.get_context("fork")
-        workers = min(jobs, len(tasks))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            return list(pool.map(_run_task, range(len(tasks))))
+        results: list = [None] * len(tasks)
+        # results as they come, so a failure is raised at once; leaving the block terminates the workers
+        with context.Pool(min(jobs, len(tasks)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for index, result in pool.imap_unordered(_run_task, range(len(tasks))):  # started in order
+                results[index] = result
+        return results
     finally:
         _TASKS = []
 
