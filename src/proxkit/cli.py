@@ -398,7 +398,8 @@ def train_tagger_command(
     chunk_budget: Annotated[
         int,
         typer.Option(
-            min=0, help="Read each page in the chunks prox refine cuts it into, of this many tokens (0: whole pages)."
+            min=0,
+            help="Tokens of a page per chunk, in training and when the tagger refines (0: a whole page at once).",
         ),
     ] = CHUNK_TOKEN_BUDGET,
     jobs: Annotated[int, typer.Option(min=1, help="Processes training the folds and the final heads at once.")] = 1,
@@ -418,7 +419,8 @@ def train_tagger_command(
     except ValueError:
         raise typer.BadParameter(f"{layers!r} is not a comma-separated list of layers", param_hint="--layers") from None
     try:
-        config = TaggerConfig.for_base(base, depth, chosen, surface=surface, attention=attention, recurrent=recurrent)
+        options = {"surface": surface, "attention": attention, "recurrent": recurrent, "chunk_budget": chunk_budget}
+        config = TaggerConfig.for_base(base, depth, chosen, **options)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
         raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
     except DepthError as error:
@@ -452,7 +454,6 @@ def train_tagger_command(
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
         drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]
         report["doc_labelled_pages"] = doc_scores(drops, pages)
-    report["chunk_budget"] = chunk_budget  # what training read a page in (0: whole pages)
     config.metrics = report
     tagger.save_tagger(heads, config, output)
     typer.echo(json.dumps(report, indent=2))

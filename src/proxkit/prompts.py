@@ -23,6 +23,7 @@ BOS = "<s>"
 DOC_MAX_PROMPT_TOKENS = 2000  # the reference cut doc prompts here
 CHUNK_TOKEN_BUDGET = 1500  # greedy line packing budget per chunk
 MODEL_CONTEXT = 2048
+WHOLE_PAGE = 2**62  # a chunk budget (and prompt length) no page reaches: one prompt per page
 CHUNK_MAX_NEW_TOKENS = 256
 DOC_MAX_NEW_TOKENS = 2000
 

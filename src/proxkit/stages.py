@@ -28,9 +28,7 @@ from proxkit.program import Guards, Mode, Stage, execute, execute_doc
 from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
 from proxkit.prompts import (
     CHUNK_MAX_NEW_TOKENS,
-    CHUNK_TOKEN_BUDGET,
     DOC_MAX_NEW_TOKENS,
-    MODEL_CONTEXT,
     TokenizationMode,
     Tokenizer,
     chunk_document,
@@ -244,12 +242,13 @@ class ChunkRefiner(_ModelStep):
     name = "🧩 ChunkRefiner"
     stage = Stage.CHUNK
 
-    def __init__(
-        self, model: ModelSpec, *, budget: int = CHUNK_TOKEN_BUDGET, context: int = MODEL_CONTEXT, **settings
-    ) -> None:
+    def __init__(self, model: ModelSpec, *, budget: int | None = None, context: int | None = None, **settings) -> None:
+        """budget / context: tokens of a page per chunk and per prompt (default: the model's
+        `chunk_limits`)."""
         super().__init__(model, **settings)
-        self.budget = budget
-        self.context = context
+        default_budget, default_context = model.chunk_limits
+        self.budget = budget or default_budget
+        self.context = context or default_context
 
     def default_max_new_tokens(self) -> int:
         return CHUNK_MAX_NEW_TOKENS

@@ -10,7 +10,7 @@ from proxkit.cli import app
 from proxkit.models import resolve
 from proxkit.models.tagger import TaggerConfig
 from proxkit.program import Program, RemoveAllLines, RemoveLines, Stage, removed_lines
-from proxkit.train.evaluate import doc_scores, evaluate_chunk, evaluate_doc
+from proxkit.train.evaluate import doc_scores, evaluate_chunk, evaluate_doc, write_chunk_programs
 from proxkit.train.seed import Example
 
 PAGE = ["Home | About", "The council approved new cycle lanes on Tuesday.", "Copyright 2024"]
@@ -83,3 +83,24 @@ def test_prox_evaluate_scores_a_served_model(tmp_path, tiny_refiner):
     assert server.requests == 2
     no_endpoint = CliRunner().invoke(app, [*args, "--tokenizer", str(tiny_refiner)])
     assert no_endpoint.exit_code == 2 and "--base-url" in no_endpoint.output
+
+
+def test_a_tagger_refines_pages_in_the_chunks_it_was_trained_on(tmp_path, tiny_backbone):
+    from dataclasses import replace
+
+    from proxkit.prompts import CHUNK_TOKEN_BUDGET, MODEL_CONTEXT, WHOLE_PAGE
+    from proxkit.stages import ChunkRefiner
+
+    page = Example("p", "s", "chunk", PAGE * 20, [True, False, True] * 20, gold=PAGE[1])  # 60 lines
+    programs = {}
+    for budget in (40, 0):
+        directory = tagger_dir(tmp_path / str(budget), tiny_backbone, 10.0, 10.0)
+        TaggerConfig.save(replace(TaggerConfig.load(directory), chunk_budget=budget), directory)
+        spec = resolve(str(directory), Stage.CHUNK)
+        limits = (40, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
+        assert spec.chunk_limits == limits
+        assert (ChunkRefiner(spec).budget, ChunkRefiner(spec).context) == limits
+        programs[budget] = write_chunk_programs(spec, [page])[0]
+    assert programs[0] == "remove_lines(line_start=0, line_end=59)"  # one prompt: the whole page
+    assert programs[40].count("remove_lines") > 1  # one program per 40-token chunk
+    assert resolve("smollm2-135m", Stage.CHUNK).chunk_limits == (CHUNK_TOKEN_BUDGET, MODEL_CONTEXT)

@@ -241,7 +241,7 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1
     assert (saved.depth, saved.layers, saved.surface, saved.attention) == (4, (1, 3), surface, attention)
-    assert saved.recurrent == attention
+    assert saved.recurrent == attention and saved.chunk_budget == (40 if surface else 0)
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")

@@ -72,6 +72,20 @@ class ModelSpec:
         """The tagger cut-offs this spec overrides (they decide its programs, so they key the program cache)."""
         return {name: value for name, value in self.options.items() if name in TAGGER_THRESHOLDS}
 
+    @property
+    def chunk_limits(self) -> tuple[int, int]:
+        """(tokens of a page per chunk, tokens per prompt) when this model writes chunk programs: the
+        reference's 1500 and 2048, or for a tagger directory the chunk budget it was trained with (0: a whole
+        page in one prompt, without a limit: the tagger reads any length in windows)."""
+        from proxkit.models.tagger import TaggerConfig, is_tagger
+        from proxkit.prompts import CHUNK_TOKEN_BUDGET, MODEL_CONTEXT, WHOLE_PAGE
+
+        directory = Path(self.source).expanduser()  # taggers are local directories (or bundled ones)
+        if self.backend is not Backend.OPENAI and is_tagger(directory):
+            budget = TaggerConfig.load(directory).chunk_budget
+            return (budget, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
+        return CHUNK_TOKEN_BUDGET, MODEL_CONTEXT
+
     def load_tokenizer(self) -> Tokenizer:
         """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it)."""
         from proxkit.models.base_models import resolve_base

@@ -31,7 +31,7 @@ from proxkit.models.base_models import resolve_base
 from proxkit.models.registry import check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
-from proxkit.prompts import Tokenizer, number_line
+from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
 
 CONFIG_FILE = "tagger.json"
 HEADS_FILE = "heads.safetensors"
@@ -53,7 +53,9 @@ class TaggerConfig:
     line_threshold / doc_threshold: remove a line / drop a document when its probability is at least this;
     max_line_tokens: tokens read per line; max_tokens: tokens per forward pass; surface: the heads also read
     `line_surface` of each line's text; attention: the line head also attends over all lines of a chunk;
-    recurrent: the line head also reads a bidirectional GRU run over the lines of a chunk."""
+    recurrent: the line head also reads a bidirectional GRU run over the lines of a chunk; chunk_budget: the
+    tokens of a page per chunk prompt when this tagger refines, as it was trained (`prox train tagger
+    --chunk-budget`; 0: a whole page per prompt)."""
 
     base: str
     depth: int = 4
@@ -67,6 +69,7 @@ class TaggerConfig:
     surface: bool = False
     attention: bool = False
     recurrent: bool = False
+    chunk_budget: int = CHUNK_TOKEN_BUDGET
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:

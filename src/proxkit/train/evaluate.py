@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 from proxkit.models import ModelSpec
 from proxkit.program import Mode, Stage, execute_doc, parse_program, removed_lines
-from proxkit.prompts import TokenizationMode, chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost
+from proxkit.prompts import (
+    CHUNK_MAX_NEW_TOKENS,
+    TokenizationMode,
+    chunk_document,
+    chunk_prompt_ids,
+    doc_prompt_ids,
+    line_cost,
+)
 from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report
 from proxkit.train.seed import Example
 
@@ -17,10 +24,14 @@ def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode =
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
     tokenization = TokenizationMode.for_mode(mode)
+    budget, context = spec.chunk_limits
     programs = []
     for page in pages:
-        chunks = chunk_document("\n".join(page.lines), line_cost(tokenizer))
-        prompts = [chunk_prompt_ids(chunk.text, tokenizer, tokenization).ids for chunk in chunks]
+        chunks = chunk_document("\n".join(page.lines), line_cost(tokenizer), budget)
+        prompts = [
+            chunk_prompt_ids(chunk.text, tokenizer, tokenization, context - CHUNK_MAX_NEW_TOKENS).ids
+            for chunk in chunks
+        ]
         programs.append("\n".join(g.text.strip(" ") for g in writer.generate(prompts, 256)))
     writer.close()
     return programs
