@@ -127,6 +127,8 @@ def test_pages_split_into_chunks_keep_their_labels_and_states_and_the_heads_run_
     assert per_chunk == pytest.approx(expected)
     assert per_chunk != pytest.approx(tagger.line_probabilities(heads, states[:1])[0])  # the conv saw across
     assert unit_states[2] is states[1] and units[2] is pages[1]  # one chunk: the page itself
+    window = torch.randn(2, config.features)  # a doc example's states: its first forward pass only
+    assert tagger.split_chunks([doc], [window], [[(0, len(doc.lines))]])[1] == [window]
     with pytest.raises(ValueError, match="do not cover its 6 lines"):
         tagger.split_chunks(pages[:1], states[:1], [[(0, 2), (3, 6)]])
 

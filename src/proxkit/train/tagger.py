@@ -111,13 +111,13 @@ def split_chunks(
         return list(examples), list(states)
     units, unit_states = [], []
     for example, state, ranges in zip(examples, states, chunks, strict=True):
-        bounds = [0, *(end for _, end in ranges)]
-        if [start for start, _ in ranges] != bounds[:-1] or bounds[-1] != len(state):
-            raise ValueError(f"{example.source}: chunks {ranges} do not cover its {len(state)} lines in order")
-        if len(ranges) == 1:
+        if len(ranges) == 1:  # read whole (a doc example's states may cover its first window only)
             units.append(example)
             unit_states.append(state)
             continue
+        bounds = [0, *(end for _, end in ranges)]
+        if [start for start, _ in ranges] != bounds[:-1] or bounds[-1] != len(state):
+            raise ValueError(f"{example.source}: chunks {ranges} do not cover its {len(state)} lines in order")
         for start, end in ranges:
             remove = example.remove[start:end] if example.remove is not None else None
             units.append(replace(example, lines=example.lines[start:end], remove=remove, gold=None))
