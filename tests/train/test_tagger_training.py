@@ -166,10 +166,10 @@ def test_tasks_run_in_forked_workers_and_return_in_order(seed, config, tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the workers, so both runs sum floats in the same order
     try:
-        here = tagger.cross_validate_chunks(examples, states, config, 3, 3, chunks, jobs=1)
+        here = tagger.run_tasks(tagger.fold_tasks(examples, states, config, 3, 3, chunks), jobs=1)
     finally:
         torch.set_num_threads(threads)
-    assert tagger.cross_validate_chunks(examples, states, config, 3, 3, chunks, jobs=3) == here
+    assert tagger.run_tasks(tagger.fold_tasks(examples, states, config, 3, 3, chunks), jobs=3) == here
 
 
 def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_path):
@@ -216,7 +216,8 @@ def test_doc_cross_validation_repeats_folds_and_reports_mean_and_spread(seed, co
 def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, config, tmp_path):
     examples = [e for e in load_seed(seed) if e.stage == "chunk"]
     states = tagger.StateStore(tmp_path / "states", config).all(examples)
-    report = tagger.cross_validate_chunks(examples, states, config, folds=3, epochs=5)
+    results = tagger.run_tasks(tagger.fold_tasks(examples, states, config, folds=3, epochs=5))
+    report = {"folds": results, "mean": tagger.mean_fold_scores(results)}
     assert len(report["folds"]) == 3
     assert set(report["mean"]) >= {"tagger.content_word_f1", "c4_line_rule.content_word_f1"}
     gain = report["mean"]["content_word_f1_gain_over_c4"]["mean"]

@@ -102,6 +102,11 @@ def line_weights(lines: Sequence[str]) -> torch.Tensor:
     return torch.tensor([1.0 + math.log1p(len(line.split())) for line in lines])
 
 
+def whole_ranges(states: Sequence[torch.Tensor]) -> list[Ranges]:
+    """Each example read in one piece: a single range over all its rows."""
+    return [[(0, len(state))] for state in states]
+
+
 def split_chunks(
     examples: Sequence[Example], states: Sequence[torch.Tensor], chunks: Sequence[Ranges] | None
 ) -> tuple[list[Example], list[torch.Tensor]]:
@@ -170,10 +175,9 @@ def line_probabilities(
 ) -> list[list[float]]:
     """P(remove) of every line of each example, the line head run on each of its `chunks` apart (None:
     on the whole example), as the writer runs it."""
-    whole = [[(0, len(state))] for state in states]
     return [
         [p for start, end in ranges for p in torch.sigmoid(heads.line_logits(state[start:end])).tolist()]
-        for state, ranges in zip(states, chunks or whole, strict=True)
+        for state, ranges in zip(states, chunks or whole_ranges(states), strict=True)
     ]
 
 
@@ -263,11 +267,12 @@ def fold_tasks(
     epochs: int = 30,
     chunks: Sequence[Ranges] | None = None,
 ) -> list[Callable[[], dict]]:
-    """One task per fold of the site cross-validation (`run_tasks` runs them): train on the other sites'
-    pages (minus a validation fold, which sets the threshold), test on this fold's sites; the C4 line
-    rule is scored on the same test pages. `chunks`: each page's run-time chunks (`StateStore.chunks`)."""
+    """One task per fold of the site cross-validation (`run_tasks` runs them; `mean_fold_scores` sums up
+    their results): train on the other sites' pages (minus a validation fold, which sets the threshold), test
+    on this fold's sites; the C4 line rule is scored on the same test pages. `chunks`: each page's run-time
+    chunks (`StateStore.chunks`)."""
     assignment = site_folds(examples, folds)
-    ranges = chunks or [[(0, len(state))] for state in states]
+    ranges = chunks or whole_ranges(states)
 
     def run_fold(test_fold: int) -> dict:
         validation_fold = (test_fold + 1) % folds
@@ -291,20 +296,6 @@ def fold_tasks(
         return {"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule}
 
     return [functools.partial(run_fold, fold) for fold in range(folds)]
-
-
-def cross_validate_chunks(
-    examples: Sequence[Example],
-    states: Sequence[torch.Tensor],
-    config: TaggerConfig,
-    folds: int = 5,
-    epochs: int = 30,
-    chunks: Sequence[Ranges] | None = None,
-    jobs: int = 1,
-) -> dict:
-    """The site cross-validation of `fold_tasks`, its folds run by `jobs` processes: per fold and mean."""
-    results = run_tasks(fold_tasks(examples, states, config, folds, epochs, chunks), jobs)
-    return {"folds": results, "mean": mean_fold_scores(results)}
 
 
 _TASKS: list[Callable[[], object]] = []  # what the forked workers of `run_tasks` run
@@ -420,7 +411,7 @@ def train_tagger(
     """The shipped tagger's heads and line threshold: the heads trained on all but the held-out sites of the
     chunk pages (`held_out_split`), on which the threshold is chosen; the doc probe is fitted on all doc
     examples. `chunks`: each example's run-time chunks (`StateStore.chunks`)."""
-    ranges = chunks or [[(0, len(state))] for state in states]
+    ranges = chunks or whole_ranges(states)
     _, validation_pages = held_out_split([e for e in examples if e.stage == "chunk"])
     held_out = {id(example) for example in validation_pages}
     validation = [i for i, e in enumerate(examples) if id(e) in held_out]
