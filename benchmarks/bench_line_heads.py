@@ -19,7 +19,7 @@ from proxkit.models.tagger import SURFACE_FEATURES, TaggerHeads
 FEATURES, WIDTH = 576, 256  # SmolLM2-135M's hidden size, the bundled taggers' head width
 OPTIONS = {
     "plain": {},
-    "surface": {"surface": SURFACE_FEATURES},
+    "surface": {"surface_columns": SURFACE_FEATURES},
     "attention": {"attention": True},
     "recurrent": {"recurrent": True},
 }
@@ -47,7 +47,10 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     heads = {name: TaggerHeads(FEATURES, WIDTH, **settings).train() for name, settings in OPTIONS.items()}
-    pages = {name: torch.randn(args.lines, FEATURES + settings.get("surface", 0)) for name, settings in OPTIONS.items()}
+    pages = {
+        name: torch.randn(args.lines, FEATURES + settings.get("surface_columns", 0))
+        for name, settings in OPTIONS.items()
+    }
     times: dict[str, list[float]] = {name: [] for name in OPTIONS}
     for _ in range(args.repeats):  # in turns, so a slow moment of the machine hits every option
         for name in OPTIONS:

@@ -184,26 +184,31 @@ class TaggerHeads(nn.Module):
     further than the conv sees), score. Doc head: a `DocProbe` over the lines the line head would keep."""
 
     def __init__(
-        self, features: int, width: int = 256, surface: int = 0, attention: bool = False, recurrent: bool = False
+        self,
+        features: int,
+        width: int = 256,
+        surface_columns: int = 0,
+        attention: bool = False,
+        recurrent: bool = False,
     ) -> None:
-        """features: columns of the line states; surface: columns of surface features after them; attention:
+        """features: columns of the line states; surface_columns: columns of surface features after them; attention:
         one transformer encoder layer (4 heads) over the lines; recurrent: a bidirectional GRU over them."""
         super().__init__()
         self.features = features
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
-        self.surface = nn.Sequential(nn.Linear(surface, width), nn.GELU()) if surface else None
+        self.surface = nn.Sequential(nn.Linear(surface_columns, width), nn.GELU()) if surface_columns else None
         self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
         self.attention = (
             nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True) if attention else None
         )
         self.recurrent = nn.GRU(width, width // 2, batch_first=True, bidirectional=True) if recurrent else None
         self.line = nn.Linear((2 + attention + recurrent) * width, 1)
-        self.doc = DocProbe(features + surface)
+        self.doc = DocProbe(features + surface_columns)
 
     @classmethod
     def for_config(cls, config: TaggerConfig) -> TaggerHeads:
-        surface = SURFACE_FEATURES if config.surface else 0
-        return cls(config.features, config.width, surface, config.attention, config.recurrent)
+        surface_columns = SURFACE_FEATURES if config.surface else 0
+        return cls(config.features, config.width, surface_columns, config.attention, config.recurrent)
 
     def line_logits(self, lines: torch.Tensor) -> torch.Tensor:
         """lines: [n_lines, features (+ surface)] of one document → one logit per line (remove)."""
@@ -360,7 +365,10 @@ def _load_base_decoder(base: str, device: str):
     """All layers of `base`'s decoder, loaded once per process and device."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=auto_dtype(device))  # states are read as float32
+    # float32 on a CPU whatever its flags: heads are trained on float32 CPU states, and on a CPU with native
+    # bf16 a bfloat16 pass both moves the states and was slower (1.55x on a 2048-token window, 16 layers)
+    dtype = torch.float32 if device == "cpu" else auto_dtype(device)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)  # states are read as float32
     decoder = model.model.to(device).eval()
     # transformers hooks the layers that record hidden states at a model's first forward pass; do it here,
     # once, so the views (which share the layers and copy the "hooked" mark) do not hook them again
