@@ -17,7 +17,7 @@ def test_no_prompts_no_batches():
     assert list(length_batches([], max_batch=4, max_tokens=100)) == []
 
 
-def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, tmp_path):
+def test_auto_dtype_is_bf16_only_where_the_cpu_has_bf16_matrix_units(monkeypatch, tmp_path):
     import builtins
 
     import torch
@@ -25,7 +25,12 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch,
     from proxkit.models import base
 
     real_open = builtins.open
-    for flags, expected in (("fpu avx2 avx512f", torch.float32), ("fpu avx512f avx512_bf16", torch.bfloat16)):
+    cases = (
+        ("fpu avx2 avx512f", torch.float32),
+        ("fpu avx512f avx512_bf16", torch.float32),
+        ("fpu avx512f avx512_bf16 amx_bf16 amx_tile", torch.bfloat16),
+    )
+    for flags, expected in cases:
         cpuinfo = tmp_path / "cpuinfo"
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
         monkeypatch.setattr(

@@ -85,7 +85,7 @@ def test_load_tokenizer_prefers_sentencepiece_and_falls_back_to_transformers(tin
 def forcing(writer: TransformersWriter, token: int) -> TransformersWriter:
     """Make greedy decoding write `token` after any prompt (an output layer that is only a bias)."""
     hidden, vocab = writer.model.config.hidden_size, writer.model.config.vocab_size
-    head = torch.nn.Linear(hidden, vocab, bias=True)
+    head = torch.nn.Linear(hidden, vocab, bias=True, dtype=writer.model.dtype)
     with torch.no_grad():
         head.weight.zero_()
         head.bias.zero_()

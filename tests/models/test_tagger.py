@@ -252,10 +252,10 @@ def test_layers_after_the_last_one_read_are_not_run_and_the_states_are_the_same(
     assert torch.allclose(states, reference[:, :64], atol=1e-5)
 
 
-def test_a_cpu_backbone_computes_in_float32_even_where_the_cpu_has_native_bf16(config, monkeypatch):
+def test_a_cpu_backbone_computes_in_float32_even_where_auto_means_bf16(config, monkeypatch):
     from proxkit.models import base, tagger
 
-    monkeypatch.setattr(base, "cpu_has_native_bf16", lambda: True)  # where `auto` means bfloat16
+    monkeypatch.setattr(base, "cpu_has_bf16_matrix_units", lambda: True)  # where `auto` means bfloat16
     assert base.auto_dtype("cpu") is torch.bfloat16
     tagger._load_base_decoder.cache_clear()
     tagger._load_decoder.cache_clear()

@@ -13,7 +13,8 @@ class TransformersWriter(ProgramWriter):
     """Greedy, batched, length-sorted generation with a transformers causal LM.
 
     max_batch: prompts per forward pass; max_batch_tokens: bound on prompts x (prompt + new tokens).
-    dtype: "auto" (bfloat16 on a GPU that supports it, float32 otherwise), "float32", "bfloat16" or "float16".
+    dtype: "auto" (bfloat16 on a GPU that supports it or a CPU with AMX, float32 otherwise), "float32",
+    "bfloat16" or "float16".
     """
 
     def __init__(

@@ -365,8 +365,8 @@ def _load_base_decoder(base: str, device: str):
     """All layers of `base`'s decoder, loaded once per process and device."""
     from transformers import AutoModelForCausalLM
 
-    # float32 on a CPU whatever its flags: heads are trained on float32 CPU states, and on a CPU with native
-    # bf16 a bfloat16 pass both moves the states and was slower (1.55x on a 2048-token window, 16 layers)
+    # float32 on a CPU whatever `auto` says there: heads are trained on float32 CPU states, which a bfloat16
+    # pass moves
     dtype = torch.float32 if device == "cpu" else auto_dtype(device)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)  # states are read as float32
     decoder = model.model.to(device).eval()
