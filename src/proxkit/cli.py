@@ -444,8 +444,13 @@ def train_tagger_command(
     final = functools.partial(
         tagger.train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks
     )
-    (heads, threshold), *fold_results = tagger.run_tasks([final, *tasks], jobs)  # the longest first
-    config.line_threshold = threshold
+
+    def save_final_heads(index: int, result: tuple) -> None:
+        if index == 0:  # written as soon as they are trained: a failure in the folds leaves the model
+            heads, config.line_threshold = result
+            tagger.save_tagger(heads, config, output)
+
+    (heads, _), *fold_results = tagger.run_tasks([final, *tasks], jobs, save_final_heads)  # the longest first
     report = {}
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
         report["chunk"] = tagger.mean_fold_scores(fold_results)

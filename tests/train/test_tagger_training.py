@@ -160,6 +160,11 @@ def test_tasks_run_in_forked_workers_and_return_in_order(seed, config, tmp_path)
     assert tagger.run_tasks([_pid], jobs=2) == [os.getpid()]  # one task: no worker needed
     with pytest.raises(ZeroDivisionError):  # a failing task fails the call
         tagger.run_tasks([functools.partial(divmod, 1, 0), _pid], jobs=2)
+    for jobs in (1, 2):  # each result is handed over here as its task finishes
+        seen = []
+        tasks = [functools.partial(pow, 3, n) for n in range(4)]
+        assert tagger.run_tasks(tasks, jobs, lambda index, result, s=seen: s.append((index, result))) == [1, 3, 9, 27]
+        assert sorted(seen) == [(0, 1), (1, 3), (2, 9), (3, 27)]
     examples = [e for e in load_seed(seed) if e.stage == "chunk"]
     store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)
     states, chunks = store.all(examples), [store.chunks(e) for e in examples]
@@ -248,6 +253,24 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")
+
+
+def test_prox_train_tagger_writes_the_final_heads_before_a_fold_fails(seed, config, tmp_path, monkeypatch):
+    def failing_fold() -> dict:
+        raise RuntimeError("fold failed")
+
+    monkeypatch.setattr(tagger, "fold_tasks", lambda *args: [failing_fold])
+    out = tmp_path / "tagger"
+    result = CliRunner().invoke(
+        app,
+        ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
+         "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "2"],
+    )  # fmt: skip
+    assert isinstance(result.exception, RuntimeError)
+    saved = TaggerConfig.load(out)  # the final heads (trained first) and their threshold, without the report
+    assert saved.metrics == {} and 0 < saved.line_threshold < 1
+    tokenizer = load_tokenizer(config.base)
+    assert TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
 
 
 @pytest.mark.parametrize("surface", [False, True])

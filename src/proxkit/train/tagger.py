@@ -305,18 +305,26 @@ def _run_task(index: int) -> tuple[int, object]:
     return index, _TASKS[index]()
 
 
-def run_tasks(tasks: Sequence[Callable[[], object]], jobs: int = 1) -> list:
+def run_tasks(
+    tasks: Sequence[Callable[[], object]], jobs: int = 1, on_result: Callable[[int, object], None] | None = None
+) -> list:
     """The results of zero-argument tasks, in order: here when `jobs` is 1, else in `jobs` forked worker
     processes of one torch thread each, which share the tasks' inputs (line states: hundreds of MB) with
     this process copy-on-write instead of receiving a pickled copy; results travel back pickled, each equal to
-    a one-thread run of its task here. A task that fails (or Ctrl-C) stops the others at once."""
+    a one-thread run of its task here. A task that fails (or Ctrl-C) stops the others at once. `on_result`
+    (index, result) is called here as each task finishes, before the others have."""
     import multiprocessing
 
+    def finished(index: int, result: object) -> object:
+        if on_result is not None:
+            on_result(index, result)
+        return result
+
     if jobs <= 1 or len(tasks) <= 1:
-        return [task() for task in tasks]
+        return [finished(index, task()) for index, task in enumerate(tasks)]
     if "fork" not in multiprocessing.get_all_start_methods():
         logger.warning("this platform cannot fork: the tasks run one after another")
-        return [task() for task in tasks]
+        return [finished(index, task()) for index, task in enumerate(tasks)]
     global _TASKS
     _TASKS = list(tasks)
     try:
@@ -325,7 +333,7 @@ def run_tasks(tasks: Sequence[Callable[[], object]], jobs: int = 1) -> list:
         # results as they come, so a failure is raised at once; leaving the block terminates the workers
         with context.Pool(min(jobs, len(tasks)), initializer=torch.set_num_threads, initargs=(1,)) as pool:
             for index, result in pool.imap_unordered(_run_task, range(len(tasks))):  # started in order
-                results[index] = result
+                results[index] = finished(index, result)
         return results
     finally:
         _TASKS = []
