@@ -460,7 +460,7 @@ def train_tagger_command(
         drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]
         report["doc_labelled_pages"] = doc_scores(drops, pages)
     config.metrics = report
-    tagger.save_tagger(heads, config, output)
+    config.save(output)  # the heads were written when trained (`save_final_heads`)
     typer.echo(json.dumps(report, indent=2))
 
 

@@ -320,10 +320,11 @@ def run_tasks(
             on_result(index, result)
         return result
 
-    if jobs <= 1 or len(tasks) <= 1:
-        return [finished(index, task()) for index, task in enumerate(tasks)]
-    if "fork" not in multiprocessing.get_all_start_methods():
+    parallel = jobs > 1 and len(tasks) > 1
+    if parallel and "fork" not in multiprocessing.get_all_start_methods():
         logger.warning("this platform cannot fork: the tasks run one after another")
+        parallel = False
+    if not parallel:
         return [finished(index, task()) for index, task in enumerate(tasks)]
     global _TASKS
     _TASKS = list(tasks)
