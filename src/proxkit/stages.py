@@ -220,6 +220,8 @@ class DocRefiner(_ModelStep):
                 "new_tokens": generation.new_tokens,
                 "truncated": prompt.truncated,
             }
+            if generation.score is not None:
+                entry["score"] = generation.score
             written.append(entry)
             self._decide(document, entry)
         if cache and written:
@@ -228,7 +230,8 @@ class DocRefiner(_ModelStep):
     def _decide(self, document: Document, entry: dict) -> None:
         document.metadata["doc_program"] = entry["program"]
         prox = prox_metadata(document)
-        prox["doc_stage"] = {k: entry[k] for k in ("prompt_tokens", "raw_tokens", "new_tokens", "truncated")}
+        fields = ("prompt_tokens", "raw_tokens", "new_tokens", "truncated", "score")  # score: P(drop), when known
+        prox["doc_stage"] = {k: entry[k] for k in fields if k in entry}
         prox["doc_model"] = self.model.name
         if execute_doc(document.text, entry["program"], mode=self.mode).dropped:
             mark_dropped(document, "doc_program")

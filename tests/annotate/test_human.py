@@ -17,13 +17,13 @@ from proxkit.annotate.human import (
     import_subset,
     import_webpages,
     l3s_gold,
-    main,
     matching_blocks,
     page_lines,
     program_for,
     readability_gold,
     write_seed,
 )
+from proxkit.annotate.seed_set import main
 from proxkit.program import KeepChunk, Program, RemoveLines, execute_chunk
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -208,6 +208,7 @@ def test_seed_example_validates_and_drops_unset_fields() -> None:
         "program": "keep_chunk()",
         "labels": [1, 1],
         "gold": "a\nb",
+        "collection": "s",  # the subset, unless told
     }
     with pytest.raises(ValueError, match="one label per line"):
         SeedExample("s/1", "s", "x", "chunk", "a\nb", "keep_chunk()", labels=[1])

@@ -9,18 +9,17 @@ and `program_for` writes the chunk program that removes the rest. Sources, under
   with at least `DOC_KEEP_MIN_WORDS` words of content);
 - `dclm_quality_labels/labels.jsonl` (`text`, `label` 1 = keep) → doc-stage examples.
 
-`python -m proxkit.annotate.human --shared shared/data -o seed.jsonl` writes the whole set and prints counts.
+`python -m proxkit.annotate.seed_set --shared shared/data -o seed.jsonl` writes the whole set (with the newer
+collections of `proxkit.annotate.wcxb`) and prints counts.
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import re
 import unicodedata
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,8 +28,8 @@ import lxml.html
 import orjson
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-from tqdm import tqdm
 
+from proxkit.layout import canonical_line
 from proxkit.program import DropDoc, KeepDoc, Program, Stage
 
 MIN_RUN = 3  # words: the alignment needs a common run this long to anchor shorter matches
@@ -59,7 +58,7 @@ def decode(data: bytes) -> str:
 
 def clean_lines(text: str) -> list[str]:
     """Lines of `text` with inner whitespace collapsed, stripped, empty ones dropped."""
-    return [line for line in (" ".join(raw.split()) for raw in text.splitlines()) if line]
+    return [line for line in map(canonical_line, text.splitlines()) if line]
 
 
 def page_lines(html_text: str) -> list[str]:
@@ -229,7 +228,9 @@ def program_for(lines: list[str], keep: list[bool]) -> Program:
 @dataclass
 class SeedExample:
     """One seed example. Chunk stage: `labels` (1 = keep, one per line of `text`) and `gold`; doc stage: `label`
-    (1 = keep). `site` groups pages of one web site, to hold out pages by site."""
+    (1 = keep). `site` groups pages of one web site, to hold out pages by site; `collection` the labelled
+    collection it comes from (default: its subset), to hold out a whole collection; `page_type` what kind of
+    page it is, where the collection says (article, forum, product…)."""
 
     source: str
     subset: str
@@ -240,9 +241,12 @@ class SeedExample:
     labels: list[int] | None = None
     label: int | None = None
     gold: str | None = None
+    collection: str | None = None
+    page_type: str | None = None
 
     def __post_init__(self) -> None:
         self.stage = str(Stage(self.stage))
+        self.collection = self.collection or self.subset
         if self.stage == Stage.CHUNK and (self.labels is None or len(self.labels) != len(self.text.split("\n"))):
             raise ValueError(f"{self.source}: a chunk example needs one label per line of its text")
         if self.stage == Stage.DOC and self.label not in (0, 1):
@@ -253,18 +257,20 @@ class SeedExample:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def doc_example(source: str, subset: str, site: str, text: str, keep: bool) -> SeedExample:
-    """A doc-stage example: `keep_doc()` or `drop_doc()`."""
+def doc_example(source: str, subset: str, site: str, text: str, keep: bool, **about: str | None) -> SeedExample:
+    """A doc-stage example: `keep_doc()` or `drop_doc()`. `about`: `collection`, `page_type`."""
     program = Program((KeepDoc() if keep else DropDoc(),)).render()
-    return SeedExample(source, subset, site, str(Stage.DOC), text, program, label=int(keep))
+    return SeedExample(source, subset, site, str(Stage.DOC), text, program, label=int(keep), **about)
 
 
-def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: str) -> SeedExample:
-    """A chunk-stage example: the page's lines, aligned with the gold, and the program that cleans them."""
+def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: str, **about: str | None) -> SeedExample:
+    """A chunk-stage example: the page's lines, aligned with the gold, and the program that cleans them.
+    `about`: `collection`, `page_type`."""
     keep = align(lines, gold)
     program = program_for(lines, keep).render()
     labels = [int(kept) for kept in keep]
-    return SeedExample(source, subset, site, str(Stage.CHUNK), "\n".join(lines), program, labels=labels, gold=gold)
+    text = "\n".join(lines)
+    return SeedExample(source, subset, site, str(Stage.CHUNK), text, program, labels=labels, gold=gold, **about)
 
 
 # --------------------------------------------------------------------------------------------- subsets
@@ -395,61 +401,3 @@ def write_seed(examples: Iterable[SeedExample], path: Path) -> int:
             out.write(orjson.dumps(example.to_dict()) + b"\n")
             count += 1
     return count
-
-
-# --------------------------------------------------------------------------------------------- command line
-
-
-@dataclass
-class Summary:
-    """Counts of a seed set, per subset and stage."""
-
-    examples: Counter[tuple[str, str]] = field(default_factory=Counter)
-    lines: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    kept_share: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    doc_keeps: Counter[str] = field(default_factory=Counter)
-
-    def add(self, example: SeedExample) -> SeedExample:
-        """Count `example` and hand it on."""
-        self.examples[(example.subset, example.stage)] += 1
-        if example.labels is not None:
-            self.lines[example.subset].append(len(example.labels))
-            self.kept_share[example.subset].append(sum(example.labels) / len(example.labels))
-        if example.label is not None:
-            self.doc_keeps[example.subset] += example.label
-        return example
-
-    def render(self) -> str:
-        """A table: examples per subset and stage, mean lines per page, mean share of lines kept, doc keeps."""
-        rows = [f"{'subset':<16} {'chunk':>6} {'doc':>6} {'doc keep':>8} {'lines/page':>10} {'kept share':>10}"]
-        for subset in sorted({subset for subset, _ in self.examples}):
-            lines, shares = self.lines[subset], self.kept_share[subset]
-            mean_lines = f"{sum(lines) / len(lines):.1f}" if lines else "-"
-            mean_share = f"{sum(shares) / len(shares):.3f}" if shares else "-"
-            rows.append(
-                f"{subset:<16} {self.examples[(subset, 'chunk')]:>6} {self.examples[(subset, 'doc')]:>6} "
-                f"{self.doc_keeps[subset]:>8} {mean_lines:>10} {mean_share:>10}"
-            )
-        return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Build the seed set from `--shared` (the folder holding `webpages_labelled` and `dclm_quality_labels`)."""
-    parser = argparse.ArgumentParser(prog="python -m proxkit.annotate.human", description=main.__doc__)
-    parser.add_argument("--shared", type=Path, required=True, help="folder with webpages_labelled/ and dclm_*")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="JSONL file to write")
-    args = parser.parse_args(argv)
-    pages, dclm = args.shared / "webpages_labelled", args.shared / "dclm_quality_labels" / "labels.jsonl"
-    if not pages.is_dir() and not dclm.is_file():
-        parser.error(f"neither {pages} nor {dclm} exists")
-    sources = [import_webpages(pages)] if pages.is_dir() else []
-    sources += [import_dclm(dclm)] if dclm.is_file() else []
-    summary = Summary()
-    examples = tqdm((summary.add(example) for source in sources for example in source), desc="seed", unit=" ex")
-    count = write_seed(examples, args.output)
-    print(summary.render())
-    print(f"{count} examples written to {args.output}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
 """A program writer that classifies instead of decoding.
 
-The backbone of a causal LM (its first `depth` layers) reads the numbered lines of a chunk; a small head
+The backbone of a causal LM (its first `depth` layers) reads the numbered content lines of a chunk (blank
+lines and whitespace do not reach it: `proxkit.layout`, so a layout never changes a decision); a small head
 reads the hidden state at each line's last token (the newline after it) and decides keep or remove, with
 a 1-D convolution over neighbouring lines so a line is judged with its context (optionally also an
 attention layer or a GRU over all the lines, and surface features of the line's text: `line_surface`); a
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from proxkit.layout import ContentLines, content_lines
 from proxkit.models.base import Generation, ProgramWriter, auto_dtype
 from proxkit.models.base_models import resolve_base
 from proxkit.models.registry import check_thresholds
@@ -410,34 +412,34 @@ class TaggerWriter(ProgramWriter):
     ) -> list[Generation]:  # classification writes only valid programs: no grammar needed
         """Every prompt's program from one batched pass of the backbone over all their lines."""
         readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
-        items = [(r.lines, r.first_number, r.is_doc) for r in readings]
+        items = [(r.content.lines, r.first_number, r.is_doc) for r in readings]
         with torch.inference_mode():
             states = self.backbone.batch_line_states(items, self.batch_tokens)
-            programs = [
-                self._program(reading, self.config.head_inputs(state, reading.lines))
+            return [
+                self._write(reading, self.config.head_inputs(state, reading.content.lines))
                 for reading, state in zip(readings, states, strict=True)
             ]
-        return [Generation(program) for program in programs]
 
-    def _program(self, reading: PromptReading, states: torch.Tensor) -> str:
-        """The program the heads write from what they read of a prompt's lines (a chunk without lines keeps
-        itself)."""
-        if not reading.is_doc and not reading.lines:
-            return KeepChunk().render()
+    def _write(self, reading: PromptReading, states: torch.Tensor) -> Generation:
+        """The program the heads write from the states of a prompt's content lines (a chunk without any keeps
+        itself); a doc program comes with its drop probability."""
         if reading.is_doc:
-            drop = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states)))) >= self.config.doc_threshold
-            return (DropDoc() if drop else KeepDoc()).render()
+            drop_probability = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states))))
+            program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
+            return Generation(program.render(), score=round(drop_probability, 4))
+        if not reading.content.lines:
+            return Generation(KeepChunk().render())
         remove = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
-        return Program.removing(remove, reading.first_number).render()
+        return Generation(Program.removing(reading.content.spread(remove), reading.first_number).render())
 
 
 @dataclass(frozen=True)
 class PromptReading:
-    """What the tagger reads in a ProX prompt: the document's lines (doc prompt) or a chunk's numbered
-    lines without their numbers, and the number of the first."""
+    """What the tagger reads in a ProX prompt: the content lines (`proxkit.layout`) of the document (doc
+    prompt) or of a chunk's numbered lines without their numbers, and the number of the chunk's first line."""
 
     is_doc: bool
-    lines: list[str]
+    content: ContentLines
     first_number: int = 0
 
 
@@ -445,8 +447,8 @@ def _read_prompt(prompt: str) -> PromptReading:
     body = prompt.split("<</SYS>>", 1)[-1].strip()
     body = body.removesuffix("[/INST]").rstrip()
     if not body.startswith("[doc]\n"):
-        return PromptReading(True, body.split("\n"))
+        return PromptReading(True, content_lines(body.split("\n")))
     numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
     numbered = [match for match in numbered if match]
     first = int(numbered[0].group(1)) if numbered else 0
-    return PromptReading(False, [match.group(2) for match in numbered], first)
+    return PromptReading(False, content_lines([match.group(2) for match in numbered]), first)

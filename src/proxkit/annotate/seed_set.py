@@ -1,0 +1,101 @@
+"""The human seed set: every labelled collection found under `shared/data`, one JSONL.
+
+`python -m proxkit.annotate.seed_set --shared shared/data -o seed.jsonl` imports `webpages_labelled/`
+(`proxkit.annotate.human`), `webpages_labelled_more/wcxb-dev.tar.xz` (`proxkit.annotate.wcxb`) and the
+DCLM quality labels, and prints counts per subset and where WCXB's snippets land under the alignment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from proxkit.annotate import wcxb
+from proxkit.annotate.human import SeedExample, import_dclm, import_webpages, write_seed
+
+
+@dataclass
+class Summary:
+    """Counts of a seed set, per subset and stage."""
+
+    examples: Counter[tuple[str, str]] = field(default_factory=Counter)
+    lines: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    kept_share: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    doc_keeps: Counter[str] = field(default_factory=Counter)
+
+    def add(self, example: SeedExample) -> SeedExample:
+        """Count `example` and hand it on."""
+        self.examples[(example.subset, example.stage)] += 1
+        if example.labels is not None:
+            self.lines[example.subset].append(len(example.labels))
+            self.kept_share[example.subset].append(sum(example.labels) / len(example.labels))
+        if example.label is not None:
+            self.doc_keeps[example.subset] += example.label
+        return example
+
+    def render(self) -> str:
+        """A table: examples per subset and stage, mean lines per page, mean share of lines kept, doc keeps."""
+        rows = [f"{'subset':<16} {'chunk':>6} {'doc':>6} {'doc keep':>8} {'lines/page':>10} {'kept share':>10}"]
+        for subset in sorted({subset for subset, _ in self.examples}):
+            lines, shares = self.lines[subset], self.kept_share[subset]
+            mean_lines = f"{sum(lines) / len(lines):.1f}" if lines else "-"
+            mean_share = f"{sum(shares) / len(shares):.3f}" if shares else "-"
+            rows.append(
+                f"{subset:<16} {self.examples[(subset, 'chunk')]:>6} {self.examples[(subset, 'doc')]:>6} "
+                f"{self.doc_keeps[subset]:>8} {mean_lines:>10} {mean_share:>10}"
+            )
+        return "\n".join(rows)
+
+
+def checked_wcxb(folder: Path, snippets: Counter[str]) -> Iterator[SeedExample]:
+    """`wcxb.import_wcxb`, adding where each page's snippets land under its chunk example's labels to
+    `snippets`."""
+    for page in wcxb.read_pages(folder / wcxb.ARCHIVE):
+        examples = wcxb.page_examples(page)
+        for example in examples:
+            if example.labels is not None:
+                snippets.update(wcxb.snippet_check(example.text.split("\n"), example.labels, page))
+        yield from examples
+
+
+def render_snippets(snippets: Counter[str]) -> str:
+    """One line per snippet kind: how many land in content, in noise, or not on the page."""
+    rows = []
+    for kind in ("with", "without"):
+        counts = {place: snippets[f"{kind}_{place}"] for place in ("in_content", "in_noise", "absent")}
+        landed = ", ".join(f"{n} {place.replace('_', ' ')}" for place, n in counts.items())
+        rows.append(f"wcxb `{kind}` snippets: {landed}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the seed set from `--shared` (the folder holding `webpages_labelled`, `webpages_labelled_more`
+    and `dclm_quality_labels`)."""
+    parser = argparse.ArgumentParser(prog="python -m proxkit.annotate.seed_set", description=main.__doc__)
+    parser.add_argument("--shared", type=Path, required=True, help="folder with webpages_labelled*/ and dclm_*")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="JSONL file to write")
+    args = parser.parse_args(argv)
+    pages, more = args.shared / "webpages_labelled", args.shared / "webpages_labelled_more"
+    dclm = args.shared / "dclm_quality_labels" / "labels.jsonl"
+    snippets: Counter[str] = Counter()
+    sources = [import_webpages(pages)] if pages.is_dir() else []
+    sources += [checked_wcxb(more, snippets)] if (more / wcxb.ARCHIVE).is_file() else []
+    sources += [import_dclm(dclm)] if dclm.is_file() else []
+    if not sources:
+        parser.error(f"none of {pages}, {more / wcxb.ARCHIVE} or {dclm} exists")
+    summary = Summary()
+    examples = tqdm((summary.add(example) for source in sources for example in source), desc="seed", unit=" ex")
+    count = write_seed(examples, args.output)
+    print(summary.render())
+    if snippets:
+        print(render_snippets(snippets))
+    print(f"{count} examples written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""What a refiner reads of a text's lines, whatever its layout.
+
+Extractors and cleaning passes wrap the same text differently: blank lines between paragraphs (or runs of
+them), CRLF line ends, trailing spaces, tabs. None of that is content, so a learned refiner reads only the
+content lines, each with its whitespace collapsed (`content_lines`), and its decisions on them are spread
+back over the original lines (`ContentLines.spread`): a program stays valid for the text it was written for,
+and the paragraph breaks around kept text stay where they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def canonical_line(line: str) -> str:
+    """The line with every run of whitespace (spaces, tabs, CR, no-break spaces…) one space, and stripped."""
+    return " ".join(line.split())
+
+
+@dataclass(frozen=True)
+class ContentLines:
+    """The content lines of a text: `lines` (canonical, none empty), `positions` (each one's index among the
+    original lines) and `total` (how many original lines there were)."""
+
+    lines: list[str]
+    positions: list[int]
+    total: int
+
+    def spread(self, remove: Sequence[bool]) -> list[bool]:
+        """Per original line, from one decision per content line: a content line as decided; a blank line
+        removed when the next content line is (a removed paragraph takes the break before it along) or when
+        no kept content line comes before it (no leading breaks), and after the last content line as that
+        line. Breaks between kept paragraphs stay."""
+        if len(remove) != len(self.lines):
+            raise ValueError(f"{len(remove)} decisions for {len(self.lines)} content lines")
+        spread = [False] * self.total
+        decided, kept_before = 0, False
+        for index in range(self.total):
+            if decided < len(self.positions) and self.positions[decided] == index:
+                spread[index] = bool(remove[decided])
+                kept_before = kept_before or not remove[decided]
+                decided += 1
+            elif decided < len(remove):  # a blank line before a content line
+                spread[index] = bool(remove[decided]) or not kept_before
+            elif remove:  # a blank line after the last content line
+                spread[index] = bool(remove[-1])
+        return spread
+
+
+def content_lines(lines: Sequence[str]) -> ContentLines:
+    """The non-blank lines of `lines`, canonical (`canonical_line`), with where each one was."""
+    kept, positions = [], []
+    for index, line in enumerate(lines):
+        if text := canonical_line(line):
+            kept.append(text)
+            positions.append(index)
+    return ContentLines(kept, positions, len(lines))

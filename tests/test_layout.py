@@ -1,0 +1,38 @@
+"""What a refiner reads of a text's lines: content lines, and decisions spread back over blank lines."""
+
+import pytest
+
+from proxkit.layout import canonical_line, content_lines
+from proxkit.program import Guards, Program, execute_chunk
+
+
+def test_canonical_lines_lose_only_whitespace():
+    assert canonical_line("  A\tsentence\u00a0with  gaps. \r") == "A sentence with gaps."
+    assert canonical_line(" \t\r") == ""
+
+
+def test_content_lines_skip_blank_and_whitespace_only_lines():
+    content = content_lines(["", "Title\r", "  ", "\t", "First  paragraph.", "", "Second."])
+    assert content.lines == ["Title", "First paragraph.", "Second."]
+    assert content.positions == [1, 4, 6]
+    assert content.total == 7
+
+
+def test_a_removed_paragraph_takes_the_break_before_it_and_the_breaks_around_kept_text_stay():
+    text = "\n".join(["Menu", "", "Kept one.", "", "Share this", "", "Kept two.", "", ""])
+    content = content_lines(text.split("\n"))
+    remove = content.spread([True, False, True, False])
+    assert remove == [True, True, False, True, True, False, False, False, False]
+    refined = execute_chunk(text, Program.removing(remove).render(), guards=Guards(min_words=0))
+    assert refined.text == "Kept one.\n\nKept two.\n\n"
+
+
+def test_blank_lines_after_the_last_content_line_follow_it():
+    content = content_lines(["Kept.", "Footer", "", " "])
+    assert content.spread([False, True]) == [False, True, True, True]
+
+
+def test_a_text_without_content_removes_nothing_and_decisions_must_match_the_content():
+    assert content_lines(["", "  "]).spread([]) == [False, False]
+    with pytest.raises(ValueError, match="2 decisions for 1 content lines"):
+        content_lines(["a", ""]).spread([True, False])
