@@ -9,7 +9,7 @@ from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import Status, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Stage
 from proxkit.run import read_records
-from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor
+from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor, Totals
 
 PAGE = "\n".join(
     [
@@ -121,6 +121,28 @@ def test_the_program_cache_spares_the_model_on_a_rerun(writer, tiny_refiner, tmp
     changed = refine([Document(PAGE + "\nEdited.", "a")], tiny_refiner, cache=str(tmp_path))
     assert len(writer.prompts) > calls  # same id, other text: written anew
     assert changed[0].text.endswith("Edited.")
+
+
+def test_a_scoring_writers_doc_score_is_recorded_cached_and_not_counted_as_a_stat(writer, tiny_refiner, tmp_path):
+    scripted = writer._one
+
+    def scoring(prompt: str) -> Generation:
+        if "[doc]" in prompt:
+            return scripted(prompt)
+        spam = "SPAM" in prompt
+        return Generation(" drop_doc()" if spam else " keep_doc()", 4, score=0.75 if spam else 0.125)
+
+    writer._one = scoring
+    documents = [Document(PAGE, "ok"), Document("SPAM SPAM " * 20, "spam")]
+    first = refine(documents, tiny_refiner, cache=str(tmp_path))
+    assert [prox_metadata(d)["doc_score"] for d in first] == [0.125, 0.75]
+    assert "score" not in prox_metadata(first[0])["doc_stage"]
+    again = refine(documents, tiny_refiner, cache=str(tmp_path))  # from the program cache
+    assert [prox_metadata(d)["doc_score"] for d in again] == [0.125, 0.75]
+    totals = Totals()
+    for document in first:
+        totals.add(document)
+    assert not any("score" in name for name in totals.counts)
 
 
 def earlier_output(document: Document) -> Document:

@@ -56,3 +56,9 @@ def content_lines(lines: Sequence[str]) -> ContentLines:
             kept.append(text)
             positions.append(index)
     return ContentLines(kept, positions, len(lines))
+
+
+def content_text(text: str) -> str:
+    """The content lines of `text`, one per line: what a layout-blind reader needs of a whole document (the
+    doc stage's prompt is cut to a token budget, so blank lines must not spend it)."""
+    return "\n".join(content_lines(text.split("\n")).lines)

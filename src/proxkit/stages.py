@@ -22,6 +22,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
+from proxkit.layout import content_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
@@ -206,7 +207,8 @@ class DocRefiner(_ModelStep):
                 self._decide(document, entry)
             else:
                 todo.append(document)
-        prompts = [doc_prompt_ids(document.text, self.tokenizer, self.tokenization) for document in todo]
+        read = content_text if self.model.reads_content_only else str
+        prompts = [doc_prompt_ids(read(document.text), self.tokenizer, self.tokenization) for document in todo]
         written = []
         for document, prompt, generation in zip(todo, prompts, self.generate([p.ids for p in prompts]), strict=True):
             if generation.error:
@@ -230,8 +232,10 @@ class DocRefiner(_ModelStep):
     def _decide(self, document: Document, entry: dict) -> None:
         document.metadata["doc_program"] = entry["program"]
         prox = prox_metadata(document)
-        fields = ("prompt_tokens", "raw_tokens", "new_tokens", "truncated", "score")  # score: P(drop), when known
+        fields = ("prompt_tokens", "raw_tokens", "new_tokens", "truncated")
         prox["doc_stage"] = {k: entry[k] for k in fields if k in entry}
+        if "score" in entry:  # P(drop) of a scoring writer: a user re-cuts at another threshold without re-running
+            prox["doc_score"] = entry["score"]
         prox["doc_model"] = self.model.name
         if execute_doc(document.text, entry["program"], mode=self.mode).dropped:
             mark_dropped(document, "doc_program")

@@ -86,6 +86,14 @@ class ModelSpec:
             return (budget, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
         return CHUNK_TOKEN_BUDGET, MODEL_CONTEXT
 
+    @property
+    def reads_content_only(self) -> bool:
+        """Whether this model reads only a text's content lines (`proxkit.layout`): a tagger does, so its
+        doc prompt is made of them and no layout spends the prompt's token budget."""
+        from proxkit.models.tagger import is_tagger
+
+        return self.backend is not Backend.OPENAI and is_tagger(Path(self.source).expanduser())
+
     def load_tokenizer(self) -> Tokenizer:
         """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it)."""
         from proxkit.models.base_models import resolve_base
