@@ -464,6 +464,29 @@ def train_tagger_command(
     typer.echo(json.dumps(report, indent=2))
 
 
+@train_app.command("doc-probe")
+def train_doc_probe_command(
+    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL) with DCLM and page-typed (WCXB) doc examples.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the tagger directory.")],
+    tagger: Annotated[str, typer.Option(help="The tagger whose doc probe is refitted.")] = "proxkit/web-doc-tagger",
+    states: Annotated[Path, typer.Option(help="Cache of line states (reused across runs).")] = Path(
+        ".cache/tagger-states"
+    ),
+) -> None:
+    """Refit a tagger's doc probe on DCLM and WCXB documents (line head unchanged); validate; write it."""
+    from proxkit.train.doc_probe import refit_doc_probe
+    from proxkit.train.seed import load_seed
+
+    try:
+        spec = resolve(tagger, Stage.DOC)
+        if not spec.reads_content_only:
+            raise ValueError(f"{tagger} is not a tagger directory")
+        report = refit_doc_probe(Path(spec.source), load_seed(seed), states, output)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(json.dumps(report, indent=2))
+
+
 SeedOption = Annotated[Path, typer.Option(help="Seed examples (JSONL).")]
 TrainOutput = Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")]
 BaseOption = Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")]

@@ -312,3 +312,29 @@ def test_prox_train_tagger_names_a_base_it_cannot_load(seed, tmp_path):
     args = ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--base", str(missing)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "--base" in result.output and "cannot load" in result.output
+
+
+def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config, tmp_path):
+    tagger_dir = tmp_path / "tagger"
+    heads = TaggerHeads.for_config(config)
+    tagger.save_tagger(heads, config, tagger_dir)
+    records = [json.loads(line) for line in seed.read_text().splitlines()]
+    for index in range(10):  # page-typed documents of five sites: articles keep, listings drop
+        kind = "article" if index % 2 else "listing"
+        text = "\n".join(PROSE if index % 2 else NAV)
+        records.append({"source": f"wcxb-dev/{index}", "site": f"s{index % 5}", "stage": "doc", "text": text,
+                        "label": index % 2, "collection": "wcxb", "page_type": kind})  # fmt: skip
+    seed.write_text("".join(json.dumps(record) + "\n" for record in records))
+    out = tmp_path / "refitted"
+    args = ["train", "doc-probe", "--seed", str(seed), "--tagger", str(tagger_dir), "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert TaggerConfig.load(out).metrics["doc"] == {**report, "documents": 18, "penalty": 1.0}
+    from safetensors.torch import load_file
+
+    before, after = load_file(str(tagger_dir / "heads.safetensors")), load_file(str(out / "heads.safetensors"))
+    assert all(torch.equal(before[name], after[name]) for name in before if not name.startswith("doc."))
+    assert not torch.equal(before["doc.linear.weight"], after["doc.linear.weight"])
+    not_a_tagger = CliRunner().invoke(app, [*args[:-4], "--tagger", str(tmp_path), "-o", str(out)])
+    assert not_a_tagger.exit_code != 0

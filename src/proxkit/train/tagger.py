@@ -190,12 +190,18 @@ def drop_probabilities(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> li
 PENALTIES = (0.3, 1.0, 3.0, 10.0, 30.0)  # L2 strengths tried for the doc probe (mean loss + penalty/2·|w|²)
 
 
-def fit_doc_probe(probe: DocProbe, pooled: torch.Tensor, drops: Sequence[bool], penalty: float) -> DocProbe:
+def fit_doc_probe(
+    probe: DocProbe, pooled: torch.Tensor, drops: Sequence[bool], penalty: float, weights: torch.Tensor | None = None
+) -> DocProbe:
     """Fit the probe in place: standardize the pooled states, then L2-regularized logistic regression
-    (full batch, L-BFGS)."""
+    (full batch, L-BFGS); `weights`: each document's share of the loss and of the standardization (default:
+    equal)."""
+    share = torch.full((len(drops),), 1.0) if weights is None else weights.float()
+    share = share / share.sum()
     with torch.no_grad():
-        probe.center.copy_(pooled.mean(dim=0))
-        probe.scale.copy_(pooled.std(dim=0, unbiased=False).clamp_min(1e-6))
+        center = (share[:, None] * pooled).sum(dim=0)
+        probe.center.copy_(center)
+        probe.scale.copy_((share[:, None] * (pooled - center).square()).sum(dim=0).sqrt().clamp_min(1e-6))
         probe.linear.weight.zero_()
         probe.linear.bias.zero_()
     target = torch.tensor(drops, dtype=torch.float32)
@@ -203,7 +209,8 @@ def fit_doc_probe(probe: DocProbe, pooled: torch.Tensor, drops: Sequence[bool], 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe(pooled), target)
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(probe(pooled), target, reduction="none")
+        loss = (share * losses).sum()
         loss = loss + penalty / 2 * probe.linear.weight.square().sum()
         loss.backward()
         return loss

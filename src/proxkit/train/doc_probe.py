@@ -1,0 +1,123 @@
+"""Refit a tagger's doc probe on documents, its line head and backbone unchanged (`prox train doc-probe`).
+
+The probe learns from two kinds of labels: DCLM's human quality labels (keep / drop as rated) and WCXB's
+pages, full page and gold text alike, labelled by page type — articles, documentation, forum threads and
+the rest keep when their gold holds a document; listing, collection and product pages drop (link lists and
+shop pages, what quality raters drop); service pages, whose worth varies, are left out. Each collection
+weighs the same in the loss, so 218 DCLM documents are not drowned by 2,500 WCXB ones. Validation: DCLM
+cross-validated (the other collections always in training) and WCXB by site fold, with the share kept of
+the article, documentation and forum pages holding at least 300 gold words.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from proxkit.models.tagger import DocProbe, TaggerConfig, TaggerHeads
+from proxkit.train.evaluate import doc_scores
+from proxkit.train.seed import Example
+from proxkit.train.split import site_folds
+from proxkit.train.tagger import StateStore, fit_doc_probe, pool_documents, save_tagger
+
+PAGE_TYPE_DROPS = frozenset({"listing", "collection", "product"})
+PAGE_TYPES_LEFT_OUT = frozenset({"service"})
+READER_TYPES = ("article", "documentation", "forum")  # pages a reader keeps: the target of the WCXB check
+MIN_GOLD_WORDS = 300
+PENALTY = 1.0
+
+
+def probe_examples(examples: Sequence[Example]) -> list[Example]:
+    """The doc examples the probe learns from, labelled as above (DCLM and page-typed collections)."""
+    chosen = []
+    for example in examples:
+        if example.stage != "doc" or (example.collection != "dclm" and example.page_type is None):
+            continue
+        if example.page_type in PAGE_TYPES_LEFT_OUT:
+            continue
+        if example.page_type in PAGE_TYPE_DROPS:
+            example = replace(example, drop=True)
+        chosen.append(example)
+    return chosen
+
+
+def collection_weights(examples: Sequence[Example]) -> torch.Tensor:
+    """Each example's loss weight: every collection sums to the same total."""
+    sizes: dict[str, int] = {}
+    for example in examples:
+        sizes[example.collection] = sizes.get(example.collection, 0) + 1
+    return torch.tensor([1.0 / sizes[example.collection] for example in examples])
+
+
+def fitted_probe(pooled: torch.Tensor, examples: Sequence[Example], rows: Sequence[int]) -> DocProbe:
+    chosen = [examples[i] for i in rows]
+    probe = DocProbe(pooled.shape[1])
+    drops = [bool(example.drop) for example in chosen]
+    return fit_doc_probe(probe, pooled[list(rows)], drops, PENALTY, collection_weights(chosen))
+
+
+@torch.no_grad()
+def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float, folds: int = 5) -> dict:
+    """DCLM accuracy and keep-F1 cross-validated (mean over 3 shufflings); WCXB-style collections by site
+    fold: the share kept of reader pages with >= MIN_GOLD_WORDS gold words, full page and gold text."""
+    dclm = [i for i, e in enumerate(examples) if e.collection == "dclm"]
+    others = [i for i, e in enumerate(examples) if e.collection != "dclm"]
+    report: dict = {}
+    if len(dclm) >= 2 * folds:
+        runs = []
+        for repeat in range(3):
+            order = dclm[:]
+            random.Random(repeat).shuffle(order)
+            drop = {}
+            for fold in range(folds):
+                test = order[fold::folds]
+                probe = fitted_probe(pooled, examples, [i for i in dclm if i not in set(test)] + others)
+                drop |= dict(zip(test, (torch.sigmoid(probe(pooled[test])) >= threshold).tolist(), strict=True))
+            runs.append(doc_scores([drop[i] for i in dclm], [examples[i] for i in dclm]))
+        report["dclm"] = {m: round(sum(r[m] for r in runs) / len(runs), 4) for m in ("accuracy", "keep_f1")}
+    assignment = dict(zip(others, site_folds([examples[i] for i in others], folds), strict=True))
+    gold_words = {e.source: sum(len(line.split()) for line in e.lines) for e in examples if e.source.endswith("/gold")}
+    kept: dict[str, list[bool]] = {"page": [], "gold": []}
+    for fold in range(folds):
+        test = [i for i in others if assignment[i] == fold]
+        if not test:
+            continue
+        probe = fitted_probe(pooled, examples, [i for i in range(len(examples)) if i not in set(test)])
+        keeps = (torch.sigmoid(probe(pooled[test])) < threshold).tolist()
+        for index, keep in zip(test, keeps, strict=True):
+            example = examples[index]
+            kind = "gold" if example.source.endswith("/gold") else "page"
+            words = gold_words.get(example.source if kind == "gold" else f"{example.source}/gold", 0)
+            if example.page_type in READER_TYPES and words >= MIN_GOLD_WORDS:
+                kept[kind].append(keep)
+    for kind, values in kept.items():
+        if values:
+            report[f"reader_pages_kept_{kind}"] = {"share": round(sum(values) / len(values), 4), "pages": len(values)}
+    return report
+
+
+def refit_doc_probe(tagger: Path, examples: Sequence[Example], states: Path, output: Path) -> dict:
+    """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`;
+    the validation report is recorded in its config (`metrics["doc"]`) and returned."""
+    from safetensors.torch import load_file
+
+    from proxkit.models.tagger import HEADS_FILE
+
+    config = TaggerConfig.load(tagger)
+    heads = TaggerHeads.for_config(config)
+    heads.load_state_dict(load_file(str(Path(tagger) / HEADS_FILE)))
+    heads.eval()
+    documents = probe_examples(examples)
+    if not documents:
+        raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
+    store = StateStore(states, config)
+    pooled = pool_documents(heads, store.all(documents))
+    report = validate(pooled, documents, config.doc_threshold)
+    heads.doc.load_state_dict(fitted_probe(pooled, documents, range(len(documents))).state_dict())
+    config.metrics = {**config.metrics, "doc": {**report, "documents": len(documents), "penalty": PENALTY}}
+    save_tagger(heads, config, Path(output))
+    return report
