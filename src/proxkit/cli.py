@@ -478,10 +478,10 @@ def train_doc_probe_command(
     from proxkit.train.seed import load_seed
 
     try:
-        spec = resolve(tagger, Stage.DOC)
-        if not spec.reads_content_only:
+        directory = resolve(tagger, Stage.DOC).tagger_directory
+        if directory is None:
             raise ValueError(f"{tagger} is not a tagger directory")
-        report = refit_doc_probe(Path(spec.source), load_seed(seed), states, output)
+        report = refit_doc_probe(directory, load_seed(seed), states, output)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(report, indent=2))

@@ -77,22 +77,28 @@ class ModelSpec:
         """(tokens of a page per chunk, tokens per prompt) when this model writes chunk programs: the
         reference's 1500 and 2048, or for a tagger directory the chunk budget it was trained with (0: a whole
         page in one prompt, without a limit: the tagger reads any length in windows)."""
-        from proxkit.models.tagger import TaggerConfig, is_tagger
+        from proxkit.models.tagger import TaggerConfig
         from proxkit.prompts import CHUNK_TOKEN_BUDGET, MODEL_CONTEXT, WHOLE_PAGE
 
-        directory = Path(self.source).expanduser()  # taggers are local directories (or bundled ones)
-        if self.backend is not Backend.OPENAI and is_tagger(directory):
+        if (directory := self.tagger_directory) is not None:
             budget = TaggerConfig.load(directory).chunk_budget
             return (budget, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
         return CHUNK_TOKEN_BUDGET, MODEL_CONTEXT
 
     @property
+    def tagger_directory(self) -> Path | None:
+        """The tagger directory this spec runs in process (taggers are local or bundled directories), or None
+        when it is not a tagger."""
+        from proxkit.models.tagger import is_tagger
+
+        directory = Path(self.source).expanduser()
+        return directory if self.backend is not Backend.OPENAI and is_tagger(directory) else None
+
+    @property
     def reads_content_only(self) -> bool:
         """Whether this model reads only a text's content lines (`proxkit.layout`): a tagger does, so its
         doc prompt is made of them and no layout spends the prompt's token budget."""
-        from proxkit.models.tagger import is_tagger
-
-        return self.backend is not Backend.OPENAI and is_tagger(Path(self.source).expanduser())
+        return self.tagger_directory is not None
 
     def load_tokenizer(self) -> Tokenizer:
         """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it)."""

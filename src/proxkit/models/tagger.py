@@ -212,6 +212,15 @@ class TaggerHeads(nn.Module):
         surface_columns = SURFACE_FEATURES if config.surface else 0
         return cls(config.features, config.width, surface_columns, config.attention, config.recurrent)
 
+    @classmethod
+    def load(cls, directory: str | Path, config: TaggerConfig) -> TaggerHeads:
+        """The trained heads of a tagger directory, ready to run (eval mode)."""
+        from safetensors.torch import load_file
+
+        heads = cls.for_config(config)
+        heads.load_state_dict(load_file(str(Path(directory) / HEADS_FILE)))
+        return heads.eval()
+
     def line_logits(self, lines: torch.Tensor) -> torch.Tensor:
         """lines: [n_lines, features (+ surface)] of one document → one logit per line (remove)."""
         if not len(lines):
@@ -393,17 +402,13 @@ class TaggerWriter(ProgramWriter):
     ) -> None:
         """line_threshold / doc_threshold: replace the directory's (higher: remove fewer lines / drop fewer
         documents)."""
-        from safetensors.torch import load_file
-
         directory = Path(directory)
         self.config = TaggerConfig.load(directory)
         overrides = {"line_threshold": line_threshold, "doc_threshold": doc_threshold}
         self.config = replace(self.config, **{k: v for k, v in overrides.items() if v is not None})
         self.prompt_tokenizer = tokenizer
         self.backbone = Backbone(self.config, device)
-        self.heads = TaggerHeads.for_config(self.config)
-        self.heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
-        self.heads.eval()
+        self.heads = TaggerHeads.load(directory, self.config)
         # a CPU runs one full window fastest alone (measured: benchmarks/bench_refine.py); a GPU wants batches
         self.batch_tokens = self.config.max_tokens if device == "cpu" else 8 * self.config.max_tokens
 

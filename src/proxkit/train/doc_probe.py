@@ -12,6 +12,7 @@ the article, documentation and forum pages holding at least 300 gold words.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -47,9 +48,7 @@ def probe_examples(examples: Sequence[Example]) -> list[Example]:
 
 def collection_weights(examples: Sequence[Example]) -> torch.Tensor:
     """Each example's loss weight: every collection sums to the same total."""
-    sizes: dict[str, int] = {}
-    for example in examples:
-        sizes[example.collection] = sizes.get(example.collection, 0) + 1
+    sizes = Counter(example.collection for example in examples)
     return torch.tensor([1.0 / sizes[example.collection] for example in examples])
 
 
@@ -75,7 +74,8 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
             drop = {}
             for fold in range(folds):
                 test = order[fold::folds]
-                probe = fitted_probe(pooled, examples, [i for i in dclm if i not in set(test)] + others)
+                held_out = set(test)
+                probe = fitted_probe(pooled, examples, [i for i in dclm if i not in held_out] + others)
                 drop |= dict(zip(test, (torch.sigmoid(probe(pooled[test])) >= threshold).tolist(), strict=True))
             runs.append(doc_scores([drop[i] for i in dclm], [examples[i] for i in dclm]))
         report["dclm"] = {m: round(sum(r[m] for r in runs) / len(runs), 4) for m in ("accuracy", "keep_f1")}
@@ -86,7 +86,8 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
         test = [i for i in others if assignment[i] == fold]
         if not test:
             continue
-        probe = fitted_probe(pooled, examples, [i for i in range(len(examples)) if i not in set(test)])
+        held_out = set(test)
+        probe = fitted_probe(pooled, examples, [i for i in range(len(examples)) if i not in held_out])
         keeps = (torch.sigmoid(probe(pooled[test])) < threshold).tolist()
         for index, keep in zip(test, keeps, strict=True):
             example = examples[index]
@@ -103,14 +104,8 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
 def refit_doc_probe(tagger: Path, examples: Sequence[Example], states: Path, output: Path) -> dict:
     """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`;
     the validation report is recorded in its config (`metrics["doc"]`) and returned."""
-    from safetensors.torch import load_file
-
-    from proxkit.models.tagger import HEADS_FILE
-
     config = TaggerConfig.load(tagger)
-    heads = TaggerHeads.for_config(config)
-    heads.load_state_dict(load_file(str(Path(tagger) / HEADS_FILE)))
-    heads.eval()
+    heads = TaggerHeads.load(tagger, config)
     documents = probe_examples(examples)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
