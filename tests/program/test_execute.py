@@ -3,6 +3,7 @@
 import pytest
 
 from proxkit.program import (
+    Bounds,
     DropReason,
     ErrorKind,
     Guards,
@@ -322,3 +323,46 @@ def test_result_to_dict_is_json_ready():
         {"kind": "out_of_range", "line": 2, "message": "line 30 is past the last line 9: ignored", "stage": "chunk"}
     ]
     assert data["stats"]["lines_removed"] == 2
+
+
+# --- bounds: untrusted programs never cost unbounded memory or time --------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_a_growing_normalize_is_over_the_limit_and_the_original_is_kept(mode):
+    text = "a banana and a papaya are a snack " * 8  # 271 bytes in the issue's attack; about as much here
+    program = "\n".join(['normalize(source_str="a", target_str="aaaa")'] * 20)  # 4**20 times the a's, unbounded
+    result = execute_chunk(text, program, mode=mode)
+    assert result.text == text and result.program_ignored and not result.dropped
+    assert ErrorKind.OVER_LIMIT in error_kinds(result)
+    assert result.stats.words_after == result.stats.words_before
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_growth_within_the_bound_is_applied(mode):
+    text = PAGE.replace("L3w1", "colour")
+    result = execute_chunk(text, 'normalize(source_str="colour", target_str="colour of the sky")', mode=mode)
+    assert "colour of the sky" in result.text and not result.program_ignored
+
+
+@pytest.mark.parametrize(
+    ("bounds", "program"),
+    [
+        (Bounds(max_calls=3), "\n".join(["remove_lines(line_start=9, line_end=9)"] * 4)),
+        (Bounds(max_normalize_calls=2), "\n".join(f'normalize(source_str="L{i}w1", target_str="x")' for i in range(3))),
+        (Bounds(max_replacements=5), 'normalize(source_str="w1", target_str="")'),  # 10 lines hold "w1", "w10", "w11"
+        (Bounds(max_growth=1.0, growth_slack=10), 'normalize(source_str="L0w1", target_str="' + "z" * 20 + '")'),
+    ],
+)
+@pytest.mark.parametrize("mode", list(Mode))
+def test_every_bound_ignores_the_program(bounds, program, mode):
+    result = execute_chunk(PAGE, program, mode=mode, guards=NO_GUARDS, bounds=bounds)
+    assert result.text == PAGE and result.program_ignored
+    assert error_kinds(result).count(ErrorKind.OVER_LIMIT) == 1
+    assert execute_chunk(PAGE, program, mode=mode, guards=NO_GUARDS).text != PAGE  # within the default bounds
+
+
+def test_an_over_limit_program_does_not_stop_the_next_document():
+    bomb = "\n".join(['normalize(source_str="L", target_str="LLLLLLLL")'] * 30)
+    assert execute_chunk(PAGE, bomb).program_ignored
+    assert execute_chunk(PAGE, "remove_lines(line_start=0, line_end=1)").text == "\n".join(LINES[2:])

@@ -165,3 +165,47 @@ plain_text = st.text(st.characters(exclude_characters='"\\\n', exclude_categorie
 def test_the_normalize_fast_path_reads_like_the_syntax_tree(source, target, spelling):
     line = spelling.format(source, target)
     assert parse_program(line, Stage.CHUNK) == parse_program(line + "  # read by ast", Stage.CHUNK)
+
+
+# --- untrusted programs within a memory and time budget --------------------------------------------------
+
+_source = st.text(alphabet="ab \n", min_size=1, max_size=4)
+
+
+@st.composite
+def hostile_chunk_program(draw) -> str:
+    """Programs of the grammar built to grow, repeat and overlap (repeated, as a looping model would)."""
+    calls = draw(
+        st.lists(
+            st.one_of(
+                st.builds(Normalize, _source, st.text(alphabet="ab\n", max_size=64)),
+                st.builds(RemoveLines, st.integers(0, 50), st.integers(50, 10**12)),
+                st.just(RemoveAllLines()),
+                st.just(KeepChunk()),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    return "\n".join(call.render() for call in calls * draw(st.integers(1, 40)))
+
+
+_bytes_program = st.binary(max_size=300).map(lambda raw: raw.decode("utf-8", "replace"))
+_big_document = st.lists(st.text(alphabet="ab \n", min_size=1, max_size=60), max_size=40).map("".join)
+
+
+@FAST
+@given(text=_big_document, chunk_program=st.one_of(hostile_chunk_program(), _bytes_program), mode=modes)
+def test_every_program_runs_within_a_memory_and_time_budget(text, chunk_program, mode):
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = execute(text, "keep_doc()", chunk_program, mode=mode)
+    seconds = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(result.text) <= 2 * len(text) + 1_000  # Bounds(): the text at most doubles, plus slack
+    assert peak <= 64 * len(chunk_program) + 40 * len(text) + 2_000_000
+    assert seconds < 2.0

@@ -1,6 +1,7 @@
 """The ProX program language: calls, parser and executor. Pure Python with no heavy imports."""
 
 from proxkit.program.execute import (
+    Bounds,
     DropReason,
     ExecutionStats,
     Guards,
@@ -27,6 +28,7 @@ from proxkit.program.ops import (
 from proxkit.program.parse import parse_program, split_stages
 
 __all__ = [
+    "Bounds",
     "Call",
     "DropDoc",
     "DropReason",

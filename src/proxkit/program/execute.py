@@ -12,6 +12,9 @@ the program when it has 2 or more errors). They differ where the reference is de
 - too many errors: both ignore the program, but the reference's ≤ 10-word guard still reads the edited
   text; strict guards read the original that is kept.
 - an empty document: the reference crashes (division by zero); both modes here drop it (too few words).
+
+Programs are untrusted, so in both modes a program over one of the `Bounds` (calls, normalize calls,
+replacements per call, output size) gets an `over_limit` error and is ignored: the original text is kept.
 """
 
 from __future__ import annotations
@@ -67,6 +70,25 @@ class Guards:
 
 
 @dataclass(frozen=True, slots=True)
+class Bounds:
+    """What one chunk program may do to one document, so that no program costs unbounded memory or time.
+
+    max_calls: calls in the program. max_normalize_calls: `normalize` calls among them.
+    max_replacements: occurrences one `normalize` may replace.
+    max_growth / growth_slack: the text may never grow past max_growth * its length + growth_slack chars.
+    """
+
+    max_calls: int = 10_000
+    max_normalize_calls: int = 1_000
+    max_replacements: int = 10_000
+    max_growth: float = 2.0
+    growth_slack: int = 1_000
+
+    def max_chars(self, text: str) -> int:
+        return int(self.max_growth * len(text)) + self.growth_slack
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionStats:
     """What a program did to one document."""
 
@@ -117,13 +139,14 @@ def execute(
     *,
     mode: Mode = Mode.STRICT,
     guards: Guards = Guards(),
+    bounds: Bounds = Bounds(),
 ) -> Result:
     """Run a document's doc program, then (unless it dropped the document) its chunk program."""
     words = len(text.split())  # the costliest step on a long page: done once per document
     doc = None if doc_program is None else _run_doc(text, _as_program(doc_program, Stage.DOC, mode), words)
     if chunk_program is None or (doc is not None and doc.dropped):
         return doc or Result(text, False, None, (), ExecutionStats(words, words, _count_lines(text)))
-    chunk = _run_chunk(text, _as_program(chunk_program, Stage.CHUNK, mode), Mode(mode), guards, words)
+    chunk = _run_chunk(text, _as_program(chunk_program, Stage.CHUNK, mode), Mode(mode), guards, bounds, words)
     if doc is None:
         return chunk
     calls = doc.stats.calls | chunk.stats.calls
@@ -135,9 +158,12 @@ def execute_doc(text: str, program: str | Program, *, mode: Mode = Mode.STRICT) 
     return _run_doc(text, _as_program(program, Stage.DOC, mode), len(text.split()))
 
 
-def execute_chunk(text: str, program: str | Program, *, mode: Mode = Mode.STRICT, guards: Guards = Guards()) -> Result:
+def execute_chunk(
+    text: str, program: str | Program, *, mode: Mode = Mode.STRICT, guards: Guards = Guards(), bounds: Bounds = Bounds()
+) -> Result:
     """The chunk stage: remove lines and normalize strings, then apply the guards."""
-    return _run_chunk(text, _as_program(program, Stage.CHUNK, mode), Mode(mode), guards, len(text.split()))
+    program = _as_program(program, Stage.CHUNK, mode)
+    return _run_chunk(text, program, Mode(mode), guards, bounds, len(text.split()))
 
 
 def _as_program(program: str | Program, stage: Stage, mode: Mode) -> Program:
@@ -173,9 +199,29 @@ class _Edit:
     words_removed: int = 0  # words in the removed lines
     applied: int = 0  # normalize calls whose source was found
     missed: int = 0
+    over_limit: bool = False  # a call went past the bounds: the program is ignored
 
     def error(self, kind: ErrorKind, line: int, message: str) -> None:
         self.errors.append(ProgramError(kind, line, message, Stage.CHUNK))
+
+    def normalize(self, call: Normalize, line: int, bounds: Bounds, max_chars: int) -> bool:
+        """Apply one normalize within the bounds; False when its source is not in the text."""
+        occurrences = self.text.count(call.source)
+        if not occurrences:
+            self.missed += 1
+            return False
+        grown = len(self.text) + occurrences * (len(call.target) - len(call.source))
+        if occurrences > bounds.max_replacements or grown > max_chars:
+            what = f"{occurrences} replacements" if occurrences > bounds.max_replacements else f"{grown} chars"
+            self.over(line, f"{call.render()[:80]} would make {what}: the program is ignored")
+        else:
+            self.text = self.text.replace(call.source, call.target)
+            self.applied += 1
+        return True
+
+    def over(self, line: int, message: str) -> None:
+        self.error(ErrorKind.OVER_LIMIT, line, message)
+        self.over_limit = True
 
     def remove(self, lines: list[str], removed: bytearray) -> str:
         """Join the lines not marked removed, tallying what went."""
@@ -187,10 +233,10 @@ class _Edit:
 _FLIP = bytes([1, 0]) + bytes(254)  # maps a removal mask to a keep mask
 
 
-def _run_chunk(text: str, program: Program, mode: Mode, guards: Guards, words_before: int) -> Result:
-    edit = _edit_reference(text, program) if mode is Mode.REFERENCE else _edit_strict(text, program)
+def _run_chunk(text: str, program: Program, mode: Mode, guards: Guards, bounds: Bounds, words_before: int) -> Result:
+    edit = _bounded_edit(text, program, mode, bounds)
     errors = tuple(edit.errors)
-    trusted = guards.max_errors is None or len(errors) < guards.max_errors
+    trusted = not edit.over_limit and (guards.max_errors is None or len(errors) < guards.max_errors)
     # "\n" separates words, so without a normalize the words left are the words of the kept lines
     words_after = len(edit.text.split()) if edit.applied else words_before - edit.words_removed
     calls = program.call_counts()
@@ -199,7 +245,7 @@ def _run_chunk(text: str, program: Program, mode: Mode, guards: Guards, words_be
             words_before, words_after, edit.lines_before, edit.lines_removed, edit.applied, edit.missed, calls
         )
     else:  # the program is ignored; the reference still reads the edited text for the ≤ 10-word guard
-        if mode is Mode.STRICT:
+        if mode is Mode.STRICT or edit.over_limit:
             words_after = words_before
         stats = ExecutionStats(words_before, words_before, edit.lines_before, 0, 0, edit.missed, calls)
     if trusted and words_before and words_after / words_before <= guards.min_word_ratio:
@@ -238,35 +284,45 @@ def _strict_removal(line_count: int, program: Program, edit: _Edit) -> bytearray
     return removed
 
 
-def _edit_strict(text: str, program: Program) -> _Edit:
+def _bounded_edit(text: str, program: Program, mode: Mode, bounds: Bounds) -> _Edit:
+    """The program's edit, or an empty edit with an `over_limit` error when it has too many calls."""
+    normalizes = sum(isinstance(call, Normalize) for call in program.calls)
+    if len(program.calls) > bounds.max_calls or normalizes > bounds.max_normalize_calls:
+        edit = _Edit(text, list(program.errors), lines_before=_count_lines(text))
+        counts = f"{len(program.calls)} calls, {normalizes} normalize"
+        limits = f"{bounds.max_calls} calls, {bounds.max_normalize_calls} normalize"
+        edit.over(1, f"the program has {counts} (at most {limits}): it is ignored")
+        return edit
+    edit = _edit_reference if mode is Mode.REFERENCE else _edit_strict
+    return edit(text, program, bounds)
+
+
+def _edit_strict(text: str, program: Program, bounds: Bounds) -> _Edit:
     lines = text.split("\n")
     edit = _Edit(text, list(program.errors), lines_before=len(lines))
     removed = _strict_removal(len(lines), program, edit)
     edit.text = edit.remove(lines, removed) if 1 in removed else text
+    max_chars = bounds.max_chars(text)
     for line, call in program.numbered():
         if not isinstance(call, Normalize):
             continue
-        if call.source in edit.text:
-            edit.text = edit.text.replace(call.source, call.target)
-            edit.applied += 1
-            continue
-        edit.missed += 1
-        if call.source not in text:
+        if not edit.normalize(call, line, bounds, max_chars) and call.source not in text:
             edit.error(ErrorKind.NORMALIZE_NOT_FOUND, line, f"{call.source[:60]!r} is not in the document")
+        if edit.over_limit:
+            break
     return edit
 
 
-def _edit_reference(text: str, program: Program) -> _Edit:
+def _edit_reference(text: str, program: Program, bounds: Bounds) -> _Edit:
     edit = _Edit(text, list(program.errors), lines_before=_count_lines(text))
     ranges: list[tuple[int, int, int]] = []  # (start, end, program line) in program order
     removal: list[tuple[int, int]] = []  # what is removed; remove_lines(all=True) resets it
+    max_chars = bounds.max_chars(text)
     for line, call in program.numbered():
         if isinstance(call, Normalize):
-            if call.source in edit.text:
-                edit.applied += 1
-                edit.text = edit.text.replace(call.source, call.target)
-            else:
-                edit.missed += 1
+            edit.normalize(call, line, bounds, max_chars)
+            if edit.over_limit:
+                return edit
         elif isinstance(call, RemoveLines):
             ranges.append((call.start, call.end, line))
             removal.append((call.start, call.end))

@@ -43,6 +43,7 @@ class ErrorKind(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # remove_lines past the last line of the document
     NORMALIZE_NOT_FOUND = "normalize_not_found"  # the source string is not in the document
     CONFLICTING_DECISION = "conflicting_decision"  # both keep_doc() and drop_doc()
+    OVER_LIMIT = "over_limit"  # the program would do more than one program may (see `Bounds`)
 
 
 @dataclass(frozen=True, slots=True)
