@@ -22,7 +22,15 @@ def reply(handler: BaseHTTPRequestHandler, body: bytes, status: int = 200) -> No
 class FlakyServer:
     """A loopback completions server that fails the first `failures` requests with `status`, or sleeps."""
 
-    def __init__(self, failures: int, status: int = 500, delay: float = 0.0, hold: float = 0.0) -> None:
+    def __init__(
+        self,
+        failures: int,
+        status: int = 500,
+        delay: float = 0.0,
+        hold: float = 0.0,
+        body: bytes = b'{"choices": [{"text": " keep_doc()"}], "usage": {"completion_tokens": 4}}',
+        retry_after: str | None = None,
+    ) -> None:
         self.requests = 0
         self.in_flight = self.max_in_flight = 0
         lock = threading.Lock()
@@ -38,6 +46,8 @@ class FlakyServer:
                 if outer.requests <= failures:
                     time.sleep(delay)
                     self.send_response(status)
+                    if retry_after is not None:
+                        self.send_header("Retry-After", retry_after)
                     self.end_headers()
                     self.wfile.write(b"overloaded")
                     return
@@ -47,7 +57,7 @@ class FlakyServer:
                 time.sleep(hold)
                 with lock:
                     outer.in_flight -= 1
-                reply(self, b'{"choices": [{"text": " keep_doc()"}], "usage": {"completion_tokens": 4}}')
+                reply(self, body)
 
         self.server, self.url = serve(Handler)
 

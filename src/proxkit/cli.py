@@ -67,17 +67,28 @@ ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="opena
 TokenizerOption = Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")]
 Device = Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
+RequestTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for one reply.")]
+Retries = Annotated[int, typer.Option(help="openai backend: retries of a request that timed out or got 429/5xx.")]
 
 
 def _backend_options(
-    backend: Backend, base_url: str | None, api_key: str | None, tokenizer: str | None, device: str | None, dtype: str
+    backend: Backend,
+    base_url: str | None,
+    api_key: str | None,
+    tokenizer: str | None,
+    device: str | None,
+    dtype: str,
+    timeout: float = 60.0,
+    retries: int = 3,
 ) -> dict:
     """The model options a backend takes from the command line (the others do not apply to it)."""
     options: dict = {"tokenizer": tokenizer} if tokenizer else {}
     if backend is Backend.OPENAI:
         if not base_url:
             raise typer.BadParameter(NEEDS_BASE_URL, param_hint="--base-url")
-        return options | {"base_url": base_url, "api_key": api_key}
+        if timeout <= 0 or retries < 0:
+            raise typer.BadParameter("--request-timeout must be > 0 and --retries >= 0")
+        return options | {"base_url": base_url, "api_key": api_key, "timeout": timeout, "retries": retries}
     if backend is Backend.TRANSFORMERS:
         return options | {"device": device, "dtype": dtype}
     return options | {"dtype": dtype}
@@ -143,6 +154,8 @@ def refine_command(
     tokenizer: TokenizerOption = None,
     device: Device = None,
     dtype: Dtype = "auto",
+    request_timeout: RequestTimeout = 60.0,
+    retries: Retries = 3,
     text_key: TextKey = "text",
     id_key: IdKey = "id",
     limit: Limit = -1,
@@ -172,7 +185,7 @@ def refine_command(
     Run the same command again to resume after an interruption."""
     from proxkit.run import RefineConfig, refine
 
-    options = _backend_options(backend, base_url, api_key, tokenizer, device, dtype)
+    options = _backend_options(backend, base_url, api_key, tokenizer, device, dtype, request_timeout, retries)
     slurm = {"time": time_limit, "gpus_per_task": gpus_per_task} | ({"partition": partition} if partition else {})
     names = [name.strip() for name in stages.split(",") if name.strip() not in ("", "none")]
     unknown = [name for name in names if name not in (Stage.DOC, Stage.CHUNK)]

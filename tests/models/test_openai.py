@@ -122,3 +122,44 @@ def test_concurrency_is_bounded():
         server.close()
     with pytest.raises(ValueError):
         OpenAIWriter(server.url, "m", concurrency=0)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"choices": [{"text": null}]}', "choices[0].text is NoneType"),
+        (b'{"choices": [{"text": 5}]}', "choices[0].text is int"),
+        (b'{"choices": []}', "no choices[0]"),
+        (b'{"choices": [{"text": "x"}], "usage": {"completion_tokens": "4"}}', "usage.completion_tokens is '4'"),
+        (b'{"choices": [{"text": "x"}], "usage": {"completion_tokens": 900}}', "900 tokens, over max_tokens=8"),
+        (b'{"choices": [{"text": "' + b"x" * 10_000 + b'"}]}', "10000 characters, over max_tokens=8"),
+        (b"[1, 2]", "no choices[0]"),
+        (b"not json", "unreadable completion"),
+    ],
+)
+def test_a_malformed_completion_fails_its_prompt_only(body, problem):
+    server = FlakyServer(failures=0, body=body)
+    try:
+        [generation] = OpenAIWriter(server.url, "m", retries=0).generate([[1, 2]], 8)
+        assert generation.text == "" and problem in generation.error
+    finally:
+        server.close()
+
+
+def test_a_null_usage_is_read_as_no_count():
+    server = FlakyServer(failures=0, body=b'{"choices": [{"text": " keep_doc()"}], "usage": null}')
+    try:
+        [generation] = OpenAIWriter(server.url, "m").generate([[1, 2]], 8)
+        assert generation.text == " keep_doc()" and generation.error is None and generation.new_tokens == 0
+    finally:
+        server.close()
+
+
+def test_retry_after_is_honoured():
+    server = FlakyServer(failures=1, status=429, retry_after="0.5")
+    try:
+        started = time.monotonic()
+        [generation] = OpenAIWriter(server.url, "m", retries=2, backoff=0.01).generate([[1]], 8)
+        assert generation.error is None and time.monotonic() - started >= 0.5
+    finally:
+        server.close()

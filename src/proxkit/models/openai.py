@@ -2,20 +2,62 @@
 
 Prompts go out as token-id arrays, which the completions API accepts, so the server sees the exact ids of
 PROX_SPEC §2. Requests run concurrently (bounded), time out, and are retried with exponential backoff on
-timeouts, connection errors, 429 and 5xx. A prompt that still fails comes back as a Generation with an
-error; the document it belongs to then ends as failed, and the run goes on.
+timeouts, connection errors, 429 and 5xx (waiting at least what a `Retry-After` header asks, up to
+MAX_RETRY_AFTER). A reply is untrusted: one that is not a completion, or is longer than `max_tokens`
+allows, is an error. A prompt that fails comes back as a Generation with an error; the document it
+belongs to then ends as failed, and the run goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from proxkit.models.base import Generation, ProgramWriter
 
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this
+MAX_CHARS_PER_TOKEN = 64  # a reply longer than this per allowed token cannot be max_tokens tokens
+
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, message: str, wait: float = 0.0) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+def _retry_after(value: str | None) -> float:
+    """The seconds a Retry-After header asks for (a number or an HTTP date), 0 when absent or unreadable."""
+    if not value:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def read_completion(data: object, max_new_tokens: int) -> Generation:
+    """A completions reply as a Generation; ValueError naming the field when it is not a valid one."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ValueError("no choices[0] object in the reply")
+    text = choices[0].get("text")
+    if not isinstance(text, str):
+        raise ValueError(f"choices[0].text is {type(text).__name__}, not a string")
+    usage = data.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None  # some servers send null
+    if tokens is not None and (type(tokens) is not int or tokens < 0):
+        raise ValueError(f"usage.completion_tokens is {tokens!r}, not a count")
+    if (tokens or 0) > max_new_tokens or len(text) > MAX_CHARS_PER_TOKEN * max_new_tokens:
+        size = f"{tokens} tokens" if (tokens or 0) > max_new_tokens else f"{len(text)} characters"
+        raise ValueError(f"the reply has {size}, over max_tokens={max_new_tokens}")
+    return Generation(text, new_tokens=tokens or 0)
 
 
 class OpenAIWriter(ProgramWriter):
@@ -61,24 +103,25 @@ class OpenAIWriter(ProgramWriter):
         import httpx
 
         payload = {"model": self.model, "prompt": list(prompt), "max_tokens": max_new_tokens, "temperature": 0.0}
-        problem = ""
+        problem, wait = "", 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(max(self.backoff * 2 ** (attempt - 1), wait))
             try:
                 async with limit:
                     response = await client.post("/completions", json=payload)
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]}")
+                    asked = _retry_after(response.headers.get("retry-after"))
+                    raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]}", asked)
                 if response.status_code >= 400:
                     return Generation("", error=f"{self.base_url}: HTTP {response.status_code}: {response.text[:200]}")
-                data = response.json()
-                text = data["choices"][0]["text"]
-                return Generation(text, new_tokens=int(data.get("usage", {}).get("completion_tokens", 0)))
+                return read_completion(response.json(), max_new_tokens)
             except httpx.TimeoutException:
-                problem = f"timed out after {self.timeout}s"
-            except (httpx.TransportError, _Retryable) as error:
-                problem = str(error) or type(error).__name__
-            except (ValueError, KeyError, IndexError, TypeError) as error:
-                return Generation("", error=f"{self.base_url}: unreadable completion: {error!r}")
+                problem, wait = f"timed out after {self.timeout}s", 0.0
+            except _Retryable as error:
+                problem, wait = str(error), error.wait
+            except httpx.TransportError as error:
+                problem, wait = str(error) or type(error).__name__, 0.0
+            except ValueError as error:  # invalid JSON included
+                return Generation("", error=f"{self.base_url}: unreadable completion: {error}")
         return Generation("", error=f"{self.base_url}: gave up after {self.retries + 1} attempts: {problem}")
