@@ -61,6 +61,9 @@ Executor = Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster)
 Tasks = Annotated[int, typer.Option(help="Split the input files into this many tasks.")]
 Workers = Annotated[int | None, typer.Option(help="Tasks at the same time (default: 1 locally, all on Ray or Slurm).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+Restart = Annotated[
+    bool, typer.Option(help="Start over when OUT holds another run (other inputs or options); else it is refused.")
+]
 BackendOption = Annotated[Backend, typer.Option(help="transformers (in process), vllm (GPU) or openai (endpoint).")]
 BaseUrl = Annotated[str | None, typer.Option(help="openai backend: the endpoint, e.g. http://host:8000/v1")]
 ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai backend: the API key.")]
@@ -179,6 +182,7 @@ def refine_command(
     min_words: MinWords = 10,
     max_errors: MaxErrors = 2,
     progress: Progress = True,
+    restart: Restart = False,
 ) -> None:
     """Refine a corpus: OUT/data (kept), OUT/dropped (with reasons), OUT/failed (with errors), OUT/stats.json.
 
@@ -216,6 +220,7 @@ def refine_command(
             workers=workers,
             slurm=slurm,
             progress=progress,
+            restart=restart,
         )
         for stage in config.stages:
             config.model(stage)  # an unknown model name fails here, before any work
@@ -254,6 +259,7 @@ def baseline_command(
     tasks: Tasks = 1,
     workers: Workers = None,
     progress: Progress = True,
+    restart: Restart = False,
 ) -> None:
     """Filter a corpus with the paper's rule baselines (datatrove's Gopher, C4, FineWeb rules at their
     default thresholds): the outputs of prox refine, with the rule that dropped each document."""
@@ -271,6 +277,7 @@ def baseline_command(
             tasks=tasks,
             workers=workers,
             progress=progress,
+            restart=restart,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

@@ -3,14 +3,16 @@ Slurm) → OUT/data, OUT/dropped, OUT/failed, OUT/stats.json and OUT/logs.
 
 A rerun of the same config resumes: tasks that completed are skipped (datatrove's completion markers), an
 interrupted task starts again and rewrites its output files, and the program cache spares it the model
-calls it had already made.
+calls it had already made. A run records what it read and what decides its outcomes (`logs/prox/run.json`);
+a rerun whose inputs or deciding options differ is refused (or, with `restart`, starts over), so one
+output never mixes two runs. One run at a time holds an output folder (a lock file, local folders).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -41,6 +43,7 @@ class RunConfig:
     workers: int | None = None  # tasks at the same time; None: 1 locally, all of them on Ray or Slurm
     slurm: dict = field(default_factory=dict)  # partition, time, cpus_per_task, gpus_per_task, ...
     progress: bool = True
+    restart: bool = False  # start over when the output folder holds another run (else such a rerun is refused)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -52,14 +55,26 @@ class RunConfig:
         if self.limit < -1 or self.limit == 0:
             raise ValueError(f"limit must be a positive number of documents, got {self.limit}")
 
-    def reader(self):
-        from proxkit.readers import RecordReader, expand_inputs
+    def input_files(self) -> list[str]:
+        """Every input file, listed once per config."""
+        if not hasattr(self, "_files"):
+            from proxkit.readers import expand_inputs
 
-        return RecordReader(expand_inputs(self.inputs), self.text_key, self.id_key, self.limit)
+            self._files = expand_inputs(self.inputs)
+        return self._files
+
+    def reader(self):
+        from proxkit.readers import RecordReader
+
+        return RecordReader(self.input_files(), self.text_key, self.id_key, self.limit)
 
     def describe(self) -> dict:
         """The `config` section of stats.json."""
         return {}
+
+    def deciding(self) -> dict:
+        """What decides each document's outcome: a rerun into the same folder must have the same."""
+        return {"text_key": self.text_key, "id_key": self.id_key, "limit": self.limit} | self.describe()
 
     def flops(self, raw_tokens: int, doc_tokens: int) -> dict:
         """The `flops` section of stats.json: no model, no refining compute."""
@@ -102,6 +117,16 @@ class RefineConfig(RunConfig):
             "backend": str(self.backend),
             "doc_threshold": self.doc_threshold,
             "line_threshold": self.line_threshold,
+        }
+
+    def deciding(self) -> dict:
+        backend = {k: v for k, v in self.backend_options.items() if k in ("dtype", "tokenizer", "served_model")}
+        return super().deciding() | {
+            "guards": asdict(self.guards),
+            "max_chars": self.max_chars,
+            "doc_max_new_tokens": self.doc_max_new_tokens,
+            "chunk_max_new_tokens": self.chunk_max_new_tokens,
+            "backend_options": backend,
         }
 
     def flops(self, raw_tokens: int, doc_tokens: int) -> dict:
@@ -173,29 +198,16 @@ def refine(config: RefineConfig) -> dict | None:
 
 def run_pipeline(config: RunConfig, pipeline: list) -> dict | None:
     """Run (or resume) a pipeline that ends in an OutcomeWriter; write and return OUT/stats.json."""
+    from proxkit.resume import check_same_run, output_lock
+
     started = time.monotonic()
-    _check_same_split(config)
-    executor = make_executor(config, pipeline)
-    executor.run()
-    if config.executor is ExecutorKind.SLURM and executor.job_id != -1:
-        return None
-    return write_stats(config, time.monotonic() - started)
-
-
-def _check_same_split(config: RunConfig) -> None:
-    """A rerun into the same folder must split the input the same way, or tasks would mix."""
-    import fsspec
-
-    with fsspec.open(f"{config.output.rstrip('/')}/logs/prox/run.json", "a+", auto_mkdir=True) as file:
-        file.seek(0)
-        recorded = file.read()
-        if recorded and json.loads(recorded)["tasks"] != config.tasks:
-            tasks = json.loads(recorded)["tasks"]
-            raise ValueError(
-                f"{config.output} was written with --tasks {tasks}: rerun with --tasks {tasks} or a new -o"
-            )
-        if not recorded:
-            file.write(json.dumps({"tasks": config.tasks}))
+    with output_lock(config.output):
+        check_same_run(config)
+        executor = make_executor(config, pipeline)
+        executor.run()
+        if config.executor is ExecutorKind.SLURM and executor.job_id != -1:
+            return None
+        return write_stats(config, time.monotonic() - started)
 
 
 def write_stats(config: RunConfig, wall_seconds: float) -> dict:

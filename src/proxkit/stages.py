@@ -368,7 +368,8 @@ class ProgramExecutor(PipelineStep):
 
 class OutcomeWriter(PipelineStep):
     """Writes each document where its status says — `folder/data`, `folder/dropped`, `folder/failed` — and
-    this task's totals to `folder/logs/prox/{rank:05d}.json`."""
+    this task's totals to `folder/logs/prox/{rank:05d}.json`. A task that runs again (after a crash)
+    first removes the files an earlier attempt of it left, so none of its records is written twice."""
 
     type = "💾 - WRITER"
     name = "💾 OutcomeWriter"
@@ -382,6 +383,7 @@ class OutcomeWriter(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from tqdm import tqdm
 
+        self.remove_earlier_files(rank)
         writers = {
             status: JsonlWriter(f"{self.folder}/{place}", compression=self.compression, adapter=_output_record)
             for status, place in ((Status.KEPT, "data"), (Status.DROPPED, "dropped"), (Status.FAILED, "failed"))
@@ -399,6 +401,14 @@ class OutcomeWriter(PipelineStep):
         totals.save(f"{self.folder}/logs/prox/{rank:05d}.json")
         return
         yield  # a generator that yields nothing: the end of the pipeline
+
+    def remove_earlier_files(self, rank: int) -> None:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.folder)
+        for place in ("data", "dropped", "failed"):
+            for path in fs.glob(f"{root}/{place}/{rank:05d}.jsonl*"):
+                fs.rm(path)
 
 
 def _output_record(_writer, document: Document) -> dict:
