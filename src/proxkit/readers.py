@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import lzma
-import re
 from collections.abc import Iterable, Iterator
 
 import orjson
@@ -94,12 +93,13 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             chunk, first = chunk.removeprefix(_BOM), False
         *complete, pending = (pending + chunk).split(b"\n")
         for line in complete:
-            yield from _CR.split(line.removesuffix(b"\r"))
+            yield from _split_cr(line)
     if pending:
-        yield from _CR.split(pending.removesuffix(b"\r"))
+        yield from _split_cr(pending)
 
 
-_CR = re.compile(b"\r")
+def _split_cr(line: bytes) -> list[bytes]:
+    return line.removesuffix(b"\r").split(b"\r") if b"\r" in line else [line]
 
 
 class RecordReader(BaseReader):
