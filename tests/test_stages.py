@@ -9,7 +9,7 @@ from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import Status, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Stage
 from proxkit.run import read_records
-from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor, Totals
+from proxkit.stages import ChunkRefiner, DocRefiner, InputGuard, OutcomeWriter, ProgramExecutor, Totals
 
 PAGE = "\n".join(
     [
@@ -62,7 +62,8 @@ def refine(documents, tiny_refiner, *, budget=1500, cache=None, guards=None):
     doc = resolve(str(tiny_refiner), Stage.DOC)
     chunk = resolve(str(tiny_refiner), Stage.CHUNK)
     steps = [
-        DocRefiner(doc, batch_size=2, cache_folder=cache, max_chars=5000),
+        InputGuard(max_chars=5000),
+        DocRefiner(doc, batch_size=2, cache_folder=cache),
         ChunkRefiner(chunk, batch_size=2, budget=budget, cache_folder=cache),
         ProgramExecutor(guards=guards),
     ]
@@ -101,6 +102,20 @@ def test_dropped_documents_skip_the_chunk_stage(writer, tiny_refiner):
     chunk_prompts = [p for p in writer.prompts if "[doc]" in p]
     assert len(chunk_prompts) == 1 and "cycle lanes" in chunk_prompts[0]
     assert documents[0].text == "SPAM SPAM " * 20  # a dropped record keeps its text for inspection
+
+
+def test_the_input_guard_holds_without_the_doc_stage(writer, tiny_refiner):
+    chunk = resolve(str(tiny_refiner), Stage.CHUNK)
+    documents = [Document("x " * 6000, "long"), Document("\t\n", "blank"), Document(PAGE, "ok")]
+    steps = [InputGuard(max_chars=5000), ChunkRefiner(chunk, batch_size=2), ProgramExecutor()]
+    data = iter(documents)
+    for step in steps:
+        data = step.run(data)
+    reasons = {d.id: prox_metadata(d).get("drop_reason") for d in data}
+    assert reasons == {"long": "too_long", "blank": "empty", "ok": None}
+    assert len(writer.prompts) == 1 and "cycle lanes" in writer.prompts[0]  # only the good page reached the model
+    with pytest.raises(ValueError, match="max_chars"):
+        InputGuard(max_chars=0)
 
 
 def test_a_failed_generation_fails_its_document_and_the_rest_goes_on(writer, tiny_refiner):

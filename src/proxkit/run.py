@@ -149,17 +149,15 @@ class RefineConfig(RunConfig):
 
 
 def build_pipeline(config: RefineConfig) -> list:
-    """reader → DocRefiner → ChunkRefiner → ProgramExecutor → OutcomeWriter (model stages as configured)."""
-    from proxkit.stages import ChunkRefiner, DocRefiner, OutcomeWriter, ProgramExecutor
+    """reader → InputGuard → DocRefiner → ChunkRefiner → ProgramExecutor → OutcomeWriter (model stages as
+    configured; the guard whatever they are)."""
+    from proxkit.stages import ChunkRefiner, DocRefiner, InputGuard, OutcomeWriter, ProgramExecutor
 
     output = config.output.rstrip("/")
     settings = {"mode": config.mode, "batch_size": config.batch_size, "cache_folder": f"{output}/cache"}
-    pipeline: list = [config.reader()]
+    pipeline: list = [config.reader(), InputGuard(config.max_chars)]
     if Stage.DOC in config.stages:
-        doc = DocRefiner(
-            config.model(Stage.DOC), max_chars=config.max_chars, max_new_tokens=config.doc_max_new_tokens, **settings
-        )
-        pipeline.append(doc)
+        pipeline.append(DocRefiner(config.model(Stage.DOC), max_new_tokens=config.doc_max_new_tokens, **settings))
     if Stage.CHUNK in config.stages:
         pipeline.append(ChunkRefiner(config.model(Stage.CHUNK), max_new_tokens=config.chunk_max_new_tokens, **settings))
     counter = config.model(config.stages[0]) if config.stages else None  # the tokenizer of the raw token count

@@ -1,9 +1,11 @@
-"""The refining pipeline as datatrove steps: DocRefiner → ChunkRefiner → ProgramExecutor → OutcomeWriter.
+"""The refining pipeline as datatrove steps: InputGuard → DocRefiner → ChunkRefiner → ProgramExecutor →
+OutcomeWriter.
 
-The model steps only *write* programs (into `metadata.doc_program` / `metadata.chunk_program`); the
-executor applies them, purely, so a run can be re-executed with other guards without a model. Each step
-streams its input in batches of documents, so memory stays bounded whatever the corpus size. Every
-document carries its status (kept / dropped / failed, see `outcome`) and the last step routes it.
+The guard drops empty and over-long documents first. The model steps only *write* programs (into
+`metadata.doc_program` / `metadata.chunk_program`); the executor applies them, purely, so a run can be
+re-executed with other guards without a model. Each step streams its input in batches of documents, so
+memory stays bounded whatever the corpus size. Every document carries its status (kept / dropped /
+failed, see `outcome`) and the last step routes it.
 """
 
 from __future__ import annotations
@@ -179,19 +181,34 @@ class _ModelStep(PipelineStep):
         return self._writer.generate(prompts, self.max_new_tokens, grammar=CHUNK_GRAMMAR)
 
 
-class DocRefiner(_ModelStep):
-    """Writes each document's doc program (`metadata.doc_program`) and drops the documents it drops.
+class InputGuard(PipelineStep):
+    """Drops empty documents ("empty") and documents over `max_chars` characters ("too_long") before any
+    other step sees them, whatever stages run."""
 
-    Empty documents and documents over `max_chars` characters are dropped ("empty", "too_long") before
-    any model sees them.
-    """
+    type = "🛡️ - PROX"
+    name = "🛡️ InputGuard"
+
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        super().__init__()
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+        self.max_chars = max_chars
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for document in data or []:
+            if is_pending(document):
+                if not document.text.strip():
+                    mark_dropped(document, "empty")
+                elif len(document.text) > self.max_chars:
+                    mark_dropped(document, "too_long")
+            yield document
+
+
+class DocRefiner(_ModelStep):
+    """Writes each document's doc program (`metadata.doc_program`) and drops the documents it drops."""
 
     name = "📄 DocRefiner"
     stage = Stage.DOC
-
-    def __init__(self, model: ModelSpec, *, max_chars: int = DEFAULT_MAX_CHARS, **settings) -> None:
-        super().__init__(model, **settings)
-        self.max_chars = max_chars
 
     def default_max_new_tokens(self) -> int:
         return DOC_MAX_NEW_TOKENS if self.mode is Mode.REFERENCE else STRICT_DOC_MAX_NEW_TOKENS
@@ -199,11 +216,7 @@ class DocRefiner(_ModelStep):
     def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
         todo = []
         for document in documents:
-            if not document.text.strip():
-                mark_dropped(document, "empty")
-            elif len(document.text) > self.max_chars:
-                mark_dropped(document, "too_long")
-            elif cache and (entry := cache.get(document_key(document))):
+            if cache and (entry := cache.get(document_key(document))):
                 self._decide(document, entry)
             else:
                 todo.append(document)
