@@ -34,6 +34,10 @@ class HFTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
 
 def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     """The tokenizer of a model directory: its SentencePiece `tokenizer.model` when it has one (the exact
