@@ -34,6 +34,41 @@ def test_a_normalized_line_pairs_with_its_source_among_removed_neighbours():
     assert fates(line_changes("x", "x\ny")) == [LineFate.KEPT, LineFate.ADDED]
 
 
+def _sides(change):
+    spans = change.word_diff()
+    return "".join(t for k, t in spans if k != "insert"), "".join(t for k, t in spans if k != "delete")
+
+
+def test_diffs_stay_within_their_budget_on_heavily_edited_documents(monkeypatch):
+    from proxkit.report import diff
+
+    compared = []
+    original = diff.difflib.SequenceMatcher
+
+    def counting(*args, a, b, **kwargs):
+        compared.append(len(a) * len(b))
+        return original(*args, a=a, b=b, **kwargs)
+
+    monkeypatch.setattr(diff.difflib, "SequenceMatcher", counting)
+    lines = [f"line {i} has a price of {i} dollars [edit] and more words" for i in range(1000)]
+    final = [line.replace(" [edit]", "") for line in lines]
+    long_line = " ".join(f"word{i} [edit]" for i in range(6000))  # a 60 kB line edited by one normalize
+    changes = line_changes("\n".join([*lines, long_line]), "\n".join([*final, long_line.replace(" [edit]", "")]))
+    assert fates(changes) == [LineFate.EDITED] * 1001
+    assert all(_sides(change) == (change.before, change.after) for change in changes)
+    assert sum(compared) <= diff.DIFF_BUDGET and max(compared) <= diff.LINE_DIFF_LIMIT
+    assert [text.strip() for kind, text in changes[0].word_diff() if kind != "equal"] == ["[edit]"]
+
+
+def test_line_alignment_pairs_edits_removals_and_additions_in_one_pass():
+    raw = "A\n\nRemoved one\nKept line here\nX and y\n\nB"
+    final = "A\n\nKept line here\nX\nnew\n\nB"
+    assert fates(line_changes(raw, final)) == [
+        LineFate.KEPT, LineFate.KEPT, LineFate.REMOVED, LineFate.KEPT, LineFate.EDITED, LineFate.ADDED,
+        LineFate.KEPT, LineFate.KEPT,
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def refined_run(tmp_path_factory):
     """A real run: `prox refine --stages none` executing given programs (a removal and a normalize) on two
