@@ -189,3 +189,25 @@ def test_a_removal_mask_becomes_one_call_per_run_with_global_numbers():
     )
     assert Program.removing([False, False]).render() == "keep_chunk()"
     assert Program.removing([]).calls == (KeepChunk(),)
+
+
+FULLWIDTH_R, FULLWIDTH_K, FULLWIDTH_L, FULLWIDTH_D = "\uff52", "\uff4b", "\uff4c", "\uff44"
+BOLD_NORMALIZE = "".join(chr(0x1D41A + ord(letter) - ord("a")) for letter in "normalize")  # mathematical bold
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (FULLWIDTH_R + "emove_lines(line_start=0, line_end=1)", ErrorKind.UNKNOWN_CALL),
+        (BOLD_NORMALIZE + "(source_str='a', target_str='')", ErrorKind.UNKNOWN_CALL),
+        (FULLWIDTH_K + "eep_chunk()", ErrorKind.UNKNOWN_CALL),
+        ("remove_lines(" + FULLWIDTH_L + "ine_start=0, line_end=1)", ErrorKind.BAD_ARGUMENTS),
+    ],
+)
+def test_look_alike_names_are_not_calls(text, kind):
+    import unicodedata
+
+    assert unicodedata.normalize("NFKC", text).isascii()  # what Python's parser would read as the real name
+    program = chunk(text)
+    assert program.calls == () and [error.kind for error in program.errors] == [kind]
+    assert parse_program(FULLWIDTH_D + "rop_doc()", Stage.DOC).calls == ()

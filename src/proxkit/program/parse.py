@@ -134,7 +134,7 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
         return
     for statement in statements:
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-            yield _read_call(statement.value, number)
+            yield _read_call(statement.value, number, line)
         else:
             yield ProgramError(ErrorKind.SYNTAX, number, f"not a call: {ast.get_source_segment(line, statement)!r}")
 
@@ -167,10 +167,13 @@ def _syntax_error(error: SyntaxError, line: str, number: int, is_last: bool) -> 
     return ProgramError(ErrorKind.SYNTAX, number, f"{message}: {line[:60]!r}")
 
 
-def _read_call(node: ast.Call, number: int) -> Call | ProgramError:
+def _read_call(node: ast.Call, number: int, line: str) -> Call | ProgramError:
     if not isinstance(node.func, ast.Name):
         return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {ast.unparse(node.func)!r}")
     name = node.func.id
+    written = ast.get_source_segment(line, node.func) or ""
+    if not written.isascii():  # Python folds look-alikes (fullwidth, mathematical bold) to ASCII names (NFKC)
+        return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {written!r}: call names are ASCII")
     if name in _NO_ARGUMENT_CALLS:
         if node.args or node.keywords:
             return ProgramError(ErrorKind.BAD_ARGUMENTS, number, f"{name}() takes no arguments")
@@ -178,6 +181,10 @@ def _read_call(node: ast.Call, number: int) -> Call | ProgramError:
     if name not in _PARAMETERS:
         known = ", ".join(sorted([*_NO_ARGUMENT_CALLS, *_PARAMETERS]))
         return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {name}(); known calls: {known}")
+    for keyword in node.keywords:
+        written = (ast.get_source_segment(line, keyword) or "").split("=")[0]
+        if not written.isascii():
+            return ProgramError(ErrorKind.BAD_ARGUMENTS, number, f"{name}() argument {written!r}: names are ASCII")
     arguments = _bind(name, node, number)
     if isinstance(arguments, ProgramError):
         return arguments
