@@ -132,6 +132,26 @@ def test_a_failing_endpoint_fails_documents_and_the_run_goes_on(server, options,
         assert record["metadata"]["prox"]["error"].startswith(f"doc stage: {server.url}: {error}")
 
 
+def test_retry_failed_redoes_what_a_model_stage_failed_on(tiny_refiner, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"d{i}", "text": f"Page {i} has some words."} for i in range(3)])
+    out = tmp_path / "out"
+    down, up = FlakyServer(failures=10**6, status=503), FlakyServer(failures=0)
+    try:
+        for server, extra in ((down, ()), (up, ()), (up, ("--retry-failed",))):
+            prox(
+                "refine", str(path), "-o", str(out), "--backend", "openai", "--base-url", server.url, "--retries", "0",
+                "--tokenizer", str(tiny_refiner), "--doc-model", "served", "--stages", "doc", *FAST, *extra,
+            )  # fmt: skip
+            if not extra:
+                assert json.loads((out / "stats.json").read_text())["documents"]["failed"] == 3  # a rerun skips them
+    finally:
+        down.close()
+        up.close()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["documents"] == {"in": 3, "kept": 3, "dropped": 0, "failed": 0}
+    assert up.requests == 3
+
+
 def test_stages_none_re_executes_earlier_output_with_other_guards(tmp_path):
     page = "\n".join(["Home | About", *(f"Line {i} of the article has seven words." for i in range(6)), "(c) 2024"])
     earlier = {

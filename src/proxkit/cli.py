@@ -183,6 +183,9 @@ def refine_command(
     max_errors: MaxErrors = 2,
     progress: Progress = True,
     restart: Restart = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Redo the documents a model stage failed on (endpoint down, bad reply).")
+    ] = False,
 ) -> None:
     """Refine a corpus: OUT/data (kept), OUT/dropped (with reasons), OUT/failed (with errors), OUT/stats.json.
 
@@ -221,6 +224,7 @@ def refine_command(
             slurm=slurm,
             progress=progress,
             restart=restart,
+            retry_failed=retry_failed,
         )
         for stage in config.stages:
             config.model(stage)  # an unknown model name fails here, before any work

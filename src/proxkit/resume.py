@@ -88,6 +88,31 @@ def clear_outputs(fs, root: str) -> None:
     logger.info(f"starting over in {root}: its earlier records, logs and stats were removed")
 
 
+def reopen_failed_tasks(output: str) -> list[int]:
+    """Mark undone the finished tasks whose failed records include a model failure (an endpoint down, a
+    malformed reply), so the rerun redoes them: the program cache spares the documents that went well."""
+    fs, root = fsspec.core.url_to_fs(output.rstrip("/"))
+    reopened = []
+    for path in sorted(fs.glob(f"{root}/failed/[0-9]*.jsonl*")):
+        rank = int(path.rsplit("/", 1)[-1].split(".")[0])
+        with fs.open(path, "rt", compression="infer", encoding="utf-8") as file:
+            model_failed = any(
+                json.loads(line)["metadata"]["prox"].get("error", "").startswith(MODEL_FAILURES)
+                for line in file
+                if line.strip()
+            )
+        marker = f"{root}/logs/completions/{rank:05d}"
+        if model_failed and fs.exists(marker):
+            fs.rm(marker)
+            reopened.append(rank)
+    if reopened:
+        logger.info(f"retrying the failed documents of tasks {reopened}")
+    return reopened
+
+
+MODEL_FAILURES = ("doc stage:", "chunk stage:")  # the errors of `stages` when a model gave no program
+
+
 @contextmanager
 def output_lock(output: str) -> Iterator[None]:
     """Hold the output folder for this run: a second run into it fails at once (local folders; other

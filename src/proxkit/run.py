@@ -44,6 +44,7 @@ class RunConfig:
     slurm: dict = field(default_factory=dict)  # partition, time, cpus_per_task, gpus_per_task, ...
     progress: bool = True
     restart: bool = False  # start over when the output folder holds another run (else such a rerun is refused)
+    retry_failed: bool = False  # redo the finished tasks whose documents failed in a model stage
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -196,11 +197,13 @@ def refine(config: RefineConfig) -> dict | None:
 
 def run_pipeline(config: RunConfig, pipeline: list) -> dict | None:
     """Run (or resume) a pipeline that ends in an OutcomeWriter; write and return OUT/stats.json."""
-    from proxkit.resume import check_same_run, output_lock
+    from proxkit.resume import check_same_run, output_lock, reopen_failed_tasks
 
     started = time.monotonic()
     with output_lock(config.output):
         check_same_run(config)
+        if config.retry_failed:
+            reopen_failed_tasks(config.output)
         executor = make_executor(config, pipeline)
         executor.run()
         if config.executor is ExecutorKind.SLURM and executor.job_id != -1:
