@@ -137,3 +137,16 @@ def test_bench_line_heads_times_every_head_option_against_the_plain_head():
     assert lines[0] == "6 lines, one thread, medians of 1"
     assert [line.split(":")[0].strip() for line in lines[1:]] == ["plain", "surface", "attention", "recurrent"]
     assert lines[1].endswith("1.0x the plain head")
+
+
+def test_every_adversarial_input_class_is_accounted_for():
+    import adversarial_inputs
+
+    for name, make in adversarial_inputs.CLASSES.items():
+        row = adversarial_inputs.run_class(make)
+        assert row["out"] == row["in"] == row["kept"] + row["dropped"] + row["failed"], name
+    bomb = adversarial_inputs.run_class(adversarial_inputs.normalize_bomb)
+    assert bomb["kept"] == 5 and bomb["errors"] == {"over_limit": 1}
+    cut = adversarial_inputs.run_class(adversarial_inputs.truncated_zstd)
+    assert cut["failed"] == 1 and 0 < cut["kept"] < cut["written"]
+    assert adversarial_inputs.run_class(adversarial_inputs.forged_status)["kept"] == 4
