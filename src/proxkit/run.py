@@ -146,6 +146,8 @@ class RefineConfig(RunConfig):
         option = "doc_threshold" if stage is Stage.DOC else "line_threshold"
         threshold = getattr(self, option)
         options = self.backend_options | ({option: threshold} if threshold is not None else {})
+        if self.backend is Backend.VLLM and len(self.stages) == 2 and self.doc_model != self.chunk_model:
+            options.setdefault("gpu_memory_utilization", 0.45)  # two engines share the GPU of a task
         return resolve(name, stage, self.backend, **options)
 
 

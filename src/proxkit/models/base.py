@@ -34,8 +34,25 @@ class ProgramWriter(ABC):
         forward pass override this; the default decodes freely (and may write something else)."""
         return self.generate(prompts, max_new_tokens)
 
+    def decode_undecided(
+        self, prompts: Sequence[Sequence[int]], results: list[Generation | None], max_new_tokens: int
+    ) -> list[Generation]:
+        """`results` with each prompt left undecided (None) by a `choose` decoded freely."""
+        undecided = [index for index, result in enumerate(results) if result is None]
+        if undecided:
+            generations = self.generate([prompts[i] for i in undecided], max_new_tokens)
+            for index, generation in zip(undecided, generations, strict=True):
+                results[index] = generation
+        return results  # type: ignore[return-value]
+
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the engine's resources."""
+
+
+def begins_option(option: str, piece: str) -> bool:
+    """Whether a token's text can begin `option`: a non-empty prefix of it, after at most one space."""
+    text = piece.removeprefix(" ")
+    return bool(text) and option.startswith(text)
 
 
 def cpu_has_bf16_matrix_units() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxkit.models.base import Generation, ProgramWriter, auto_dtype, length_batches
+from proxkit.models.base import Generation, ProgramWriter, auto_dtype, begins_option, length_batches
 from proxkit.prompts import Tokenizer
 
 
@@ -87,12 +87,7 @@ class TransformersWriter(ProgramWriter):
                 choice = max(range(len(options)), key=scores.__getitem__)
                 if best[row] in starts[choice].tolist():
                     results[index] = Generation(options[choice], new_tokens=0)
-        undecided = [index for index, result in enumerate(results) if result is None]
-        if undecided:
-            generations = self.generate([prompts[i] for i in undecided], max_new_tokens)
-            for index, generation in zip(undecided, generations, strict=True):
-                results[index] = generation
-        return results  # type: ignore[return-value]
+        return self.decode_undecided(prompts, results, max_new_tokens)
 
     def _option_starts(self, options: tuple[str, ...]) -> list:
         """For each option, the ids of the tokens that can begin it (optionally after one space)."""
@@ -100,7 +95,8 @@ class TransformersWriter(ProgramWriter):
             torch = self._torch
             pieces = [self.tokenizer.decode([token]) for token in range(self.model.config.vocab_size)]
             self._starts[options] = [
-                torch.tensor([i for i, piece in enumerate(pieces) if _begins(option, piece)]) for option in options
+                torch.tensor([i for i, piece in enumerate(pieces) if begins_option(option, piece)])
+                for option in options
             ]
             if any(len(ids) == 0 for ids in self._starts[options]):
                 raise ValueError(f"no token of this vocabulary begins one of {options}")
@@ -147,12 +143,6 @@ class TransformersWriter(ProgramWriter):
             end = next((i for i, token in enumerate(row) if token in self.eos_ids), len(row))
             generations.append(Generation(self.tokenizer.decode(row[:end]), new_tokens=end))
         return generations
-
-
-def _begins(option: str, piece: str) -> bool:
-    """Whether a token's text can begin `option`: a non-empty prefix of it, after at most one space."""
-    text = piece.removeprefix(" ")
-    return bool(text) and option.startswith(text)
 
 
 def grammar_tokenizer_info(tokenizer: Tokenizer, vocab_size: int, stop_ids: Sequence[int]):
