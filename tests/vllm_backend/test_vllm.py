@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 
-from proxkit.program import Mode, Stage, parse_program
+from proxkit.program import ErrorKind, Mode, Stage, parse_program
 from proxkit.program.grammar import CHUNK_GRAMMAR
 from proxkit.prompts import TokenizationMode, chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost
 
@@ -131,8 +131,9 @@ def test_strict_mode_grammar_holds_on_a_random_model_of_the_released_architectur
         prompts = [p for p in prompt_set(tokenizer, TokenizationMode.CLEAN, count=6)][1::2]  # chunk prompts
         for generation in writer.generate(prompts, 48, grammar=CHUNK_GRAMMAR):
             program = parse_program(generation.text, Stage.CHUNK, Mode.STRICT)
-            truncated = generation.new_tokens >= 48
-            assert program.calls and (not program.errors or truncated), generation.text
+            # a random model rarely ends a program: the answer runs to the token limit, cut inside a call
+            last_line = generation.text.strip().count("\n") + 1
+            assert all(e.kind is ErrorKind.TRUNCATED and e.line == last_line for e in program.errors), generation.text
     finally:
         writer.close()
 
@@ -165,7 +166,13 @@ def test_prox_refine_with_vllm_on_the_released_architecture(released_architectur
     assert result.returncode == 0, result.stderr[-3000:]
     stats = json.loads((out / "stats.json").read_text())
     assert stats["documents"]["in"] == 6 and stats["documents"]["failed"] == 0
-    assert stats["program_errors"].get("syntax", 0) == 0  # strict mode: every chunk answer parsed
+    from proxkit.run import read_records
+
+    records = read_records(out / "data") + read_records(out / "dropped")
+    chunk_errors = {
+        e["kind"] for r in records for e in r["metadata"]["prox"].get("errors", []) if e["stage"] == "chunk"
+    }
+    assert chunk_errors <= {"truncated"}  # strict mode's grammar: chunk answers only ever cut at the limit
 
 
 def test_an_engine_that_cannot_start_is_a_clear_error(tmp_path):

@@ -124,12 +124,14 @@ class ModelSpec:
             from proxkit.models.vllm import VLLMWriter
 
             return VLLMWriter(self.source, rank=rank, tokenizer=self.tokenizer, **self.options)
-        from proxkit.models.tagger import TaggerWriter, is_tagger
+        from proxkit.models.tagger import TAGGER_DTYPE, TaggerWriter, is_tagger
 
         directory = _local_directory(self.source)
         if is_tagger(directory):
             device = self.options.get("device") or "cpu"
-            return TaggerWriter(directory, tokenizer, device=device, **self.tagger_thresholds)
+            dtype = self.options.get("dtype") or "auto"
+            dtype = TAGGER_DTYPE if dtype == "auto" else dtype
+            return TaggerWriter(directory, tokenizer, device=device, dtype=dtype, **self.tagger_thresholds)
         from proxkit.models.hf import TransformersWriter
 
         return TransformersWriter(directory, tokenizer, **self.options)

@@ -281,11 +281,14 @@ class Segmenter:
 class Backbone(Segmenter):
     """The first `depth` layers of a causal LM, turning numbered lines into line states."""
 
-    def __init__(self, config: TaggerConfig, device: str = "cpu") -> None:
-
+    def __init__(self, config: TaggerConfig, device: str = "cpu", dtype: str = "float32") -> None:
+        """dtype: the backbone's compute dtype ("float32", "bfloat16", or "auto": `auto_dtype` of the device);
+        states always come out as float32."""
         super().__init__(config)
         self.device = canonical_device(device)
-        self.decoder = _load_decoder(resolve_base(config.base), config.depth, max(config.layers), self.device)
+        self.dtype = str(auto_dtype(self.device)).removeprefix("torch.") if dtype == "auto" else dtype
+        base = resolve_base(config.base)
+        self.decoder = _load_decoder(base, config.depth, max(config.layers), self.device, self.dtype)
 
     @torch.no_grad()  # not inference_mode: the states also feed head training
     def line_states(self, lines: Sequence[str], first_number: int = 0, first_window_only: bool = False) -> torch.Tensor:
@@ -350,13 +353,13 @@ def canonical_device(device: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_decoder(base: str, depth: int, last_read: int, device: str):
+def _load_decoder(base: str, depth: int, last_read: int, device: str, dtype: str = "float32"):
     """The first `depth` layers of `base` (the backbone is only read: no gradients flow into it). The
     model's final norm applies to the state of layer `depth` only; when no state that deep is read
     (`last_read` < `depth`), the layers after `last_read` and the norm are left out, which yields the same
     states for less work. Taggers of one process on the same base (doc and chunk stage, each with its own
     depth) share one copy of the weights: a view is read-only (`.to()`, `.train()` on one acts on all)."""
-    decoder = _load_base_decoder(base, device)
+    decoder = _load_base_decoder(base, device, dtype)
     view = copy.copy(decoder)  # shares every parameter with `decoder`
     for name, table in decoder.__dict__.items():  # but not its tables: a change to one view stays in it
         if name.endswith("hooks"):
@@ -372,20 +375,20 @@ def _load_decoder(base: str, depth: int, last_read: int, device: str):
 
 
 @functools.lru_cache(maxsize=2)
-def _load_base_decoder(base: str, device: str):
-    """All layers of `base`'s decoder, loaded once per process and device."""
+def _load_base_decoder(base: str, device: str, dtype: str = "float32"):
+    """All layers of `base`'s decoder, loaded once per process, device and dtype."""
     from transformers import AutoModelForCausalLM
 
-    # float32 on a CPU whatever `auto` says there: heads are trained on float32 CPU states, which a bfloat16
-    # pass moves
-    dtype = torch.float32 if device == "cpu" else auto_dtype(device)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)  # states are read as float32
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))  # states are read as float32
     decoder = model.model.to(device).eval()
     # transformers hooks the layers that record hidden states at a model's first forward pass; do it here,
     # once, so the views (which share the layers and copy the "hooked" mark) do not hook them again
     with torch.no_grad():
         decoder(torch.zeros((1, 1), dtype=torch.long, device=device), output_hidden_states=True)
     return decoder
+
+
+TAGGER_DTYPE = "float32"  # what `--dtype auto` gives a tagger's backbone
 
 
 class TaggerWriter(ProgramWriter):
@@ -397,17 +400,19 @@ class TaggerWriter(ProgramWriter):
         tokenizer: Tokenizer,
         *,
         device: str = "cpu",
+        dtype: str = TAGGER_DTYPE,
         line_threshold: float | None = None,
         doc_threshold: float | None = None,
     ) -> None:
-        """line_threshold / doc_threshold: replace the directory's (higher: remove fewer lines / drop fewer
+        """dtype: the backbone's ("auto": bfloat16 on a GPU or a CPU with AMX, float32 elsewhere).
+        line_threshold / doc_threshold: replace the directory's (higher: remove fewer lines / drop fewer
         documents)."""
         directory = Path(directory)
         self.config = TaggerConfig.load(directory)
         overrides = {"line_threshold": line_threshold, "doc_threshold": doc_threshold}
         self.config = replace(self.config, **{k: v for k, v in overrides.items() if v is not None})
         self.prompt_tokenizer = tokenizer
-        self.backbone = Backbone(self.config, device)
+        self.backbone = Backbone(self.config, device, dtype)
         self.heads = TaggerHeads.load(directory, self.config)
         # a CPU runs one full window fastest alone (measured: benchmarks/bench_refine.py); a GPU wants batches
         self.batch_tokens = self.config.max_tokens if device == "cpu" else 8 * self.config.max_tokens

@@ -1,0 +1,109 @@
+"""The bundled taggers in float32 and in bfloat16, side by side on the same held-out seed pages: decision
+agreement, chunk content-word F1 and doc accuracy of each, and the speed of each (medians over repeats,
+the two dtypes interleaved). bfloat16 pays only on CPUs with AMX (and on GPUs).
+
+    python -m proxkit.annotate.seed_set --shared ../shared/data -o seed.jsonl
+    python benchmarks/bench_tagger_dtype.py --seed seed.jsonl [--pages 120] [--docs 200] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from proxkit.models import resolve
+from proxkit.models.base import cpu_has_bf16_matrix_units
+from proxkit.program import Mode, Stage, parse_program, removed_lines
+from proxkit.prompts import doc_prompt_ids
+from proxkit.train.evaluate import doc_scores, write_chunk_programs
+from proxkit.train.metrics import chunk_report
+from proxkit.train.seed import load_seed
+from proxkit.train.split import held_out_split, sample_pages
+
+DTYPES = ("float32", "bfloat16")
+
+
+def chunk_run(pages, dtype: str) -> tuple[list[str], float]:
+    spec = resolve("proxkit/web-chunk-tagger", Stage.CHUNK, dtype=dtype)
+    started = time.perf_counter()
+    programs = write_chunk_programs(spec, pages)
+    return programs, time.perf_counter() - started
+
+
+def doc_run(documents, dtype: str) -> tuple[list, float]:
+    spec = resolve("proxkit/web-doc-tagger", Stage.DOC, dtype=dtype)
+    tokenizer = spec.load_tokenizer()
+    writer = spec.load_writer(tokenizer)
+    prompts = [doc_prompt_ids("\n".join(d.lines), tokenizer).ids for d in documents]
+    started = time.perf_counter()
+    generations = writer.generate(prompts, 24)
+    return generations, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", required=True, help="seed examples (python -m proxkit.annotate.seed_set)")
+    parser.add_argument("--pages", type=int, default=120, help="held-out chunk pages")
+    parser.add_argument("--docs", type=int, default=200, help="held-out doc examples")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    held_out = held_out_split(load_seed(args.seed))[1]
+    pages = sample_pages([e for e in held_out if e.stage is Stage.CHUNK], args.pages)
+    documents = sample_pages([e for e in held_out if e.stage is Stage.DOC], args.docs)
+
+    chunk_programs, doc_generations, seconds = {}, {}, {dtype: {"chunk": [], "doc": []} for dtype in DTYPES}
+    for _ in range(args.repeats):
+        for dtype in DTYPES:
+            chunk_programs[dtype], elapsed = chunk_run(pages, dtype)
+            seconds[dtype]["chunk"].append(elapsed)
+            doc_generations[dtype], elapsed = doc_run(documents, dtype)
+            seconds[dtype]["doc"].append(elapsed)
+
+    masks = {
+        dtype: [
+            removed_lines(len(p.lines), parse_program(text, Stage.CHUNK, Mode.STRICT))
+            for p, text in zip(pages, programs, strict=True)
+        ]
+        for dtype, programs in chunk_programs.items()
+    }
+    lines = sum(len(mask) for mask in masks["float32"])
+    same_lines = sum(
+        a == b for ma, mb in zip(masks["float32"], masks["bfloat16"], strict=True) for a, b in zip(ma, mb, strict=True)
+    )
+    drops = {dtype: [g.text.strip() == "drop_doc()" for g in gens] for dtype, gens in doc_generations.items()}
+    scores = {dtype: [g.score for g in gens] for dtype, gens in doc_generations.items()}
+    report = {
+        "cpu_has_amx": cpu_has_bf16_matrix_units(),
+        "pages": len(pages),
+        "documents": len(documents),
+        "chunk_programs_identical": round(
+            sum(a == b for a, b in zip(chunk_programs["float32"], chunk_programs["bfloat16"], strict=True))
+            / len(pages),
+            4,
+        ),
+        "line_decisions_identical": round(same_lines / lines, 4),
+        "doc_decisions_identical": round(
+            sum(a == b for a, b in zip(drops["float32"], drops["bfloat16"], strict=True)) / len(documents), 4
+        ),
+        "doc_score_max_difference": round(
+            max(abs(a - b) for a, b in zip(scores["float32"], scores["bfloat16"], strict=True)), 4
+        ),
+    }
+    for dtype in DTYPES:
+        chunk = chunk_report(pages, masks[dtype])
+        report[dtype] = {
+            "chunk": {key: chunk[key] for key in chunk if "f1" in key},
+            "doc": doc_scores(drops[dtype], documents),
+            "chunk_seconds_median": round(statistics.median(seconds[dtype]["chunk"]), 3),
+            "doc_seconds_median": round(statistics.median(seconds[dtype]["doc"]), 3),
+        }
+    for stage in ("chunk", "doc"):
+        key = f"{stage}_seconds_median"
+        report[f"{stage}_speedup_bf16"] = round(report["float32"][key] / report["bfloat16"][key], 2)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
