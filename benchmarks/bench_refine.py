@@ -2,7 +2,8 @@
 
 (a) `prox refine` end to end (reader, doc and chunk stages, executor, writer; model loading included);
 (b) the bound: a pure forward pass of the same network over exactly the token sequences its forward passes
-    read in (a) — prefill only, at the best of several batch sizes;
+    read in (a) — prefill only, at the best of several batch sizes and of the dtypes this machine runs fast
+    (float32, and bfloat16 where the CPU has AMX or on a GPU), so a/b is judged against the hardware;
 (c) the authors' style: transformers `generate`, one prompt at a time, greedy, with the generative LM the
     refiner is built on (the model itself for a generative refiner, its base LM for the line tagger), each
     prompt decoding as many tokens as the program (a) wrote for it (what a trained refiner stops at); by
@@ -12,6 +13,7 @@ Prints documents/s, raw tokens/s (D_raw of stats.json per second) and the ratios
 repeats, and the program failure ratio of (a). Targets (issue 5, CPU): a/b >= 0.8, a/c >= 3, failures 0%.
 
     python benchmarks/bench_refine.py [--docs 24] [--repeats 3] [--model M | --doc-model D --chunk-model C]
+                                      [--dtype auto|float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.forward_inputs: dict[int, list[list[int]]] = {}  # by network (id of its module)
-        self.networks: dict[int, object] = {}  # a forward callable per network
+        self.networks: dict[int, object] = {}  # the writer that owns each network
         self.programs: list[tuple[list[int], str]] = []
         self.writers: list = []
         self._hooks: dict[int, object] = {}  # one per network, removed when the recording ends
@@ -72,7 +74,7 @@ class Recorder:
         if isinstance(writer, TaggerWriter):
             decoder = writer.backbone.decoder
             if id(decoder) not in self._hooks:
-                self.networks[id(decoder)] = network(writer)
+                self.networks[id(decoder)] = writer
                 record = functools.partial(self._record_ids, id(decoder))
                 self._hooks[id(decoder)] = decoder.register_forward_pre_hook(record, with_kwargs=True)
         elif not isinstance(writer, TransformersWriter):
@@ -89,7 +91,7 @@ class Recorder:
             generations = inner(prompts, *args, **kwargs)
             self.programs += [(list(p), g.text) for p, g in zip(prompts, generations, strict=True)]
             if isinstance(writer, TransformersWriter):
-                self.networks.setdefault(id(writer.model), network(writer))
+                self.networks.setdefault(id(writer.model), writer)
                 self.forward_inputs.setdefault(id(writer.model), []).extend(list(p) for p in prompts)
             return generations
 
@@ -107,12 +109,15 @@ def load_documents(path: Path, count: int) -> list[dict]:
     return [{"id": str(r["id"]), "text": r["text"]} for r in records if r["text"].strip()][:count]
 
 
-def run_refine(documents_file: Path, models: dict, recorder: Recorder | None = None) -> tuple[float, dict]:
+def run_refine(
+    documents_file: Path, models: dict, recorder: Recorder | None = None, dtype: str = "auto"
+) -> tuple[float, dict]:
     """(a): seconds of one `prox refine` run with these `doc_model`/`chunk_model`, and its stats."""
     from proxkit.run import RefineConfig, refine
 
     with tempfile.TemporaryDirectory() as output:
-        config = RefineConfig(inputs=[str(documents_file)], output=output, progress=False, **models)
+        options = {"backend_options": {"dtype": dtype}}
+        config = RefineConfig(inputs=[str(documents_file)], output=output, progress=False, **models, **options)
         started = time.perf_counter()
         if recorder is None:
             stats = refine(config)
@@ -134,14 +139,26 @@ def _models(args: argparse.Namespace) -> dict:
     }
 
 
-def network(writer):
-    """The network (a) ran forward passes of, as a callable on padded ids and an attention mask."""
+def network(writer, dtype: torch.dtype | None = None):
+    """The network (a) ran forward passes of, as a callable on padded ids and an attention mask; with
+    `dtype`, a copy of it in that dtype."""
+    import copy
+
     from proxkit.models.tagger import TaggerWriter
 
+    module = writer.backbone.decoder if isinstance(writer, TaggerWriter) else writer.model
+    if dtype is not None and module.dtype != dtype:
+        module = copy.deepcopy(module).to(dtype)
     if isinstance(writer, TaggerWriter):
-        decoder = writer.backbone.decoder
-        return lambda ids, mask: decoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    return lambda ids, mask: writer.model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+        return lambda ids, mask: module(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    return lambda ids, mask: module(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+
+
+def fast_dtypes() -> list[torch.dtype]:
+    """The dtypes this machine may run fastest: float32, and bfloat16 on a GPU or a CPU with AMX."""
+    from proxkit.models.base import cpu_has_bf16_matrix_units
+
+    return [torch.float32] + ([torch.bfloat16] if cpu_has_bf16_matrix_units() or torch.cuda.is_available() else [])
 
 
 @torch.inference_mode()
@@ -201,6 +218,7 @@ def main() -> None:
     parser.add_argument("--doc-model", help="the doc stage's model (default: --model)")
     parser.add_argument("--chunk-model", help="the chunk stage's model (default: --model)")
     parser.add_argument("--batch-sizes", default="1,4,16", help="batch sizes tried for the bound (b)")
+    parser.add_argument("--dtype", default="auto", help="the models' dtype in (a): auto, float32, bfloat16")
     parser.add_argument("--skip-naive", action="store_true", help="leave (c) out")
     parser.add_argument("--naive-repeats", type=int, default=1, help="repeats of (c), by far the slowest")
     parser.add_argument("--naive-sample", type=int, default=16, help="prompts timed in (c), scaled (0: all)")
@@ -215,10 +233,10 @@ def main() -> None:
         documents_file.write_text("".join(json.dumps(d) + "\n" for d in documents))
         recorder = Recorder()
         models = _models(args)
-        run_refine(documents_file, models, recorder)  # warm-up run: records what the networks read
+        run_refine(documents_file, models, recorder, args.dtype)  # warm-up run: records what the networks read
         refine_times, stats = [], {}
         for _ in range(args.repeats):
-            seconds, stats = run_refine(documents_file, models)
+            seconds, stats = run_refine(documents_file, models, dtype=args.dtype)
             refine_times.append(seconds)
 
     raw_tokens = stats["tokens"]["raw"]
@@ -233,16 +251,18 @@ def main() -> None:
     print(f"programs written in (a): {len(recorder.programs)} prompts, {len(recorder.writers)} model loads")
     refine_seconds = statistics.median(refine_times)
     report("a_refine", refine_seconds)
-    bound = 0.0  # each network (a doc and a chunk tagger may differ in depth) at its best batch size
+    bound = 0.0  # each network (a doc and a chunk tagger may differ in depth) at its best batch size and dtype
     for number, (key, sequences) in enumerate(recorder.forward_inputs.items(), start=1):
-        forward = recorder.networks[key]
-        times = {
-            size: statistics.median(prefill_seconds(forward, sequences, size) for _ in range(args.repeats))
-            for size in (int(size) for size in args.batch_sizes.split(","))
-        }
-        best_batch = min(times, key=times.get)
-        print(f"(b) network {number}: {sum(map(len, sequences)):,} forward-pass tokens, best batch size {best_batch}")
-        bound += times[best_batch]
+        times = {}
+        for dtype in fast_dtypes():
+            forward = network(recorder.networks[key], dtype)
+            for size in (int(size) for size in args.batch_sizes.split(",")):
+                runs = [prefill_seconds(forward, sequences, size) for _ in range(args.repeats)]
+                times[(str(dtype).removeprefix("torch."), size)] = statistics.median(runs)
+        (best_dtype, best_batch) = min(times, key=times.get)
+        tokens = sum(map(len, sequences))
+        print(f"(b) network {number}: {tokens:,} forward-pass tokens, best: {best_dtype}, batch size {best_batch}")
+        bound += times[(best_dtype, best_batch)]
     report("b_prefill_bound", bound)
     print(f"a/b = {bound / refine_seconds:.2f} (target >= 0.8)", flush=True)
     programs = sum(stats["calls"].values()) or 1

@@ -128,7 +128,9 @@ class ModelSpec:
 
         directory = _local_directory(self.source)
         if is_tagger(directory):
-            device = self.options.get("device") or "cpu"
+            import torch
+
+            device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
             dtype = self.options.get("dtype") or "auto"
             dtype = TAGGER_DTYPE if dtype == "auto" else dtype
             return TaggerWriter(directory, tokenizer, device=device, dtype=dtype, **self.tagger_thresholds)
