@@ -149,9 +149,12 @@ def network(writer, dtype: torch.dtype | None = None):
     module = writer.backbone.decoder if isinstance(writer, TaggerWriter) else writer.model
     if dtype is not None and module.dtype != dtype:
         module = copy.deepcopy(module).to(dtype)
+    device = next(module.parameters()).device
     if isinstance(writer, TaggerWriter):
-        return lambda ids, mask: module(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    return lambda ids, mask: module(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+        return lambda ids, mask: module(
+            input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True
+        )
+    return lambda ids, mask: module(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=1)
 
 
 def fast_dtypes() -> list[torch.dtype]:
@@ -175,6 +178,8 @@ def prefill_seconds(forward, sequences: list[list[int]], batch_size: int) -> flo
             ids[row, : len(sequence)] = torch.tensor(sequence)
             mask[row, : len(sequence)] = 1
         forward(ids, mask)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - started
 
 

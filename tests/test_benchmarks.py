@@ -150,3 +150,13 @@ def test_every_adversarial_input_class_is_accounted_for():
     cut = adversarial_inputs.run_class(adversarial_inputs.truncated_zstd)
     assert cut["failed"] == 1 and 0 < cut["kept"] < cut["written"]
     assert adversarial_inputs.run_class(adversarial_inputs.forged_status)["kept"] == 4
+
+
+def test_the_released_architecture_has_the_released_size():
+    import released_architecture
+    import torch
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(released_architecture.released_config())
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6) == 354  # PROX_SPEC §4: 354M

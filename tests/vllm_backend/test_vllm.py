@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,23 +53,13 @@ def smollm2() -> Path:
 
 @pytest.fixture(scope="module")
 def released_architecture(tmp_path_factory) -> Path:
-    """A randomly initialised model of the released refiners' architecture (PROX_SPEC §4: hidden 1280, 24
-    layers, 16 heads, 1 KV head, context 2048; intermediate 2048 makes its 354M parameters) with the Llama-2
-    tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A random model of the released refiners' architecture with the Llama-2 tokenizer."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import released_architecture
 
-    directory = tmp_path_factory.mktemp("released-architecture")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=32000, hidden_size=1280, intermediate_size=2048, num_hidden_layers=24, num_attention_heads=16,
-        num_key_value_heads=1, max_position_embeddings=2048, bos_token_id=1, eos_token_id=2,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config)
-    assert 350e6 < sum(p.numel() for p in model.parameters()) < 360e6
-    model.to(torch.bfloat16).save_pretrained(directory)
-    for path in LLAMA2.iterdir():
-        shutil.copy(path, directory / path.name)
+    directory = released_architecture.build(tmp_path_factory.mktemp("released-architecture"), LLAMA2)
+    config = json.loads((directory / "config.json").read_text())
+    assert (config["hidden_size"], config["num_hidden_layers"], config["num_key_value_heads"]) == (1280, 24, 1)
     return directory
 
 
