@@ -272,3 +272,20 @@ def test_slurm_executor_writes_a_launch_script_and_submits_it(tiny_refiner, tmp_
     assert "launch_pickled_pipeline" in script and str(out / "logs" / "executor.pik") in script
     assert (out / "logs" / "executor.pik").exists()
     assert "launch_pickled_pipeline" in (tmp_path / "submitted.txt").read_text()
+
+
+def test_local_workers_share_the_cores_and_threads_can_be_set(tmp_path, monkeypatch):
+    import os
+
+    from proxkit.run import RefineConfig
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
+    config = dict(inputs=[str(path)], output=str(tmp_path / "o"), stages=())
+    assert RefineConfig(**config).threads_per_task() == 8
+    assert RefineConfig(**config, tasks=4, workers=2).threads_per_task() == 4
+    assert RefineConfig(**config, tasks=2, workers=4).threads_per_task() == 4  # only 2 tasks run at once
+    assert RefineConfig(**config, tasks=4, workers=2, threads=1).threads_per_task() == 1
+    assert RefineConfig(**config, executor="ray", tasks=4).threads_per_task() is None
+    with pytest.raises(ValueError, match="threads"):
+        RefineConfig(**config, threads=0)

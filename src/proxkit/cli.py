@@ -180,6 +180,9 @@ def refine_command(
     executor: Executor = ExecutorKind.LOCAL,
     tasks: Tasks = 1,
     workers: Workers = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads per task (default: local cores / workers running at once).")
+    ] = None,
     partition: Annotated[str | None, typer.Option(help="slurm: the partition.")] = None,
     time_limit: Annotated[str, typer.Option("--time", help="slurm: time limit per task.")] = "24:00:00",
     gpus_per_task: Annotated[int, typer.Option(help="slurm: GPUs per task (one vLLM engine each).")] = 0,
@@ -228,6 +231,7 @@ def refine_command(
             executor=executor,
             tasks=tasks,
             workers=workers,
+            threads=threads,
             slurm=slurm,
             progress=progress,
             restart=restart,

@@ -99,11 +99,14 @@ class RefineConfig(RunConfig):
     max_chars: int = 1_000_000
     doc_threshold: float | None = None  # tagger refiners: drop a document at P(drop) >= this (None: the model's)
     line_threshold: float | None = None  # tagger refiners: remove a line at P(remove) >= this (None: the model's)
+    threads: int | None = None  # torch threads per task (None: this machine's cores shared by the local workers)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.stages = tuple(Stage(stage) for stage in self.stages)
         self.mode, self.backend = Mode(self.mode), Backend(self.backend)
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         for name in ("batch_size", "max_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -119,6 +122,16 @@ class RefineConfig(RunConfig):
             "doc_threshold": self.doc_threshold,
             "line_threshold": self.line_threshold,
         }
+
+    def threads_per_task(self) -> int | None:
+        """Torch threads for each task: as given, or locally the cores this process may use divided among the
+        tasks running at once (so workers never oversubscribe the machine); elsewhere the node's default."""
+        if self.threads or self.executor is not ExecutorKind.LOCAL:
+            return self.threads
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores // min(self.workers or 1, self.tasks))
 
     def deciding(self) -> dict:
         backend = {k: v for k, v in self.backend_options.items() if k in ("dtype", "tokenizer", "served_model")}
@@ -158,6 +171,7 @@ def build_pipeline(config: RefineConfig) -> list:
 
     output = config.output.rstrip("/")
     settings = {"mode": config.mode, "batch_size": config.batch_size, "cache_folder": f"{output}/cache"}
+    settings["threads"] = config.threads_per_task()
     pipeline: list = [config.reader(), InputGuard(config.max_chars)]
     if Stage.DOC in config.stages:
         pipeline.append(DocRefiner(config.model(Stage.DOC), max_new_tokens=config.doc_max_new_tokens, **settings))

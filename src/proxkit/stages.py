@@ -104,8 +104,11 @@ class _ModelStep(PipelineStep):
         batch_size: int = 64,
         max_new_tokens: int | None = None,
         cache_folder: str | None = None,
+        threads: int | None = None,
     ) -> None:
+        """threads: torch threads of this step's process (None: torch's default, every core it may use)."""
         super().__init__()
+        self.threads = threads
         self.model = model
         self.mode = Mode(mode)
         self.tokenization = TokenizationMode.for_mode(self.mode)
@@ -117,6 +120,10 @@ class _ModelStep(PipelineStep):
         raise NotImplementedError
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         self.tokenizer: Tokenizer = self.model.load_tokenizer()
         self._writer: ProgramWriter | None = None
         self._rank = rank
