@@ -16,8 +16,8 @@ from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Mode, Stage, execute_doc
 from proxkit.program.grammar import DOC_PROGRAMS
 from proxkit.prompts import TokenizationMode, doc_prompt_ids
-from proxkit.stages import STRICT_DOC_MAX_NEW_TOKENS
 from proxkit.train.seed import load_seed
+from proxkit.writing import STRICT_DOC_MAX_NEW_TOKENS
 
 
 def main() -> None:

@@ -24,24 +24,21 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
-from proxkit.layout import content_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
-from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
-from proxkit.prompts import (
-    CHUNK_MAX_NEW_TOKENS,
-    DOC_MAX_NEW_TOKENS,
-    TokenizationMode,
-    Tokenizer,
-    chunk_document,
-    chunk_prompt_ids,
-    doc_prompt_ids,
-    line_cost,
+from proxkit.prompts import Tokenizer
+from proxkit.writing import (
+    ChunkPrompts,
+    chunk_prompts,
+    decode,
+    decode_chunks,
+    default_max_new_tokens,
+    doc_prompt,
+    merged_program,
 )
 
 DEFAULT_MAX_CHARS = 1_000_000  # longer documents are dropped as "too_long" before any model sees them
-STRICT_DOC_MAX_NEW_TOKENS = 24  # a doc program is one call; the reference allowed 2000
 
 
 def batched(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
@@ -111,13 +108,9 @@ class _ModelStep(PipelineStep):
         self.threads = threads
         self.model = model
         self.mode = Mode(mode)
-        self.tokenization = TokenizationMode.for_mode(self.mode)
         self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens or self.default_max_new_tokens()
+        self.max_new_tokens = max_new_tokens or default_max_new_tokens(self.stage, self.mode)
         self.cache_folder = cache_folder
-
-    def default_max_new_tokens(self) -> int:
-        raise NotImplementedError
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if self.threads:
@@ -172,20 +165,16 @@ class _ModelStep(PipelineStep):
             document.metadata.pop(field, None)
         document.metadata["raw_content"] = document.text
 
-    def generate(self, prompts: list[list[int]]) -> list[Generation]:
-        """The programs of the prompts. Strict mode constrains decoding to the program language (a doc
-        decision read off one forward pass, chunk programs under the grammar); reference mode decodes
-        freely, as the authors' engine did."""
-        if not prompts:
-            return []
+    def writer(self) -> ProgramWriter:
+        """The model, loaded on first use (a task with nothing to refine never loads it)."""
         if self._writer is None:
             logger.info(f"loading the {self.stage} model {self.model.name} ({self.model.backend})")
             self._writer = self.model.load_writer(self.tokenizer, rank=self._rank)
-        if self.mode is Mode.REFERENCE:
-            return self._writer.generate(prompts, self.max_new_tokens)
-        if self.stage is Stage.DOC:
-            return self._writer.choose(prompts, DOC_PROGRAMS, self.max_new_tokens)
-        return self._writer.generate(prompts, self.max_new_tokens, grammar=CHUNK_GRAMMAR)
+        return self._writer
+
+    def generate(self, prompts: list[list[int]]) -> list[Generation]:
+        """The programs of the prompts (`writing.decode`)."""
+        return decode(self.writer(), self.stage, self.mode, prompts, self.max_new_tokens) if prompts else []
 
 
 class InputGuard(PipelineStep):
@@ -217,9 +206,6 @@ class DocRefiner(_ModelStep):
     name = "📄 DocRefiner"
     stage = Stage.DOC
 
-    def default_max_new_tokens(self) -> int:
-        return DOC_MAX_NEW_TOKENS if self.mode is Mode.REFERENCE else STRICT_DOC_MAX_NEW_TOKENS
-
     def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
         todo = []
         for document in documents:
@@ -227,8 +213,7 @@ class DocRefiner(_ModelStep):
                 self._decide(document, entry)
             else:
                 todo.append(document)
-        read = content_text if self.model.reads_content_only else str
-        prompts = [doc_prompt_ids(read(document.text), self.tokenizer, self.tokenization) for document in todo]
+        prompts = [doc_prompt(document.text, self.model, self.tokenizer, self.mode) for document in todo]
         written = []
         for document, prompt, generation in zip(todo, prompts, self.generate([p.ids for p in prompts]), strict=True):
             if generation.error:
@@ -277,52 +262,44 @@ class ChunkRefiner(_ModelStep):
         self.budget = budget or default_budget
         self.context = context or default_context
 
-    def default_max_new_tokens(self) -> int:
-        return CHUNK_MAX_NEW_TOKENS
-
     def settings(self) -> dict:
         return super().settings() | {"budget": self.budget, "context": self.context}
 
     def refine(self, documents: list[Document], cache: ProgramCache | None) -> None:
-        cost = line_cost(self.tokenizer)
-        todo, prompts, owners = [], [], []
+        todo, prompts = [], []
         for document in documents:
             if cache and (entry := cache.get(document_key(document))):
                 self._set(document, entry)
                 continue
             todo.append(document)
-            for chunk in chunk_document(document.text, cost, self.budget):
-                prompts.append(
-                    chunk_prompt_ids(chunk.text, self.tokenizer, self.tokenization, self.context - self.max_new_tokens)
-                )
-                owners.append(len(todo) - 1)
-        # the reference engine answered an over-long prompt with nothing; the clean prompts always fit
-        fits = [len(prompt.ids) < self.context for prompt in prompts]
-        answers = iter(self.generate([p.ids for p, ok in zip(prompts, fits, strict=True) if ok]))
-        generations = [next(answers) if ok else Generation("") for ok in fits]
-        per_document: list[list[tuple]] = [[] for _ in todo]
-        for owner, prompt, generation in zip(owners, prompts, generations, strict=True):
-            per_document[owner].append((prompt, generation))
+            prompts.append(
+                chunk_prompts(document.text, self.tokenizer, self.mode, self.budget, self.context, self.max_new_tokens)
+            )
         written = []
-        for document, parts in zip(todo, per_document, strict=True):
-            failures = [f"chunk {i}: {g.error}" for i, (_, g) in enumerate(parts) if g.error]
+        for document, chunks, generations in zip(todo, prompts, self._decode_chunks(prompts), strict=True):
+            failures = [f"chunk {i}: {g.error}" for i, g in enumerate(generations) if g.error]
             if failures:
                 mark_failed(document, f"chunk stage: {'; '.join(failures)}")
                 continue
             entry = {
                 "key": document_key(document),
-                "program": "\n".join(generation.text.strip(" ") for _, generation in parts),
-                "chunks": len(parts),
-                "prompt_tokens": sum(len(prompt.ids) for prompt, _ in parts),
-                "content_tokens": sum(prompt.content_tokens for prompt, _ in parts),
-                "new_tokens": sum(generation.new_tokens for _, generation in parts),
-                "truncated_chunks": sum(prompt.truncated for prompt, _ in parts),
-                "unanswered_chunks": sum(len(prompt.ids) >= self.context for prompt, _ in parts),
+                "program": merged_program(generations),
+                "chunks": len(generations),
+                "prompt_tokens": sum(len(prompt.ids) for prompt in chunks.prompts),
+                "content_tokens": sum(prompt.content_tokens for prompt in chunks.prompts),
+                "new_tokens": sum(generation.new_tokens for generation in generations),
+                "truncated_chunks": sum(prompt.truncated for prompt in chunks.prompts),
+                "unanswered_chunks": chunks.fits.count(False),
             }
             written.append(entry)
             self._set(document, entry)
         if cache and written:
             cache.put(written)
+
+    def _decode_chunks(self, prompts: list[ChunkPrompts]) -> list[list[Generation]]:
+        if not any(chunks.prompts for chunks in prompts):
+            return [[] for _ in prompts]
+        return decode_chunks(self.writer(), self.mode, prompts, self.max_new_tokens)
 
     def _set(self, document: Document, entry: dict) -> None:
         document.metadata["chunk_program"] = entry["program"]

@@ -1,6 +1,7 @@
 """`prox evaluate`: a refiner scored through the real prompts and executor, beside the rule baselines."""
 
 import json
+from pathlib import Path
 
 from models.test_tagger import write_tagger
 from servers import FlakyServer
@@ -104,3 +105,37 @@ def test_a_tagger_refines_pages_in_the_chunks_it_was_trained_on(tmp_path, tiny_b
     assert programs[0] == "remove_lines(line_start=0, line_end=59)"  # one prompt: the whole page
     assert programs[40].count("remove_lines") > 1  # one program per 40-token chunk
     assert resolve("smollm2-135m", Stage.CHUNK).chunk_limits == (CHUNK_TOKEN_BUDGET, MODEL_CONTEXT)
+
+
+def _refined(tmp_path, texts, doc_model: str, chunk_model: str) -> dict[str, dict]:
+    records = [{"id": f"p{i}", "text": text} for i, text in enumerate(texts)]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "pages.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    out = tmp_path / "out"
+    arguments = ["refine", str(path), "-o", str(out), "--doc-model", doc_model, "--chunk-model", chunk_model]
+    result = CliRunner().invoke(app, [*arguments, "--no-progress", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    from proxkit.run import read_records
+
+    return {r["id"]: r for place in ("data", "dropped") for r in read_records(out / place)}
+
+
+def test_evaluate_writes_exactly_the_programs_refine_runs(tmp_path, tiny_refiner, tiny_backbone):
+    from proxkit.train.evaluate import write_doc_programs
+
+    texts = [
+        "\n".join(["Home | About", *(f"Line {i} of page {p} says something plain." for i in range(6)), "(c) 2024"])
+        for p in range(3)
+    ] + ["Short.\n\nWith a blank line between paragraphs, as cleaned text has it."]
+    tagger = str(tagger_dir(tmp_path, tiny_backbone, 0.0, -10.0))
+    for doc_model, chunk_model in ((str(tiny_refiner), str(tiny_refiner)), (tagger, tagger)):
+        refined = _refined(tmp_path / Path(doc_model).name, texts, doc_model, chunk_model)
+        doc_programs = write_doc_programs(resolve(doc_model, Stage.DOC), texts)
+        assert [refined[f"p{i}"]["metadata"]["doc_program"] for i in range(len(texts))] == doc_programs
+        kept = [i for i in range(len(texts)) if refined[f"p{i}"]["metadata"]["chunk_program"] is not None]
+        pages = [
+            Example(f"p{i}", "s", "chunk", texts[i].split("\n"), [False] * len(texts[i].split("\n"))) for i in kept
+        ]
+        chunk_programs = write_chunk_programs(resolve(chunk_model, Stage.CHUNK), pages)
+        assert [refined[f"p{i}"]["metadata"]["chunk_program"] for i in kept] == chunk_programs

@@ -7,34 +7,31 @@ from collections.abc import Sequence
 
 from proxkit.models import ModelSpec
 from proxkit.program import Mode, Stage, execute_doc, parse_program, removed_lines
-from proxkit.prompts import (
-    CHUNK_MAX_NEW_TOKENS,
-    TokenizationMode,
-    chunk_document,
-    chunk_prompt_ids,
-    doc_prompt_ids,
-    line_cost,
-)
 from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report
 from proxkit.train.seed import Example
+from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, merged_program
 
 
 def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT) -> list[str]:
-    """The merged chunk program the model writes for each page, as `prox refine` would."""
+    """The merged chunk program the model writes for each page, exactly as `prox refine` writes it."""
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
-    tokenization = TokenizationMode.for_mode(mode)
     budget, context = spec.chunk_limits
-    programs = []
-    for page in pages:
-        chunks = chunk_document("\n".join(page.lines), line_cost(tokenizer), budget)
-        prompts = [
-            chunk_prompt_ids(chunk.text, tokenizer, tokenization, context - CHUNK_MAX_NEW_TOKENS).ids
-            for chunk in chunks
-        ]
-        programs.append("\n".join(g.text.strip(" ") for g in writer.generate(prompts, 256)))
+    max_new_tokens = default_max_new_tokens(Stage.CHUNK, mode)
+    prompts = [chunk_prompts("\n".join(p.lines), tokenizer, mode, budget, context, max_new_tokens) for p in pages]
+    programs = [merged_program(generations) for generations in decode_chunks(writer, mode, prompts, max_new_tokens)]
     writer.close()
     return programs
+
+
+def write_doc_programs(spec: ModelSpec, texts: Sequence[str], mode: Mode = Mode.STRICT) -> list[str]:
+    """The doc program the model writes for each text, exactly as `prox refine` writes it."""
+    tokenizer = spec.load_tokenizer()
+    writer = spec.load_writer(tokenizer)
+    prompts = [doc_prompt(text, spec, tokenizer, mode).ids for text in texts]
+    generations = decode(writer, Stage.DOC, mode, prompts, default_max_new_tokens(Stage.DOC, mode))
+    writer.close()
+    return [generation.text.strip(" ") for generation in generations]
 
 
 def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT) -> dict:
@@ -48,14 +45,9 @@ def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.
 
 
 def evaluate_doc(spec: ModelSpec, documents: Sequence[Example], mode: Mode = Mode.STRICT) -> dict:
-    tokenizer = spec.load_tokenizer()
-    writer = spec.load_writer(tokenizer)
-    tokenization = TokenizationMode.for_mode(mode)
     texts = ["\n".join(document.lines) for document in documents]
-    prompts = [doc_prompt_ids(text, tokenizer, tokenization).ids for text in texts]
-    generations = writer.generate(prompts, 24)
-    writer.close()
-    drops = [execute_doc(t, g.text.strip(" "), mode=mode).dropped for t, g in zip(texts, generations, strict=True)]
+    programs = write_doc_programs(spec, texts, mode)
+    drops = [execute_doc(text, program, mode=mode).dropped for text, program in zip(texts, programs, strict=True)]
     return {"model": doc_scores(drops, documents), "gopher_c4_fineweb_rules": rule_doc_scores(documents)}
 
 

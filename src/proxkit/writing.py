@@ -1,0 +1,97 @@
+"""How a refining model writes a document's programs: the prompts it reads and the decoding it runs, in one
+place for `prox refine` (the pipeline steps), `prox evaluate` and the benchmarks, so what is scored is what
+is run.
+
+Strict mode constrains decoding to the program language (a doc decision read off one forward pass, chunk
+programs under the grammar); reference mode decodes freely, as the authors' engine did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxkit.layout import content_text
+from proxkit.models import Generation, ModelSpec, ProgramWriter
+from proxkit.program import Mode, Stage
+from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
+from proxkit.prompts import (
+    CHUNK_MAX_NEW_TOKENS,
+    DOC_MAX_NEW_TOKENS,
+    PromptIds,
+    TokenizationMode,
+    Tokenizer,
+    chunk_document,
+    chunk_prompt_ids,
+    doc_prompt_ids,
+    line_cost,
+)
+
+STRICT_DOC_MAX_NEW_TOKENS = 24  # a doc program is one call; the reference allowed 2000
+
+
+def default_max_new_tokens(stage: Stage, mode: Mode) -> int:
+    if stage is Stage.CHUNK:
+        return CHUNK_MAX_NEW_TOKENS
+    return DOC_MAX_NEW_TOKENS if Mode(mode) is Mode.REFERENCE else STRICT_DOC_MAX_NEW_TOKENS
+
+
+def doc_prompt(text: str, model: ModelSpec, tokenizer: Tokenizer, mode: Mode) -> PromptIds:
+    """The doc prompt of a document; a tagger reads its content lines only (blank lines cost no budget)."""
+    read = content_text if model.reads_content_only else str
+    return doc_prompt_ids(read(text), tokenizer, TokenizationMode.for_mode(mode))
+
+
+@dataclass(frozen=True)
+class ChunkPrompts:
+    """A document's chunk prompts and whether each fits the model's context (one that does not is answered
+    with nothing, as the reference engine did; the clean prompts always fit)."""
+
+    prompts: list[PromptIds]
+    context: int
+
+    @property
+    def fits(self) -> list[bool]:
+        return [len(prompt.ids) < self.context for prompt in self.prompts]
+
+
+def chunk_prompts(
+    text: str, tokenizer: Tokenizer, mode: Mode, budget: int, context: int, max_new_tokens: int
+) -> ChunkPrompts:
+    """The prompts of a document's chunks of numbered lines (global numbers), `budget` page tokens each."""
+    tokenization = TokenizationMode.for_mode(mode)
+    prompts = [
+        chunk_prompt_ids(chunk.text, tokenizer, tokenization, context - max_new_tokens)
+        for chunk in chunk_document(text, line_cost(tokenizer), budget)
+    ]
+    return ChunkPrompts(prompts, context)
+
+
+def decode(
+    writer: ProgramWriter, stage: Stage, mode: Mode, prompts: Sequence[Sequence[int]], max_new_tokens: int
+) -> list[Generation]:
+    """The programs of the prompts, decoded as the mode says."""
+    if not prompts:
+        return []
+    if Mode(mode) is Mode.REFERENCE:
+        return writer.generate(prompts, max_new_tokens)
+    if stage is Stage.DOC:
+        return writer.choose(prompts, DOC_PROGRAMS, max_new_tokens)
+    return writer.generate(prompts, max_new_tokens, grammar=CHUNK_GRAMMAR)
+
+
+def decode_chunks(
+    writer: ProgramWriter, mode: Mode, documents: Sequence[ChunkPrompts], max_new_tokens: int
+) -> list[list[Generation]]:
+    """Each document's chunk programs, all prompts decoded in one call; a prompt over the context gets ""."""
+    flat = [
+        (prompt, fits) for document in documents for prompt, fits in zip(document.prompts, document.fits, strict=True)
+    ]
+    answers = iter(decode(writer, Stage.CHUNK, mode, [p.ids for p, fits in flat if fits], max_new_tokens))
+    generations = iter([next(answers) if fits else Generation("") for _, fits in flat])
+    return [[next(generations) for _ in document.prompts] for document in documents]
+
+
+def merged_program(generations: Sequence[Generation]) -> str:
+    """A document's chunk programs joined into its one chunk program."""
+    return "\n".join(generation.text.strip(" ") for generation in generations)
