@@ -51,16 +51,16 @@ browser:  ## Debian's chromium for the report's browser test (skipped with a rea
 		echo "chromium not installed: the report's browser test will be skipped"
 
 test: $(STAMP) browser  ## lint, then the whole test suite
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 experiment: $(STAMP)  ## raw vs rules vs ProX pre-training comparison on the shared Common Crawl sample (CPU, < 30 min)
 	$(BIN)/prox experiment ../shared/data/web_text_samples/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz -o out/experiment

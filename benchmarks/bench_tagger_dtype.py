@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     held_out = held_out_split(load_seed(args.seed))[1]
-    pages = sample_pages([e for e in held_out if e.stage is Stage.CHUNK], args.pages)
-    documents = sample_pages([e for e in held_out if e.stage is Stage.DOC], args.docs)
+    pages = sample_pages([e for e in held_out if e.stage == Stage.CHUNK], args.pages)
+    documents = sample_pages([e for e in held_out if e.stage == Stage.DOC], args.docs)
 
     chunk_programs, doc_generations, seconds = {}, {}, {dtype: {"chunk": [], "doc": []} for dtype in DTYPES}
     for _ in range(args.repeats):

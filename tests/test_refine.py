@@ -289,3 +289,21 @@ def test_local_workers_share_the_cores_and_threads_can_be_set(tmp_path, monkeypa
     assert RefineConfig(**config, executor="ray", tasks=4).threads_per_task() is None
     with pytest.raises(ValueError, match="threads"):
         RefineConfig(**config, threads=0)
+
+
+@pytest.mark.slow
+def test_the_steps_run_in_a_users_own_datatrove_pipeline_and_from_python(tmp_path):
+    import pyarrow.parquet as pq
+
+    import proxkit
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "datatrove_pipeline.py"
+    result = subprocess.run(
+        [sys.executable, str(example), str(example.parent), str(tmp_path / "dt")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pq.read_table(next((tmp_path / "dt" / "data").glob("*.parquet")))
+    stats = proxkit.refine(str(example.parent / "pages.jsonl"), str(tmp_path / "py"), progress=False)
+    assert table.num_rows == stats["documents"]["kept"] > 0  # the same documents kept either way
+    kept_texts = sorted(r["text"] for r in read_records(tmp_path / "py" / "data"))
+    assert sorted(table.column("text").to_pylist()) == kept_texts

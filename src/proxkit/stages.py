@@ -24,7 +24,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
-from proxkit.models import Generation, ModelSpec, ProgramWriter
+from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
 from proxkit.prompts import Tokenizer
@@ -95,7 +95,7 @@ class _ModelStep(PipelineStep):
 
     def __init__(
         self,
-        model: ModelSpec,
+        model: ModelSpec | str,
         *,
         mode: Mode = Mode.STRICT,
         batch_size: int = 64,
@@ -103,10 +103,11 @@ class _ModelStep(PipelineStep):
         cache_folder: str | None = None,
         threads: int | None = None,
     ) -> None:
-        """threads: torch threads of this step's process (None: torch's default, every core it may use)."""
+        """model: a spec, or any model name (bundled, hub id, directory; transformers backend).
+        threads: torch threads of this step's process (None: torch's default, every core it may use)."""
         super().__init__()
         self.threads = threads
-        self.model = model
+        self.model = resolve(model, self.stage) if isinstance(model, str) else model
         self.mode = Mode(mode)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens or default_max_new_tokens(self.stage, self.mode)
@@ -254,11 +255,13 @@ class ChunkRefiner(_ModelStep):
     name = "🧩 ChunkRefiner"
     stage = Stage.CHUNK
 
-    def __init__(self, model: ModelSpec, *, budget: int | None = None, context: int | None = None, **settings) -> None:
+    def __init__(
+        self, model: ModelSpec | str, *, budget: int | None = None, context: int | None = None, **settings
+    ) -> None:
         """budget / context: tokens of a page per chunk and per prompt (default: the model's
         `chunk_limits`)."""
         super().__init__(model, **settings)
-        default_budget, default_context = model.chunk_limits
+        default_budget, default_context = self.model.chunk_limits
         self.budget = budget or default_budget
         self.context = context or default_context
 
