@@ -34,6 +34,7 @@ from proxkit.models.registry import check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
+from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule
 
 CONFIG_FILE = "tagger.json"
 HEADS_FILE = "heads.safetensors"
@@ -126,8 +127,6 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
     separators — and its position among `lines` (0 first, 1 last: headers come first, footers last). A
     writer reads a page one chunk at a time, so the position is within the chunk; `prox train tagger`
     computes it the same way (its `--chunk-budget`), except with `--chunk-budget 0`, which reads whole pages."""
-    from proxkit.train.metrics import TERMINAL_PUNCTUATION, c4_line_rule
-
     rows = []
     last = max(len(lines) - 1, 1)
     for index, (line, c4_keeps) in enumerate(zip(lines, c4_line_rule(lines), strict=True)):

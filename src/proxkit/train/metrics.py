@@ -1,6 +1,6 @@
 """The refining metrics: doc-level F1 (keep positive) and accuracy; chunk-level line-wise F1 over removed
 lines (the paper's metric) and over kept lines; content-word F1 of the refined text against the gold
-content. Plus the C4 line rule, the baseline a chunk refiner has to beat."""
+content. The C4 line rule (`proxkit.rules`) is the baseline a chunk refiner has to beat."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proxkit.rules import c4_line_rule
+
+__all__ = ["F1", "accuracy", "binary_f1", "c4_line_rule", "chunk_report", "content_word_f1", "mean", "words"]
 _WORD = re.compile(r"\w+", re.UNICODE)
-TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "\u201d", "\u2019")  # with closing curly quotes
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,6 @@ def content_word_f1(refined: str, gold: str) -> F1:
     predicted, actual = Counter(words(refined)), Counter(words(gold))
     overlap = sum((predicted & actual).values())
     return F1.from_counts(overlap, sum(predicted.values()), sum(actual.values()))
-
-
-def c4_line_rule(lines: Sequence[str]) -> list[bool]:
-    """Keep a line when it ends in terminal punctuation and has at least 3 words (C4's line filter)."""
-    return [line.rstrip().endswith(TERMINAL_PUNCTUATION) and len(line.split()) >= 3 for line in lines]
 
 
 def mean(values: Sequence[float]) -> float:
