@@ -3,7 +3,7 @@
 (a) `prox refine` end to end (reader, doc and chunk stages, executor, writer; model loading included);
 (b) the bound: a pure forward pass of the same network over exactly the token sequences its forward passes
     read in (a) — prefill only, at the best of several batch sizes and of the dtypes this machine runs fast
-    (float32, and bfloat16 where the CPU has AMX or on a GPU), so a/b is judged against the hardware;
+    (float32, and bfloat16 where the CPU or GPU has bfloat16 instructions), so a/b is judged against the hardware;
 (c) the authors' style: transformers `generate`, one prompt at a time, greedy, with the generative LM the
     refiner is built on (the model itself for a generative refiner, its base LM for the line tagger), each
     prompt decoding as many tokens as the program (a) wrote for it (what a trained refiner stops at); by
@@ -159,9 +159,10 @@ def network(writer, dtype: torch.dtype | None = None):
 
 def fast_dtypes() -> list[torch.dtype]:
     """The dtypes this machine may run fastest: float32, and bfloat16 on a GPU or a CPU with AMX."""
-    from proxkit.models.base import cpu_has_bf16_matrix_units
+    from proxkit.models.base import cpu_flags
 
-    return [torch.float32] + ([torch.bfloat16] if cpu_has_bf16_matrix_units() or torch.cuda.is_available() else [])
+    has_bf16 = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"}) or torch.cuda.is_available()
+    return [torch.float32] + ([torch.bfloat16] if has_bf16 else [])
 
 
 @torch.inference_mode()

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from proxkit.models import resolve
-from proxkit.models.base import cpu_has_bf16_matrix_units
+from proxkit.models.base import cpu_bfloat16_pays, cpu_flags
 from proxkit.program import Mode, Stage, parse_program, removed_lines
 from proxkit.prompts import doc_prompt_ids
 from proxkit.train.evaluate import doc_scores, write_chunk_programs
@@ -75,7 +75,8 @@ def main() -> None:
     drops = {dtype: [g.text.strip() == "drop_doc()" for g in gens] for dtype, gens in doc_generations.items()}
     scores = {dtype: [g.score for g in gens] for dtype, gens in doc_generations.items()}
     report = {
-        "cpu_has_amx": cpu_has_bf16_matrix_units(),
+        "cpu_bf16_flags": sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"}),
+        "auto_picks_bf16": cpu_bfloat16_pays(),
         "pages": len(pages),
         "documents": len(documents),
         "chunk_programs_identical": round(

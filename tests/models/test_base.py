@@ -17,7 +17,7 @@ def test_no_prompts_no_batches():
     assert list(length_batches([], max_batch=4, max_tokens=100)) == []
 
 
-def test_auto_dtype_is_bf16_only_where_the_cpu_has_bf16_matrix_units(monkeypatch, tmp_path):
+def test_auto_dtype_is_bf16_only_where_the_cpu_runs_it_faster(monkeypatch, tmp_path):
     import builtins
 
     import torch
@@ -25,18 +25,29 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_has_bf16_matrix_units(monkeypatch
     from proxkit.models import base
 
     real_open = builtins.open
-    cases = (
-        ("fpu avx2 avx512f", torch.float32),
-        ("fpu avx512f avx512_bf16", torch.float32),
-        ("fpu avx512f avx512_bf16 amx_bf16 amx_tile", torch.bfloat16),
+    monkeypatch.setenv("PROXKIT_CACHE", str(tmp_path / "cache"))
+    cases = (  # flags, measured float32/bfloat16 time ratio (None: not measured), expected
+        ("fpu avx2 avx512f", None, torch.float32),
+        ("fpu avx512f avx512_bf16", 0.65, torch.float32),  # slower in bfloat16 on some such CPUs
+        ("fpu avx512f avx512_bf16", 2.2, torch.bfloat16),  # faster on others
+        ("fpu avx512f avx512_bf16 amx_bf16 amx_tile", 4.0, torch.bfloat16),
     )
-    for flags, expected in cases:
+    for index, (flags, ratio, expected) in enumerate(cases):
         cpuinfo = tmp_path / "cpuinfo"
-        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: cpu {index}\nflags\t\t: {flags}\n")
         monkeypatch.setattr(
             builtins,
             "open",
             lambda path, *a, _c=cpuinfo, **k: real_open(_c if path == "/proc/cpuinfo" else path, *a, **k),
         )
+        measured = []
+        seconds = {torch.float32: ratio or 1.0, torch.bfloat16: 1.0}
+        timer = lambda dtype, _s=seconds, _m=measured: _m.append(dtype) or _s[dtype]  # noqa: E731
+        monkeypatch.setattr(base, "_matmul_seconds", timer)
+        base.cpu_bfloat16_pays.cache_clear()
         assert base.auto_dtype("cpu") is expected
+        assert bool(measured) == (ratio is not None)
+        base.cpu_bfloat16_pays.cache_clear()
+        assert base.auto_dtype("cpu") is expected and len(measured) == (2 if ratio else 0)  # remembered on disk
     monkeypatch.setattr(builtins, "open", real_open)
+    base.cpu_bfloat16_pays.cache_clear()

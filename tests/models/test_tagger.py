@@ -252,15 +252,19 @@ def test_layers_after_the_last_one_read_are_not_run_and_the_states_are_the_same(
     assert torch.allclose(states, reference[:, :64], atol=1e-5)
 
 
-def test_a_cpu_backbone_computes_in_float32_even_where_auto_means_bf16(config, monkeypatch):
+def test_a_backbone_trains_in_float32_and_runs_in_what_auto_means_on_the_machine(config, monkeypatch):
     from proxkit.models import base, tagger
 
-    monkeypatch.setattr(base, "cpu_has_bf16_matrix_units", lambda: True)  # where `auto` means bfloat16
-    assert base.auto_dtype("cpu") is torch.bfloat16
+    monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: True)  # a CPU where bfloat16 was measured faster
     tagger._load_base_decoder.cache_clear()
     tagger._load_decoder.cache_clear()
     try:
-        assert Backbone(config).decoder.embed_tokens.weight.dtype is torch.float32  # as the heads were trained
+        assert Backbone(config).decoder.embed_tokens.weight.dtype is torch.float32  # states heads train on
+        running = Backbone(config, dtype="auto")
+        assert running.decoder.embed_tokens.weight.dtype is torch.bfloat16
+        assert running.line_states(["Home | About", "The council met."]).dtype is torch.float32
+        monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: False)
+        assert Backbone(config, dtype="auto").decoder.embed_tokens.weight.dtype is torch.float32
     finally:
         tagger._load_base_decoder.cache_clear()
         tagger._load_decoder.cache_clear()

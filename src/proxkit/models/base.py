@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,26 +58,86 @@ def begins_option(option: str, piece: str) -> bool:
     return bool(text) and option.startswith(text)
 
 
-def cpu_has_bf16_matrix_units() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware tiles (Intel AMX). AVX-512 BF16 alone does
-    not pay: on such a CPU, SmolLM2-135M ran 1.55x slower in bfloat16 than in float32 for a 2048-token
-    pass and 1.03x slower generating (throwaway measurements, 2026-11-24, side by side)."""
+def cpu_flags() -> set[str]:
+    """The feature flags of this CPU (empty where /proc/cpuinfo cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as file:
-            flags = next((line for line in file if line.startswith("flags")), "").split()
+            return set(next((line for line in file if line.startswith("flags")), "").split()[2:])
     except OSError:
+        return set()
+
+
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware tiles (Intel AMX)."""
+    return "amx_bf16" in cpu_flags()
+
+
+BF16_MIN_SPEEDUP = 1.2  # bfloat16 is chosen on a CPU only when its matrix products are this much faster
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bfloat16_pays() -> bool:
+    """Whether bfloat16 runs faster than float32 on this CPU. CPUs differ (with AMX it is several times
+    faster; with AVX-512 BF16 alone it was faster on some and slower on others), so it is measured, not
+    assumed: matrix products of a small LM's shapes, side by side, once per machine, remembered in the
+    proxkit cache. A CPU without bfloat16 instructions is float32 without measuring."""
+    flags = cpu_flags()
+    if not flags & {"amx_bf16", "avx512_bf16"}:
         return False
-    return "amx_bf16" in flags
+    import torch
+
+    from proxkit.models.base_models import cache_root
+
+    key = f"{_cpu_model()}|{'amx' if 'amx_bf16' in flags else 'avx512_bf16'}|torch {torch.__version__}"
+    path = cache_root() / "cpu_bfloat16.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = round(_matmul_seconds(torch.float32) / _matmul_seconds(torch.bfloat16), 3)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}")
+        partial.write_text(json.dumps(known, indent=1))
+        partial.replace(path)
+    return known[key] >= BF16_MIN_SPEEDUP
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            line = next((line for line in file if line.startswith("model name")), "")
+    except OSError:
+        return "unknown"
+    return line.split(":", 1)[-1].strip() or "unknown"
+
+
+def _matmul_seconds(dtype) -> float:
+    """Median seconds of ten [1024, 576] x [576, 1536] products (SmolLM2-135M's MLP shape)."""
+    import statistics
+    import time
+
+    import torch
+
+    a, b = torch.randn(1024, 576).to(dtype), torch.randn(576, 1536).to(dtype)
+    a @ b
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
 
 
 def auto_dtype(device: str):
-    """The inference dtype `auto` stands for: bfloat16 on a GPU that supports it or a CPU with AMX,
-    float32 otherwise."""
+    """The inference dtype `auto` stands for: bfloat16 on a GPU that supports it or a CPU where it was
+    measured faster (`cpu_bfloat16_pays`), float32 otherwise."""
     import torch
 
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if device == "cpu" and cpu_has_bf16_matrix_units() else torch.float32
+    return torch.bfloat16 if device == "cpu" and cpu_bfloat16_pays() else torch.float32
 
 
 def length_batches(lengths: Sequence[int], max_batch: int, max_tokens: int) -> Iterator[list[int]]:

@@ -124,7 +124,7 @@ class ModelSpec:
             from proxkit.models.vllm import VLLMWriter
 
             return VLLMWriter(self.source, rank=rank, tokenizer=self.tokenizer, **self.options)
-        from proxkit.models.tagger import TAGGER_DTYPE, TaggerWriter, is_tagger
+        from proxkit.models.tagger import TaggerWriter, is_tagger
 
         directory = _local_directory(self.source)
         if is_tagger(directory):
@@ -132,7 +132,6 @@ class ModelSpec:
 
             device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
             dtype = self.options.get("dtype") or "auto"
-            dtype = TAGGER_DTYPE if dtype == "auto" else dtype
             return TaggerWriter(directory, tokenizer, device=device, dtype=dtype, **self.tagger_thresholds)
         from proxkit.models.hf import TransformersWriter
 

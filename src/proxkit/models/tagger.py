@@ -387,9 +387,6 @@ def _load_base_decoder(base: str, device: str, dtype: str = "float32"):
     return decoder
 
 
-TAGGER_DTYPE = "float32"  # what `--dtype auto` gives a tagger's backbone
-
-
 class TaggerWriter(ProgramWriter):
     """Reads ProX prompts (doc or chunk, any tokenization mode) and writes programs by classification."""
 
@@ -399,11 +396,12 @@ class TaggerWriter(ProgramWriter):
         tokenizer: Tokenizer,
         *,
         device: str = "cpu",
-        dtype: str = TAGGER_DTYPE,
+        dtype: str = "auto",
         line_threshold: float | None = None,
         doc_threshold: float | None = None,
     ) -> None:
-        """dtype: the backbone's ("auto": bfloat16 on a GPU or a CPU with AMX, float32 elsewhere).
+        """dtype: the backbone's ("auto": bfloat16 on a GPU or where a CPU runs it faster, float32 elsewhere;
+        the heads read float32 states either way, and bfloat16 states move few decisions).
         line_threshold / doc_threshold: replace the directory's (higher: remove fewer lines / drop fewer
         documents)."""
         directory = Path(directory)

@@ -117,9 +117,9 @@ def _engine_dtype(dtype: str, on_cpu: bool) -> str:
     if dtype != "auto":
         return dtype
     if on_cpu:
-        from proxkit.models.base import cpu_has_bf16_matrix_units
+        from proxkit.models.base import cpu_bfloat16_pays
 
-        return "bfloat16" if cpu_has_bf16_matrix_units() else "float32"
+        return "bfloat16" if cpu_bfloat16_pays() else "float32"
     return "auto"  # the model's own dtype; vLLM falls back where the GPU lacks bfloat16
 
 
