@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from proxkit.errors import OptionError
 from proxkit.outcome import is_pending, mark_dropped, prox_metadata
 from proxkit.run import RunConfig, run_pipeline
 
@@ -32,7 +33,7 @@ def rule_filters(names: Iterable[str] = RULE_SETS) -> dict[str, list]:
     }
     unknown = set(names) - set(makers)
     if unknown:
-        raise ValueError(f"unknown rule sets {sorted(unknown)}; choose from {sorted(makers)} or all")
+        raise OptionError(f"unknown rule sets {sorted(unknown)}; choose from {sorted(makers)} or all")
     return {name: makers[name]() for name in names}
 
 
@@ -64,7 +65,7 @@ def parse_rule_sets(names: str | Sequence[str]) -> tuple[str, ...]:
         return RULE_SETS
     rule_filters(chosen)  # raises on an unknown name
     if not chosen:
-        raise ValueError("name at least one rule set: gopher, c4, fineweb or all")
+        raise OptionError("name at least one rule set: gopher, c4, fineweb or all")
     return tuple(dict.fromkeys(chosen))
 
 

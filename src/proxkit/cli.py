@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from proxkit import __version__
+from proxkit.errors import ProxError
 from proxkit.models import DEFAULT_MODELS, Backend, resolve
 from proxkit.models.registry import NEEDS_BASE_URL
 from proxkit.program import Guards, Mode, Stage, execute, split_stages
@@ -245,10 +246,12 @@ def refine_command(
 
 
 def _run_and_summarize(run, output: str) -> None:
-    """Run a corpus job (refine, baseline) and print its outcome counts, or how to finish a Slurm run."""
+    """Run a corpus job (refine, baseline) and print its outcome counts, or how to finish a Slurm run. Only
+    errors a user can fix (`ProxError`) are reported as such; anything else is a bug and keeps its
+    traceback."""
     try:
         stats = run()
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except ProxError as error:
         raise typer.BadParameter(str(error)) from None
     if stats is None:
         typer.echo(f"submitted to Slurm; run the same command again when the job is done to write {output}/stats.json")

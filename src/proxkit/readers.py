@@ -21,6 +21,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
 from loguru import logger
 
+from proxkit.errors import InputError
 from proxkit.outcome import mark_failed
 
 COMPRESSIONS = ("", ".gz", ".zst", ".bz2", ".xz")
@@ -42,12 +43,12 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         if fs.isdir(path):
             found = _record_files(sorted(fs.find(path)))
             if not found:
-                raise FileNotFoundError(f"{entry}: no input files ({', '.join(SUFFIXES)}) in this folder")
+                raise InputError(f"{entry}: no input files ({', '.join(SUFFIXES)}) in this folder")
             files.extend(protocol + p if protocol else p for p in found)
         elif fs.isfile(path):
             files.append(entry)
         else:
-            raise FileNotFoundError(f"{entry}: no such file or folder")
+            raise InputError(f"{entry}: no such file or folder")
     return files
 
 

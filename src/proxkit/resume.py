@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import fsspec
 from loguru import logger
 
+from proxkit.errors import RunConflictError
+
 RUN_RECORD = "logs/prox/run.json"
 LOCK = "logs/prox/lock"
 OUTPUTS = ("data", "dropped", "failed", "logs", "stats.json")  # what a restart removes; cache/ is kept
@@ -59,7 +61,7 @@ def check_same_run(config) -> None:
             recorded = json.load(file)
         found = differences(recorded, current)
         if found and not config.restart:
-            raise ValueError(
+            raise RunConflictError(
                 f"{output} holds another run ({'; '.join(found)}): rerun with what it was written with, "
                 "write to a new -o, or pass --restart to start over there"
             )
@@ -131,7 +133,7 @@ def output_lock(output: str) -> Iterator[None]:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"{output} is being written by another run (it holds {path})") from None
+            raise RunConflictError(f"{output} is being written by another run (it holds {path})") from None
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from proxkit.errors import MissingExtraError, OptionError
 from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
 from proxkit.models.registry import DEFAULT_MODELS, check_thresholds
@@ -48,13 +49,13 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if not self.inputs:
-            raise ValueError("give at least one input file or folder")
+            raise OptionError("give at least one input file or folder")
         self.executor = ExecutorKind(self.executor)
         for name in ("tasks", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit < -1 or self.limit == 0:
-            raise ValueError(f"limit must be a positive number of documents, got {self.limit}")
+            raise OptionError(f"limit must be a positive number of documents, got {self.limit}")
 
     def input_files(self) -> list[str]:
         """Every input file, listed once per config."""
@@ -106,10 +107,10 @@ class RefineConfig(RunConfig):
         self.stages = tuple(Stage(stage) for stage in self.stages)
         self.mode, self.backend = Mode(self.mode), Backend(self.backend)
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+            raise OptionError(f"threads must be >= 1, got {self.threads}")
         for name in ("batch_size", "max_chars"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_thresholds(self)
 
     def describe(self) -> dict:
@@ -191,7 +192,7 @@ def make_executor(config: RunConfig, pipeline: list):
             import ray
             from datatrove.executor import RayPipelineExecutor
         except ImportError as error:
-            raise ImportError(f"--executor ray needs Ray: pip install 'proxkit[ray]' ({error})") from None
+            raise MissingExtraError(f"--executor ray needs Ray: pip install 'proxkit[ray]' ({error})") from None
         if not ray.is_initialized():
             ray.init()  # joins the cluster of RAY_ADDRESS when set, else starts a local one
         return RayPipelineExecutor(pipeline, tasks=config.tasks, workers=workers, logging_dir=logs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from proxkit.errors import OptionError, ProxError
 from proxkit.models.base import ProgramWriter
 from proxkit.program import Stage
 from proxkit.prompts import Tokenizer
@@ -45,10 +46,10 @@ def check_thresholds(holder: object) -> None:
     for name in TAGGER_THRESHOLDS:
         value = getattr(holder, name, None)
         if value is not None and not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must lie within (0, 1), got {value}")
+            raise OptionError(f"{name} must lie within (0, 1), got {value}")
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(ProxError, ValueError):
     pass
 
 
@@ -118,7 +119,7 @@ class ModelSpec:
             options = dict(self.options)
             base_url = options.pop("base_url", None)
             if not base_url:
-                raise ValueError(NEEDS_BASE_URL)
+                raise OptionError(NEEDS_BASE_URL)
             return OpenAIWriter(base_url, options.pop("served_model", self.source), **options)
         if self.backend is Backend.VLLM:
             from proxkit.models.vllm import VLLMWriter

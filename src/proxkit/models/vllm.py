@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from proxkit.errors import MissingExtraError, ModelLoadError
 from proxkit.models.base import Generation, ProgramWriter, begins_option
 
 CPU_KV_CACHE_GIB = 2  # KV cache of an engine on the CPU unless VLLM_CPU_KVCACHE_SPACE says (vLLM's own
@@ -45,10 +46,10 @@ class VLLMWriter(ProgramWriter):
             from vllm import LLM
             from vllm.platforms import current_platform
         except ImportError as error:
-            raise ImportError(f"the vllm backend needs vLLM: pip install 'proxkit[vllm]' ({error})") from None
+            raise MissingExtraError(f"the vllm backend needs vLLM: pip install 'proxkit[vllm]' ({error})") from None
         on_cpu = current_platform.is_cpu()
         if not on_cpu and not current_platform.is_cuda_alike():
-            raise RuntimeError(
+            raise ModelLoadError(
                 "the vllm backend needs a CUDA GPU or the CPU build of vLLM (make vllm-env); "
                 "use --backend transformers otherwise"
             )
@@ -72,7 +73,7 @@ class VLLMWriter(ProgramWriter):
             try:
                 _ENGINES[self._key] = [LLM(**arguments), 0]
             except Exception as error:  # the engine's own errors are of many types; name the model in one
-                raise RuntimeError(f"vLLM could not start {model}: {type(error).__name__}: {error}") from error
+                raise ModelLoadError(f"vLLM could not start {model}: {type(error).__name__}: {error}") from error
         _ENGINES[self._key][1] += 1
         self.engine = _ENGINES[self._key][0]
 
