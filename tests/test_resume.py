@@ -96,3 +96,20 @@ def test_restart_keeps_the_program_cache(tmp_path, restart):
     (out / "cache" / "doc" / "kept").write_text("{}")
     assert baseline(inputs, out, *(["--restart"] if restart else [])).exit_code == 0
     assert (out / "cache" / "doc" / "kept").exists()
+
+
+def test_an_internal_bug_keeps_its_traceback_and_a_user_error_is_a_usage_error(tmp_path, monkeypatch):
+    import proxkit.baselines
+
+    inputs, out = corpus(tmp_path / "in", 1), tmp_path / "out"
+
+    def broken(config):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(proxkit.baselines, "run_baseline", broken)
+    result = baseline(inputs, out)
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not "Invalid value"
+    monkeypatch.undo()
+    with output_lock(str(out)):
+        busy = baseline(inputs, out)
+    assert busy.exit_code == 2 and "Invalid value" in busy.output
