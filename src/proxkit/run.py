@@ -21,6 +21,7 @@ from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
 from proxkit.models.registry import DEFAULT_MODELS, check_thresholds
 from proxkit.program import Guards, Mode, Stage
+from proxkit.records import Stats
 
 
 class ExecutorKind(StrEnum):
@@ -228,8 +229,8 @@ def run_pipeline(config: RunConfig, pipeline: list) -> dict | None:
         return write_stats(config, time.monotonic() - started)
 
 
-def write_stats(config: RunConfig, wall_seconds: float) -> dict:
-    """Merge the per-task totals into OUT/stats.json, with throughput."""
+def write_stats(config: RunConfig, wall_seconds: float) -> Stats:
+    """Merge the per-task totals into OUT/stats.json (`records.Stats`), with throughput."""
     import fsspec
 
     output = config.output.rstrip("/")
@@ -246,7 +247,7 @@ def write_stats(config: RunConfig, wall_seconds: float) -> dict:
     documents = counts.get("documents_in", 0)
     task_seconds = counts.pop("task_seconds", 0.0)
     raw_tokens = counts.get("doc_stage_raw_tokens", 0)
-    stats = {
+    stats: Stats = {
         "documents": {
             "in": documents,
             "kept": counts.get("documents_kept", 0),

@@ -28,6 +28,7 @@ from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
 from proxkit.prompts import Tokenizer
+from proxkit.records import SUMMED_EXECUTION_STATS
 from proxkit.writing import (
     ChunkPrompts,
     chunk_prompts,
@@ -438,7 +439,7 @@ def _json_safe(value):
 
 
 class Totals:
-    """The counts stats.json reports, gathered from each document's `metadata.prox`."""
+    """The counts stats.json reports, gathered from each document's `metadata.prox` (`records.ProxRecord`)."""
 
     def __init__(self) -> None:
         self.counts: Counter = Counter()
@@ -460,14 +461,7 @@ class Totals:
         for name, value in prox.get("chunk_stage", {}).items():
             self.counts[f"chunk_stage_{name}"] += int(value)
         stats = prox.get("stats", {})
-        for name in (
-            "words_before",
-            "words_after",
-            "tokens_after",
-            "lines_removed",
-            "normalize_applied",
-            "normalize_missed",
-        ):
+        for name in SUMMED_EXECUTION_STATS:
             self.counts[name] += stats.get(name, 0)
         self.counts["programs_ignored"] += int(stats.get("program_ignored", False))
         self.calls.update(stats.get("calls", {}))
