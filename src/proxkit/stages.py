@@ -15,13 +15,12 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
+from datatrove.utils.batching import batched
 from loguru import logger
 
 from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
@@ -40,12 +39,6 @@ from proxkit.writing import (
 )
 
 DEFAULT_MAX_CHARS = 1_000_000  # longer documents are dropped as "too_long" before any model sees them
-
-
-def batched(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    iterator = iter(documents)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def document_key(document: Document) -> str:
