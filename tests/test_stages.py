@@ -235,3 +235,15 @@ def test_a_tagger_threshold_keys_the_program_cache():
     lenient = ModelSpec("m", Stage.CHUNK, "/models/m", options={"device": "cpu", "line_threshold": 0.95})
     assert ChunkRefiner(lenient).settings() == ChunkRefiner(plain).settings() | {"line_threshold": 0.95}
     assert "line_threshold" not in ChunkRefiner(plain).settings()  # caches of earlier runs stay valid
+
+
+def test_the_compute_dtype_keys_the_program_cache(monkeypatch):
+    from proxkit.models import base
+
+    spec = ModelSpec("m", Stage.CHUNK, "/models/m", options={"device": "cpu", "dtype": "auto"})
+    monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: True)
+    on_bf16_machine = ChunkRefiner(spec).settings()
+    monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: False)
+    assert on_bf16_machine["dtype"] == "bfloat16" and ChunkRefiner(spec).settings()["dtype"] == "float32"
+    remote = ModelSpec("m", Stage.CHUNK, "m", backend="openai", options={"base_url": "http://x"})
+    assert ChunkRefiner(remote).settings()["dtype"] is None

@@ -134,11 +134,12 @@ class _ModelStep(PipelineStep):
         raise NotImplementedError
 
     def settings(self) -> dict:
-        """What decides the programs this step writes: a cache written under other settings is not reused."""
+        """What decides the programs this step writes, the dtype it computes in on this machine included: a
+        cache written under other settings is not reused."""
         decoding = "free" if self.mode is Mode.REFERENCE else "constrained"
         return (
             {"model": self.model.source, "mode": str(self.mode), "max_new_tokens": self.max_new_tokens}
-            | {"decoding": decoding}
+            | {"decoding": decoding, "dtype": self.model.compute_dtype()}
             | self.model.tagger_thresholds
         )
 

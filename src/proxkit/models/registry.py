@@ -68,6 +68,21 @@ class ModelSpec:
     tokenizer: str | None = None
     options: dict = field(default_factory=dict)
 
+    def compute_dtype(self) -> str | None:
+        """The dtype an in-process model computes in on this machine (`auto` resolved); None for a remote
+        endpoint, whose dtype is the server's."""
+        if Backend(self.backend) is Backend.OPENAI:
+            return None
+        dtype = self.options.get("dtype") or "auto"
+        if dtype != "auto":
+            return dtype
+        import torch
+
+        from proxkit.models.base import auto_dtype
+
+        device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        return str(auto_dtype(device)).removeprefix("torch.")
+
     @property
     def tagger_thresholds(self) -> dict[str, float]:
         """The tagger cut-offs this spec overrides (they decide its programs, so they key the program cache)."""
