@@ -307,3 +307,21 @@ def test_the_steps_run_in_a_users_own_datatrove_pipeline_and_from_python(tmp_pat
     assert table.num_rows == stats["documents"]["kept"] > 0  # the same documents kept either way
     kept_texts = sorted(r["text"] for r in read_records(tmp_path / "py" / "data"))
     assert sorted(table.column("text").to_pylist()) == kept_texts
+
+
+def test_parquet_output_holds_the_same_records_and_tools_read_it(tiny_refiner, tmp_path):
+    examples = Path(__file__).resolve().parents[1] / "examples" / "pages.jsonl"
+    lines = examples.read_text().splitlines()
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join([*lines, '{"id": "bad", "body": "no text"}']) + "\n")
+    runs = {}
+    for output_format in ("jsonl", "parquet"):
+        out = tmp_path / output_format
+        prox("refine", str(path), "-o", str(out), *models(tiny_refiner), *FAST, "--output-format", output_format)
+        runs[output_format] = outputs(out)
+    assert list((tmp_path / "parquet" / "data").glob("*.parquet")) and runs["parquet"] == runs["jsonl"]
+    assert len(runs["parquet"]["failed"]) == 1
+    prox("report", str(tmp_path / "parquet"))
+    assert "bad" in (tmp_path / "parquet" / "report.html").read_text()
+    refused = invoke("refine", str(path), "-o", str(tmp_path / "parquet"), *models(tiny_refiner), *FAST)
+    assert refused.exit_code == 2 and "output_format" in refused.output  # a rerun may not switch formats

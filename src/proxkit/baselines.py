@@ -119,5 +119,6 @@ def run_baseline(config: BaselineConfig) -> dict | None:
     """Filter the corpus with the rule sets; the same outputs as `prox refine` (see `run.run_pipeline`)."""
     from proxkit.stages import OutcomeWriter
 
-    pipeline = [config.reader(), RuleFilter(config.rule_sets), OutcomeWriter(config.output, progress=config.progress)]
+    writer = OutcomeWriter(config.output, progress=config.progress, output_format=config.output_format)
+    pipeline = [config.reader(), RuleFilter(config.rule_sets), writer]
     return run_pipeline(config, pipeline)

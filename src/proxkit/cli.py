@@ -62,6 +62,7 @@ Executor = Annotated[ExecutorKind, typer.Option(help="local, ray (a Ray cluster)
 Tasks = Annotated[int, typer.Option(help="Split the input files into this many tasks.")]
 Workers = Annotated[int | None, typer.Option(help="Tasks at the same time (default: 1 locally, all on Ray or Slurm).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+OutputFormat = Annotated[str, typer.Option(help="jsonl (gzip) or parquet (metadata as JSON text).")]
 Restart = Annotated[
     bool, typer.Option(help="Start over when OUT holds another run (other inputs or options); else it is refused.")
 ]
@@ -191,6 +192,7 @@ def refine_command(
     min_words: MinWords = 10,
     max_errors: MaxErrors = 2,
     progress: Progress = True,
+    output_format: OutputFormat = "jsonl",
     restart: Restart = False,
     retry_failed: Annotated[
         bool, typer.Option(help="Redo the documents a model stage failed on (endpoint down, bad reply).")
@@ -235,6 +237,7 @@ def refine_command(
             threads=threads,
             slurm=slurm,
             progress=progress,
+            output_format=output_format,
             restart=restart,
             retry_failed=retry_failed,
         )
@@ -277,6 +280,7 @@ def baseline_command(
     tasks: Tasks = 1,
     workers: Workers = None,
     progress: Progress = True,
+    output_format: OutputFormat = "jsonl",
     restart: Restart = False,
 ) -> None:
     """Filter a corpus with the paper's rule baselines (datatrove's Gopher, C4, FineWeb rules at their
@@ -295,6 +299,7 @@ def baseline_command(
             tasks=tasks,
             workers=workers,
             progress=progress,
+            output_format=output_format,
             restart=restart,
         )
     except ValueError as error:

@@ -95,14 +95,13 @@ def reopen_failed_tasks(output: str) -> list[int]:
     malformed reply), so the rerun redoes them: the program cache spares the documents that went well."""
     fs, root = fsspec.core.url_to_fs(output.rstrip("/"))
     reopened = []
-    for path in sorted(fs.glob(f"{root}/failed/[0-9]*.jsonl*")):
+    from proxkit.stages import read_output_file
+
+    protocol = output.split("://")[0] + "://" if "://" in output else ""
+    for path in sorted(fs.glob(f"{root}/failed/[0-9]*.*")):
         rank = int(path.rsplit("/", 1)[-1].split(".")[0])
-        with fs.open(path, "rt", compression="infer", encoding="utf-8") as file:
-            model_failed = any(
-                json.loads(line)["metadata"]["prox"].get("error", "").startswith(MODEL_FAILURES)
-                for line in file
-                if line.strip()
-            )
+        errors = (r["metadata"]["prox"].get("error", "") for r in read_output_file(protocol + path))
+        model_failed = any(error.startswith(MODEL_FAILURES) for error in errors)
         marker = f"{root}/logs/completions/{rank:05d}"
         if model_failed and fs.exists(marker):
             fs.rm(marker)

@@ -45,6 +45,7 @@ class RunConfig:
     workers: int | None = None  # tasks at the same time; None: 1 locally, all of them on Ray or Slurm
     slurm: dict = field(default_factory=dict)  # partition, time, cpus_per_task, gpus_per_task, ...
     progress: bool = True
+    output_format: str = "jsonl"  # or "parquet"
     restart: bool = False  # start over when the output folder holds another run (else such a rerun is refused)
     retry_failed: bool = False  # redo the finished tasks whose documents failed in a model stage
 
@@ -55,6 +56,8 @@ class RunConfig:
         for name in ("tasks", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.output_format not in ("jsonl", "parquet"):
+            raise OptionError(f"output format must be jsonl or parquet, got {self.output_format!r}")
         if self.limit < -1 or self.limit == 0:
             raise OptionError(f"limit must be a positive number of documents, got {self.limit}")
 
@@ -77,7 +80,8 @@ class RunConfig:
 
     def deciding(self) -> dict:
         """What decides each document's outcome: a rerun into the same folder must have the same."""
-        return {"text_key": self.text_key, "id_key": self.id_key, "limit": self.limit} | self.describe()
+        keys = {"text_key": self.text_key, "id_key": self.id_key, "limit": self.limit}
+        return keys | {"output_format": self.output_format} | self.describe()
 
     def flops(self, raw_tokens: int, doc_tokens: int) -> dict:
         """The `flops` section of stats.json: no model, no refining compute."""
@@ -181,7 +185,7 @@ def build_pipeline(config: RefineConfig) -> list:
         pipeline.append(ChunkRefiner(config.model(Stage.CHUNK), max_new_tokens=config.chunk_max_new_tokens, **settings))
     counter = config.model(config.stages[0]) if config.stages else None  # the tokenizer of the raw token count
     pipeline.append(ProgramExecutor(mode=config.mode, guards=config.guards, token_counter=counter))
-    pipeline.append(OutcomeWriter(output, progress=config.progress))
+    pipeline.append(OutcomeWriter(output, progress=config.progress, output_format=config.output_format))
     return pipeline
 
 
@@ -286,12 +290,8 @@ def write_stats(config: RunConfig, wall_seconds: float) -> Stats:
 
 
 def read_records(folder: str | Path) -> list[dict]:
-    """Every record written under an output subfolder (data, dropped or failed), for tests and tools."""
-    import gzip
+    """Every record written under an output subfolder (data, dropped or failed; JSONL or Parquet)."""
+    from proxkit.stages import read_output_file
 
-    records = []
-    for path in sorted(Path(folder).glob("*.jsonl*")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as file:
-            records.extend(json.loads(line) for line in file if line.strip())
-    return records
+    paths = sorted([*Path(folder).glob("*.jsonl*"), *Path(folder).glob("*.parquet")])
+    return [record for path in paths for record in read_output_file(str(path))]

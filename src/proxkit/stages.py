@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
@@ -23,6 +24,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.batching import batched
 from loguru import logger
 
+from proxkit.errors import OptionError
 from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
@@ -369,18 +371,25 @@ class OutcomeWriter(PipelineStep):
     type = "💾 - WRITER"
     name = "💾 OutcomeWriter"
 
-    def __init__(self, folder: str, *, compression: str | None = "gzip", progress: bool = True) -> None:
+    def __init__(
+        self, folder: str, *, compression: str | None = "gzip", progress: bool = True, output_format: str = "jsonl"
+    ) -> None:
+        """output_format: "jsonl" (gzip-compressed by default) or "parquet" (one string column per field,
+        `metadata` as JSON text, so records with different metadata share one schema)."""
         super().__init__()
+        if output_format not in OUTPUT_FORMATS:
+            raise OptionError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
         self.folder = folder.rstrip("/")
         self.compression = compression
         self.progress = progress
+        self.output_format = output_format
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from tqdm import tqdm
 
         self.remove_earlier_files(rank)
         writers = {
-            status: JsonlWriter(f"{self.folder}/{place}", compression=self.compression, adapter=_output_record)
+            status: self._writer(f"{self.folder}/{place}")
             for status, place in ((Status.KEPT, "data"), (Status.DROPPED, "dropped"), (Status.FAILED, "failed"))
         }
         totals = Totals()
@@ -397,13 +406,50 @@ class OutcomeWriter(PipelineStep):
         return
         yield  # a generator that yields nothing: the end of the pipeline
 
+    def _writer(self, folder: str):
+        if self.output_format == "jsonl":
+            return JsonlWriter(folder, compression=self.compression, adapter=_output_record)
+        import pyarrow as pa
+        from datatrove.pipeline.writers import ParquetWriter
+
+        schema = pa.schema([(name, pa.string()) for name in PARQUET_COLUMNS])
+        return ParquetWriter(folder, adapter=_parquet_record, schema=schema)
+
     def remove_earlier_files(self, rank: int) -> None:
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(self.folder)
         for place in ("data", "dropped", "failed"):
-            for path in fs.glob(f"{root}/{place}/{rank:05d}.jsonl*"):
+            for path in fs.glob(f"{root}/{place}/{rank:05d}.*"):
                 fs.rm(path)
+
+
+OUTPUT_FORMATS = ("jsonl", "parquet")
+PARQUET_COLUMNS = ("id", "text", "raw_content", "doc_content", "metadata")
+
+
+def _parquet_record(writer, document: Document) -> dict:
+    record = _output_record(writer, document)
+    return {name: record.get(name) for name in PARQUET_COLUMNS} | {"metadata": json.dumps(record["metadata"])}
+
+
+def read_output_file(path: str) -> Iterator[dict]:
+    """The records of one output file (JSONL, gzip-compressed or not, or Parquet), as written."""
+    import fsspec
+
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with fsspec.open(path, "rb") as file:
+            rows = pq.read_table(file).to_pylist()
+        for row in rows:
+            row["metadata"] = json.loads(row["metadata"])
+            yield {key: value for key, value in row.items() if value is not None}
+        return
+    with fsspec.open(path, "rt", compression="infer", encoding="utf-8") as file:
+        for line in file:
+            if line.strip():
+                yield json.loads(line)
 
 
 def _output_record(_writer, document: Document) -> dict:

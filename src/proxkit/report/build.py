@@ -3,7 +3,6 @@ plots and render the report page."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 from collections import Counter
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxkit.report.diff import LineChange, line_changes
+from proxkit.stages import read_output_file
 
 PLACES = (("kept", "data"), ("dropped", "dropped"), ("failed", "failed"))
 
@@ -51,12 +51,8 @@ class RunDigest:
 
 
 def iter_records(folder: Path) -> Iterator[dict]:
-    for path in sorted(folder.glob("*.jsonl*")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as file:
-            for line in file:
-                if line.strip():
-                    yield json.loads(line)
+    for path in sorted([*folder.glob("*.jsonl*"), *folder.glob("*.parquet")]):
+        yield from read_output_file(str(path))
 
 
 def document_view(record: dict, status: str) -> DocumentView:
