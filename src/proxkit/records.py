@@ -7,6 +7,8 @@ from __future__ import annotations
 import typing
 from typing import TypedDict
 
+OUTPUT_FORMATS = ("jsonl", "parquet")  # how OUT/data, OUT/dropped and OUT/failed are written
+
 
 class DocStageRecord(TypedDict, total=False):
     prompt_tokens: int

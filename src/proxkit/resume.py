@@ -50,7 +50,7 @@ def differences(recorded: dict, current: dict) -> list[str]:
 
 
 def check_same_run(config) -> None:
-    """Refuse to resume into a folder another run wrote (ValueError saying what differs), or with
+    """Refuse to resume into a folder another run wrote (RunConflictError saying what differs), or with
     `config.restart` clear its outputs first; then record this run."""
     output = config.output.rstrip("/")
     fs, root = fsspec.core.url_to_fs(output)
@@ -93,10 +93,10 @@ def clear_outputs(fs, root: str) -> None:
 def reopen_failed_tasks(output: str) -> list[int]:
     """Mark undone the finished tasks whose failed records include a model failure (an endpoint down, a
     malformed reply), so the rerun redoes them: the program cache spares the documents that went well."""
+    from proxkit.stages import MODEL_FAILURES, read_output_file
+
     fs, root = fsspec.core.url_to_fs(output.rstrip("/"))
     reopened = []
-    from proxkit.stages import read_output_file
-
     protocol = output.split("://")[0] + "://" if "://" in output else ""
     for path in sorted(fs.glob(f"{root}/failed/[0-9]*.*")):
         rank = int(path.rsplit("/", 1)[-1].split(".")[0])
@@ -109,9 +109,6 @@ def reopen_failed_tasks(output: str) -> list[int]:
     if reopened:
         logger.info(f"retrying the failed documents of tasks {reopened}")
     return reopened
-
-
-MODEL_FAILURES = ("doc stage:", "chunk stage:")  # the errors of `stages` when a model gave no program
 
 
 @contextmanager

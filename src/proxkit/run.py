@@ -21,7 +21,7 @@ from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
 from proxkit.models.registry import DEFAULT_MODELS, check_thresholds
 from proxkit.program import Guards, Mode, Stage
-from proxkit.records import Stats
+from proxkit.records import OUTPUT_FORMATS, Stats
 
 
 class ExecutorKind(StrEnum):
@@ -45,7 +45,7 @@ class RunConfig:
     workers: int | None = None  # tasks at the same time; None: 1 locally, all of them on Ray or Slurm
     slurm: dict = field(default_factory=dict)  # partition, time, cpus_per_task, gpus_per_task, ...
     progress: bool = True
-    output_format: str = "jsonl"  # or "parquet"
+    output_format: str = "jsonl"  # one of records.OUTPUT_FORMATS
     restart: bool = False  # start over when the output folder holds another run (else such a rerun is refused)
     retry_failed: bool = False  # redo the finished tasks whose documents failed in a model stage
 
@@ -56,8 +56,8 @@ class RunConfig:
         for name in ("tasks", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.output_format not in ("jsonl", "parquet"):
-            raise OptionError(f"output format must be jsonl or parquet, got {self.output_format!r}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise OptionError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.output_format!r}")
         if self.limit < -1 or self.limit == 0:
             raise OptionError(f"limit must be a positive number of documents, got {self.limit}")
 
@@ -291,7 +291,6 @@ def write_stats(config: RunConfig, wall_seconds: float) -> Stats:
 
 def read_records(folder: str | Path) -> list[dict]:
     """Every record written under an output subfolder (data, dropped or failed; JSONL or Parquet)."""
-    from proxkit.stages import read_output_file
+    from proxkit.stages import iter_output_records
 
-    paths = sorted([*Path(folder).glob("*.jsonl*"), *Path(folder).glob("*.parquet")])
-    return [record for path in paths for record in read_output_file(str(path))]
+    return list(iter_output_records(Path(folder)))

@@ -29,7 +29,7 @@ from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import Status, is_pending, mark_dropped, mark_failed, prox_metadata, status
 from proxkit.program import Guards, Mode, Stage, execute, execute_doc
 from proxkit.prompts import Tokenizer
-from proxkit.records import SUMMED_EXECUTION_STATS
+from proxkit.records import OUTPUT_FORMATS, SUMMED_EXECUTION_STATS
 from proxkit.writing import (
     ChunkPrompts,
     chunk_prompts,
@@ -41,6 +41,14 @@ from proxkit.writing import (
 )
 
 DEFAULT_MAX_CHARS = 1_000_000  # longer documents are dropped as "too_long" before any model sees them
+
+
+def model_failure(stage: Stage, problem: str) -> str:
+    """The error of a document a model stage gave no program for (an endpoint down, a malformed reply)."""
+    return f"{stage} stage: {problem}"
+
+
+MODEL_FAILURES = tuple(model_failure(stage, "") for stage in Stage)  # the prefixes of those errors
 
 
 def document_key(document: Document) -> str:
@@ -185,7 +193,7 @@ class InputGuard(PipelineStep):
     def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         super().__init__()
         if max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+            raise OptionError(f"max_chars must be >= 1, got {max_chars}")
         self.max_chars = max_chars
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -215,7 +223,7 @@ class DocRefiner(_ModelStep):
         written = []
         for document, prompt, generation in zip(todo, prompts, self.generate([p.ids for p in prompts]), strict=True):
             if generation.error:
-                mark_failed(document, f"doc stage: {generation.error}")
+                mark_failed(document, model_failure(Stage.DOC, generation.error))
                 continue
             entry = {
                 "key": document_key(document),
@@ -279,7 +287,7 @@ class ChunkRefiner(_ModelStep):
         for document, chunks, generations in zip(todo, prompts, self._decode_chunks(prompts), strict=True):
             failures = [f"chunk {i}: {g.error}" for i, g in enumerate(generations) if g.error]
             if failures:
-                mark_failed(document, f"chunk stage: {'; '.join(failures)}")
+                mark_failed(document, model_failure(Stage.CHUNK, "; ".join(failures)))
                 continue
             entry = {
                 "key": document_key(document),
@@ -424,13 +432,18 @@ class OutcomeWriter(PipelineStep):
                 fs.rm(path)
 
 
-OUTPUT_FORMATS = ("jsonl", "parquet")
 PARQUET_COLUMNS = ("id", "text", "raw_content", "doc_content", "metadata")
 
 
 def _parquet_record(writer, document: Document) -> dict:
     record = _output_record(writer, document)
     return {name: record.get(name) for name in PARQUET_COLUMNS} | {"metadata": json.dumps(record["metadata"])}
+
+
+def iter_output_records(folder: Path) -> Iterator[dict]:
+    """The records of every output file in a local output subfolder (data, dropped or failed), in file order."""
+    for path in sorted([*folder.glob("*.jsonl*"), *folder.glob("*.parquet")]):
+        yield from read_output_file(str(path))
 
 
 def read_output_file(path: str) -> Iterator[dict]:

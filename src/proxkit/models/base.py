@@ -140,6 +140,11 @@ def auto_dtype(device: str):
     return torch.bfloat16 if device == "cpu" and cpu_bfloat16_pays() else torch.float32
 
 
+def dtype_name(dtype: str, device: str) -> str:
+    """A dtype option as the name of the dtype it computes in on `device` ("auto" resolved by `auto_dtype`)."""
+    return str(auto_dtype(device)).removeprefix("torch.") if dtype == "auto" else dtype
+
+
 def length_batches(lengths: Sequence[int], max_batch: int, max_tokens: int) -> Iterator[list[int]]:
     """Indices grouped into batches of similar length (shortest first): at most `max_batch` prompts and
     `max_tokens` padded tokens per batch, a single prompt over `max_tokens` alone."""

@@ -73,15 +73,16 @@ class ModelSpec:
         endpoint, whose dtype is the server's."""
         if Backend(self.backend) is Backend.OPENAI:
             return None
-        dtype = self.options.get("dtype") or "auto"
-        if dtype != "auto":
-            return dtype
+        from proxkit.models.base import dtype_name
+
+        return dtype_name(self.options.get("dtype") or "auto", self.device)
+
+    @property
+    def device(self) -> str:
+        """Where an in-process model runs: the `device` option, else the GPU when there is one."""
         import torch
 
-        from proxkit.models.base import auto_dtype
-
-        device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        return str(auto_dtype(device)).removeprefix("torch.")
+        return self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
 
     @property
     def tagger_thresholds(self) -> dict[str, float]:
@@ -144,11 +145,8 @@ class ModelSpec:
 
         directory = _local_directory(self.source)
         if is_tagger(directory):
-            import torch
-
-            device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
             dtype = self.options.get("dtype") or "auto"
-            return TaggerWriter(directory, tokenizer, device=device, dtype=dtype, **self.tagger_thresholds)
+            return TaggerWriter(directory, tokenizer, device=self.device, dtype=dtype, **self.tagger_thresholds)
         from proxkit.models.hf import TransformersWriter
 
         return TransformersWriter(directory, tokenizer, **self.options)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from proxkit.layout import ContentLines, content_lines
-from proxkit.models.base import Generation, ProgramWriter, auto_dtype
+from proxkit.models.base import Generation, ProgramWriter, dtype_name
 from proxkit.models.base_models import resolve_base
 from proxkit.models.registry import check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
@@ -285,7 +285,7 @@ class Backbone(Segmenter):
         states always come out as float32."""
         super().__init__(config)
         self.device = canonical_device(device)
-        self.dtype = str(auto_dtype(self.device)).removeprefix("torch.") if dtype == "auto" else dtype
+        self.dtype = dtype_name(dtype, self.device)
         base = resolve_base(config.base)
         self.decoder = _load_decoder(base, config.depth, max(config.layers), self.device, self.dtype)
 

@@ -26,9 +26,9 @@ class VLLMWriter(ProgramWriter):
     GPUs, run one task per GPU: the task of rank r takes GPU r mod (number of GPUs) unless
     CUDA_VISIBLE_DEVICES is already set.
 
-    dtype "auto": bfloat16 where the device multiplies it fast (a GPU that supports it, a CPU with AMX),
-    float32 otherwise. enforce_eager: skip vLLM's compilation (starts in seconds instead of minutes on a
-    CPU; each step is slower).
+    dtype "auto": the model's own dtype on a GPU; on a CPU bfloat16 where it was measured faster
+    (`cpu_bfloat16_pays`), float32 otherwise. enforce_eager: skip vLLM's compilation (starts in seconds
+    instead of minutes on a CPU; each step is slower).
     """
 
     def __init__(

@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxkit.report.diff import LineChange, line_changes
-from proxkit.stages import read_output_file
+from proxkit.stages import iter_output_records
 
 PLACES = (("kept", "data"), ("dropped", "dropped"), ("failed", "failed"))
 
@@ -50,11 +49,6 @@ class RunDigest:
     drop_reasons: Counter = field(default_factory=Counter)
 
 
-def iter_records(folder: Path) -> Iterator[dict]:
-    for path in sorted([*folder.glob("*.jsonl*"), *folder.glob("*.parquet")]):
-        yield from read_output_file(str(path))
-
-
 def document_view(record: dict, status: str) -> DocumentView:
     metadata = record.get("metadata", {})
     prox = metadata.get("prox", {})
@@ -79,7 +73,7 @@ def collect(run: Path, max_documents: int) -> tuple[RunDigest, list[DocumentView
     """The digest of every record and up to `max_documents` sampled views of each status."""
     digest, views = RunDigest(), []
     for status, place in PLACES:
-        for index, record in enumerate(iter_records(run / place)):
+        for index, record in enumerate(iter_output_records(run / place)):
             prox = record.get("metadata", {}).get("prox", {})
             stats = prox.get("stats", {})
             if status == "kept" and stats.get("words_before"):
