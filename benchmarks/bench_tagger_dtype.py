@@ -1,6 +1,7 @@
 """The bundled taggers in float32 and in bfloat16, side by side on the same held-out seed pages: decision
-agreement, chunk content-word F1 and doc accuracy of each, and the speed of each (medians over repeats,
-the two dtypes interleaved). bfloat16 pays only on CPUs with AMX (and on GPUs).
+agreement (overall and per collection), chunk content-word F1 and doc accuracy of each, doc decisions on
+the pages' clean gold text rendered with blank lines and CRLF, and the speed of each (medians over
+repeats, the two dtypes interleaved). Whether bfloat16 pays depends on the CPU (`cpu_bfloat16_pays`).
 
     python -m proxkit.annotate.seed_set --shared ../shared/data -o seed.jsonl
     python benchmarks/bench_tagger_dtype.py --seed seed.jsonl [--pages 120] [--docs 200] [--repeats 3]
@@ -16,11 +17,11 @@ import time
 from proxkit.models import resolve
 from proxkit.models.base import cpu_bfloat16_pays, cpu_flags
 from proxkit.program import Mode, Stage, parse_program, removed_lines
-from proxkit.prompts import doc_prompt_ids
 from proxkit.train.evaluate import doc_scores, write_chunk_programs
 from proxkit.train.metrics import chunk_report
 from proxkit.train.seed import load_seed
 from proxkit.train.split import held_out_split, sample_pages
+from proxkit.writing import decode, default_max_new_tokens, doc_prompt
 
 DTYPES = ("float32", "bfloat16")
 
@@ -32,14 +33,24 @@ def chunk_run(pages, dtype: str) -> tuple[list[str], float]:
     return programs, time.perf_counter() - started
 
 
-def doc_run(documents, dtype: str) -> tuple[list, float]:
+def doc_run(texts: list[str], dtype: str) -> tuple[list, float]:
+    """The doc generations (program and P(drop)) of the texts, through `prox refine`'s own writing path."""
     spec = resolve("proxkit/web-doc-tagger", Stage.DOC, dtype=dtype)
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
-    prompts = [doc_prompt_ids("\n".join(d.lines), tokenizer).ids for d in documents]
+    prompts = [doc_prompt(text, spec, tokenizer, Mode.STRICT).ids for text in texts]
     started = time.perf_counter()
-    generations = writer.generate(prompts, 24)
+    generations = decode(writer, Stage.DOC, Mode.STRICT, prompts, default_max_new_tokens(Stage.DOC, Mode.STRICT))
     return generations, time.perf_counter() - started
+
+
+def clean_rendering(page) -> str:
+    """A page's gold main text as a cleaned corpus may hold it: a blank line between lines, CRLF ends."""
+    return "\r\n\r\n".join(line for line in (page.gold or "").split("\n") if line.strip())
+
+
+def agreement(first: list, second: list) -> float:
+    return round(sum(a == b for a, b in zip(first, second, strict=True)) / max(len(first), 1), 4)
 
 
 def main() -> None:
@@ -53,13 +64,19 @@ def main() -> None:
     pages = sample_pages([e for e in held_out if e.stage == Stage.CHUNK], args.pages)
     documents = sample_pages([e for e in held_out if e.stage == Stage.DOC], args.docs)
 
-    chunk_programs, doc_generations, seconds = {}, {}, {dtype: {"chunk": [], "doc": []} for dtype in DTYPES}
+    texts = ["\n".join(d.lines) for d in documents]
+    clean = [clean_rendering(page) for page in pages if page.gold]  # gold text, blank lines, CRLF
+
+    chunk_programs, doc_generations, clean_generations = {}, {}, {}
+    seconds = {dtype: {"chunk": [], "doc": []} for dtype in DTYPES}
     for _ in range(args.repeats):
         for dtype in DTYPES:
             chunk_programs[dtype], elapsed = chunk_run(pages, dtype)
             seconds[dtype]["chunk"].append(elapsed)
-            doc_generations[dtype], elapsed = doc_run(documents, dtype)
+            doc_generations[dtype], elapsed = doc_run(texts, dtype)
             seconds[dtype]["doc"].append(elapsed)
+    for dtype in DTYPES:
+        clean_generations[dtype], _ = doc_run(clean, dtype)
 
     masks = {
         dtype: [
@@ -68,29 +85,33 @@ def main() -> None:
         ]
         for dtype, programs in chunk_programs.items()
     }
-    lines = sum(len(mask) for mask in masks["float32"])
-    same_lines = sum(
-        a == b for ma, mb in zip(masks["float32"], masks["bfloat16"], strict=True) for a, b in zip(ma, mb, strict=True)
-    )
+    collections: dict[str, tuple[list, list]] = {}
+    for page, first, second in zip(pages, masks["float32"], masks["bfloat16"], strict=True):
+        lines = collections.setdefault(page.source.split("/")[0], ([], []))
+        lines[0].extend(first)
+        lines[1].extend(second)
     drops = {dtype: [g.text.strip() == "drop_doc()" for g in gens] for dtype, gens in doc_generations.items()}
     scores = {dtype: [g.score for g in gens] for dtype, gens in doc_generations.items()}
+    clean_drops = {dtype: [g.text.strip() == "drop_doc()" for g in gens] for dtype, gens in clean_generations.items()}
     report = {
         "cpu_bf16_flags": sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"}),
         "auto_picks_bf16": cpu_bfloat16_pays(),
         "pages": len(pages),
         "documents": len(documents),
-        "chunk_programs_identical": round(
-            sum(a == b for a, b in zip(chunk_programs["float32"], chunk_programs["bfloat16"], strict=True))
-            / len(pages),
-            4,
+        "chunk_programs_identical": agreement(chunk_programs["float32"], chunk_programs["bfloat16"]),
+        "line_decisions_identical": agreement(
+            [flag for mask in masks["float32"] for flag in mask], [flag for mask in masks["bfloat16"] for flag in mask]
         ),
-        "line_decisions_identical": round(same_lines / lines, 4),
-        "doc_decisions_identical": round(
-            sum(a == b for a, b in zip(drops["float32"], drops["bfloat16"], strict=True)) / len(documents), 4
-        ),
+        "line_decisions_identical_by_collection": {
+            name: agreement(*lines) for name, lines in sorted(collections.items())
+        },
+        "doc_decisions_identical": agreement(drops["float32"], drops["bfloat16"]),
         "doc_score_max_difference": round(
             max(abs(a - b) for a, b in zip(scores["float32"], scores["bfloat16"], strict=True)), 4
         ),
+        "clean_text_documents": len(clean),
+        "clean_text_doc_decisions_identical": agreement(clean_drops["float32"], clean_drops["bfloat16"]),
+        "clean_text_kept": {dtype: round(1 - sum(d) / max(len(d), 1), 4) for dtype, d in clean_drops.items()},
     }
     for dtype in DTYPES:
         chunk = chunk_report(pages, masks[dtype])
