@@ -296,13 +296,33 @@ def test_main_writes_the_seed_set_and_prints_counts(tmp_path: Path, capsys: pyte
     _labelled_tree(tmp_path)
     (tmp_path / "dclm_quality_labels").mkdir()
     (tmp_path / "dclm_quality_labels" / "labels.jsonl").write_text('{"text": "x", "label": 0}\n')
-    main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl")])
+    main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl"), "--renderings", "resiliparse"])
     printed = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines()[1:-1]}
-    assert rows["cleaneval-final"] == ["2", "1", "0", "4.0", "0.300"]  # chunks, docs, doc keeps, lines, kept share
+    # chunks, docs, doc keeps, lines, kept share
+    assert rows["cleaneval-final@resiliparse"] == ["2", "1", "0", "4.0", "0.300"]
     assert rows["dclm"] == ["0", "1", "0", "-", "-"]
     assert printed.splitlines()[-1].startswith("6 examples written to")
     assert len((tmp_path / "seed.jsonl").read_bytes().splitlines()) == 6
+
+
+def test_main_renders_every_page_with_each_tool_and_one_doc_example_per_page(tmp_path: Path) -> None:
+    _labelled_tree(tmp_path)
+    main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl")])
+    rows = [orjson.loads(line) for line in (tmp_path / "seed.jsonl").read_bytes().splitlines()]
+    chunks = [row for row in rows if row["stage"] == "chunk"]
+    assert {row["rendering"] for row in chunks} == {"resiliparse", "html-text", "inscriptis"}
+    per_page = {row["source"]: sum(r["source"] == row["source"] for r in chunks) for row in chunks}
+    assert set(per_page.values()) == {3}
+    docs = [row for row in rows if row["stage"] == "doc"]
+    assert len({row["source"] for row in docs}) == len(docs)  # the doc example of a page comes once
+    assert all(row["rendering"] == "resiliparse" for row in docs)
+
+
+def test_main_refuses_an_unknown_rendering(tmp_path: Path) -> None:
+    _labelled_tree(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl"), "--renderings", "lynx"])
 
 
 def test_main_needs_some_input(tmp_path: Path) -> None:

@@ -101,7 +101,8 @@ def test_the_seed_set_command_imports_wcxb_and_reports_the_snippets(tmp_path, ca
     _archive(more, [_row("0001", "\n\n".join(ARTICLE), **{"without": ["Share this story"]})], {"0001": HTML})
     main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl")])
     printed = capsys.readouterr().out
-    assert "wcxb `without` snippets: 0 in content, 1 in noise, 0 absent" in printed
+    for rendering in ("resiliparse", "html-text", "inscriptis"):
+        assert f"wcxb `without` snippets ({rendering}): 0 in content, 1 in noise, 0 absent" in printed
     rows = [orjson.loads(line) for line in (tmp_path / "seed.jsonl").read_bytes().splitlines()]
     assert {row["collection"] for row in rows} == {"wcxb"}
     assert {row["page_type"] for row in rows} == {"article"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -26,10 +26,9 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import orjson
-from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
-from proxkit.layout import canonical_line
+from proxkit.annotate.render import DEFAULT_RENDERING, page_lines, render
 from proxkit.program import DropDoc, KeepDoc, Program, Stage
 
 MIN_RUN = 3  # words: the alignment needs a common run this long to anchor shorter matches
@@ -37,14 +36,6 @@ MIN_SHARE = 0.5  # a line is content when more than this share of its words is a
 DOC_KEEP_MIN_WORDS = 100  # content words for a page to also count as a doc-stage keep example
 
 # --------------------------------------------------------------------------------------------- page text
-
-HIDDEN = [  # CSS selectors of elements a browser does not show
-    "[hidden]",
-    '[style*="display:none" i]',
-    '[style*="display: none" i]',
-    '[style*="visibility:hidden" i]',
-    '[style*="visibility: hidden" i]',
-]
 
 
 def decode(data: bytes) -> str:
@@ -54,30 +45,6 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         return bytes_to_str(data, detect_encoding(data, from_html_meta=True))
-
-
-def clean_lines(text: str) -> list[str]:
-    """Lines of `text` with inner whitespace collapsed, stripped, empty ones dropped."""
-    return [line for line in map(canonical_line, text.splitlines()) if line]
-
-
-def page_lines(html_text: str) -> list[str]:
-    """The visible text of a page as a crawl gives it: one stripped line per block element (paragraph, heading,
-    list item, table row, div, br, ...), no head (title included), script, style, noscript, form or hidden
-    (`HIDDEN`) content, no alt texts or list bullets, whitespace inside a line collapsed, empty lines dropped.
-    Extraction by resiliparse."""
-    text = extract_plain_text(
-        html_text,
-        preserve_formatting=True,
-        main_content=False,
-        list_bullets=False,
-        alt_texts=False,
-        links=False,
-        form_fields=False,
-        noscript=False,
-        skip_elements=HIDDEN,
-    )
-    return clean_lines(text)
 
 
 # --------------------------------------------------------------------------------------------- gold readers
@@ -230,7 +197,8 @@ class SeedExample:
     """One seed example. Chunk stage: `labels` (1 = keep, one per line of `text`) and `gold`; doc stage: `label`
     (1 = keep). `site` groups pages of one web site, to hold out pages by site; `collection` the labelled
     collection it comes from (default: its subset), to hold out a whole collection; `page_type` what kind of
-    page it is, where the collection says (article, forum, product…)."""
+    page it is, where the collection says (article, forum, product…); `rendering` the HTML-to-text tool that
+    wrote `text` (`proxkit.annotate.render`; None: the text came as text); `language` where known."""
 
     source: str
     subset: str
@@ -243,6 +211,8 @@ class SeedExample:
     gold: str | None = None
     collection: str | None = None
     page_type: str | None = None
+    rendering: str | None = None
+    language: str | None = None
 
     def __post_init__(self) -> None:
         self.stage = str(Stage(self.stage))
@@ -265,12 +235,24 @@ def doc_example(source: str, subset: str, site: str, text: str, keep: bool, **ab
 
 def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: str, **about: str | None) -> SeedExample:
     """A chunk-stage example: the page's lines, aligned with the gold, and the program that cleans them.
-    `about`: `collection`, `page_type`."""
+    `about`: `collection`, `page_type`, `rendering`, `language`."""
     keep = align(lines, gold)
     program = program_for(lines, keep).render()
     labels = [int(kept) for kept in keep]
     text = "\n".join(lines)
     return SeedExample(source, subset, site, str(Stage.CHUNK), text, program, labels=labels, gold=gold, **about)
+
+
+def rendered_examples(
+    source: str, subset: str, site: str, html: str, gold: str, renderings: Sequence[str], **about: str | None
+) -> list[SeedExample]:
+    """One chunk example per rendering of the page that has any text (`proxkit.annotate.render`)."""
+    examples = []
+    for rendering in renderings:
+        lines = render(html, rendering)
+        if any(line.strip() for line in lines):
+            examples.append(chunk_example(source, subset, site, lines, gold, rendering=rendering, **about))
+    return examples
 
 
 # --------------------------------------------------------------------------------------------- subsets
@@ -325,25 +307,37 @@ SUBSETS: dict[str, Subset] = {
 }
 
 
-def import_subset(root: Path, name: str, doc_keep_min_words: int | None = DOC_KEEP_MIN_WORDS) -> Iterator[SeedExample]:
+def import_subset(
+    root: Path,
+    name: str,
+    doc_keep_min_words: int | None = DOC_KEEP_MIN_WORDS,
+    renderings: Sequence[str] = (DEFAULT_RENDERING,),
+) -> Iterator[SeedExample]:
     """Examples of one subset of `webpages_labelled` (pages without a gold file or without text are skipped).
 
-    Each page gives a chunk example, and a doc example when `doc_decision` makes one."""
+    Each page gives a chunk example per rendering, and a doc example of its first rendering when
+    `doc_decision` makes one."""
     subset = SUBSETS[name]
     for page_path in sorted((root / name / "input").glob("*.html"), key=_natural):
         gold_path = root / name / "GoldStandard" / f"{page_path.stem}.txt"
         if not gold_path.exists():
             continue
         page, gold_bytes = page_path.read_bytes(), gold_path.read_bytes()
-        lines = page_lines(decode(page))
-        if not lines:
-            continue
         source, site = f"{name}/{page_path.stem}", subset.site(name, page_path.stem, page, gold_bytes)
-        chunk = chunk_example(source, name, site, lines, subset.gold(gold_bytes))
-        yield chunk
-        keep = doc_decision(lines, chunk.labels or [], doc_keep_min_words)
-        if keep is not None:
-            yield doc_example(source, name, site, chunk.text, keep)
+        chunks = rendered_examples(source, name, site, decode(page), subset.gold(gold_bytes), renderings)
+        yield from chunks
+        if chunks:
+            yield from doc_examples_of(chunks[0], doc_keep_min_words)
+
+
+def doc_examples_of(chunk: SeedExample, keep_min_words: int | None) -> list[SeedExample]:
+    """The doc example a chunk example's page supports (`doc_decision`), as a list of none or one."""
+    lines = chunk.text.split("\n")
+    keep = doc_decision(lines, chunk.labels or [], keep_min_words)
+    if keep is None:
+        return []
+    about = {"collection": chunk.collection, "page_type": chunk.page_type, "rendering": chunk.rendering}
+    return [doc_example(chunk.source, chunk.subset, chunk.site, chunk.text, keep, **about, language=chunk.language)]
 
 
 def doc_decision(lines: list[str], labels: list[int], keep_min_words: int | None) -> bool | None:
@@ -361,11 +355,13 @@ def _natural(path: Path) -> tuple[int, str]:
     return (int(path.stem), "") if path.stem.isdigit() else (1 << 30, path.stem)
 
 
-def import_webpages(root: Path, doc_keep_min_words: int | None = DOC_KEEP_MIN_WORDS) -> Iterator[SeedExample]:
+def import_webpages(
+    root: Path, doc_keep_min_words: int | None = DOC_KEEP_MIN_WORDS, renderings: Sequence[str] = (DEFAULT_RENDERING,)
+) -> Iterator[SeedExample]:
     """Examples of every subset of `webpages_labelled` found under `root`, subset by subset."""
     for name in SUBSETS:
         if (root / name).is_dir():
-            yield from import_subset(root, name, doc_keep_min_words)
+            yield from import_subset(root, name, doc_keep_min_words, renderings)
 
 
 def import_dclm(path: Path) -> Iterator[SeedExample]:

@@ -1,8 +1,10 @@
 """The human seed set: every labelled collection found under `shared/data`, one JSONL.
 
 `python -m proxkit.annotate.seed_set --shared shared/data -o seed.jsonl` imports `webpages_labelled/`
-(`proxkit.annotate.human`), `webpages_labelled_more/wcxb-dev.tar.xz` (`proxkit.annotate.wcxb`) and the
-DCLM quality labels, and prints counts per subset and where WCXB's snippets land under the alignment.
+(`proxkit.annotate.human`), the three archives of `webpages_labelled_more/` (`proxkit.annotate.wcxb`,
+`proxkit.annotate.archives`), `line_quality_labels/` (`proxkit.annotate.line_labels`) and the DCLM quality
+labels; every HTML page in each of `--renderings` (`proxkit.annotate.render`). It prints counts per subset
+and rendering, and where WCXB's snippets land under the alignment of each rendering.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from proxkit.annotate import wcxb
-from proxkit.annotate.human import SeedExample, import_dclm, import_webpages, write_seed
+from proxkit.annotate.archives import BIG9_CHAOS, GOOGLE_TRENDS, import_big9_chaos, import_google_trends
+from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, SeedExample, import_dclm, import_webpages, write_seed
+from proxkit.annotate.line_labels import import_line_labels
+from proxkit.annotate.render import RENDERINGS, parse_renderings
 
 
 @dataclass
@@ -29,47 +34,52 @@ class Summary:
     doc_keeps: Counter[str] = field(default_factory=Counter)
 
     def add(self, example: SeedExample) -> SeedExample:
-        """Count `example` and hand it on."""
-        self.examples[(example.subset, example.stage)] += 1
+        """Count `example` (under its subset and rendering) and hand it on."""
+        key = f"{example.subset}@{example.rendering}" if example.rendering else example.subset
+        self.examples[(key, example.stage)] += 1
         if example.labels is not None:
-            self.lines[example.subset].append(len(example.labels))
-            self.kept_share[example.subset].append(sum(example.labels) / len(example.labels))
+            self.lines[key].append(len(example.labels))
+            self.kept_share[key].append(sum(example.labels) / len(example.labels))
         if example.label is not None:
-            self.doc_keeps[example.subset] += example.label
+            self.doc_keeps[key] += example.label
         return example
 
     def render(self) -> str:
         """A table: examples per subset and stage, mean lines per page, mean share of lines kept, doc keeps."""
-        rows = [f"{'subset':<16} {'chunk':>6} {'doc':>6} {'doc keep':>8} {'lines/page':>10} {'kept share':>10}"]
+        head = f"{'subset@rendering':<34} {'chunk':>6} {'doc':>6} {'doc keep':>8}"
+        rows = [f"{head} {'lines/page':>10} {'kept share':>10}"]
         for subset in sorted({subset for subset, _ in self.examples}):
             lines, shares = self.lines[subset], self.kept_share[subset]
             mean_lines = f"{sum(lines) / len(lines):.1f}" if lines else "-"
             mean_share = f"{sum(shares) / len(shares):.3f}" if shares else "-"
             rows.append(
-                f"{subset:<16} {self.examples[(subset, 'chunk')]:>6} {self.examples[(subset, 'doc')]:>6} "
+                f"{subset:<34} {self.examples[(subset, 'chunk')]:>6} {self.examples[(subset, 'doc')]:>6} "
                 f"{self.doc_keeps[subset]:>8} {mean_lines:>10} {mean_share:>10}"
             )
         return "\n".join(rows)
 
 
-def checked_wcxb(folder: Path, snippets: Counter[str]) -> Iterator[SeedExample]:
-    """`wcxb.import_wcxb`, adding where each page's snippets land under its chunk example's labels to
-    `snippets`."""
+def checked_wcxb(folder: Path, snippets: Counter[str], renderings: list[str]) -> Iterator[SeedExample]:
+    """`wcxb.import_wcxb`, adding where each page's snippets land under its chunk examples' labels to
+    `snippets` (keys `RENDERING:KIND_PLACE`)."""
     for page in wcxb.read_pages(folder / wcxb.ARCHIVE):
-        examples = wcxb.page_examples(page)
+        examples = wcxb.page_examples(page, DOC_KEEP_MIN_WORDS, renderings)
         for example in examples:
             if example.labels is not None:
-                snippets.update(wcxb.snippet_check(example.text.split("\n"), example.labels, page))
+                landed = wcxb.snippet_check(example.text.split("\n"), example.labels, page)
+                snippets.update({f"{example.rendering}:{key}": n for key, n in landed.items()})
         yield from examples
 
 
 def render_snippets(snippets: Counter[str]) -> str:
-    """One line per snippet kind: how many land in content, in noise, or not on the page."""
+    """One line per rendering and snippet kind: how many land in content, in noise, or not on the page."""
     rows = []
-    for kind in ("with", "without"):
-        counts = {place: snippets[f"{kind}_{place}"] for place in ("in_content", "in_noise", "absent")}
-        landed = ", ".join(f"{n} {place.replace('_', ' ')}" for place, n in counts.items())
-        rows.append(f"wcxb `{kind}` snippets: {landed}")
+    for rendering in dict.fromkeys(key.split(":")[0] for key in snippets):
+        for kind in ("with", "without"):
+            places = ("in_content", "in_noise", "absent")
+            counts = {place: snippets[f"{rendering}:{kind}_{place}"] for place in places}
+            landed = ", ".join(f"{n} {place.replace('_', ' ')}" for place, n in counts.items())
+            rows.append(f"wcxb `{kind}` snippets ({rendering}): {landed}")
     return "\n".join(rows)
 
 
@@ -79,15 +89,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m proxkit.annotate.seed_set", description=main.__doc__)
     parser.add_argument("--shared", type=Path, required=True, help="folder with webpages_labelled*/ and dclm_*")
     parser.add_argument("-o", "--output", type=Path, required=True, help="JSONL file to write")
+    parser.add_argument(
+        "--renderings",
+        default=",".join(RENDERINGS),
+        help=f"HTML-to-text tools to render each page with, comma-separated (default: {', '.join(RENDERINGS)})",
+    )
     args = parser.parse_args(argv)
+    try:
+        renderings = parse_renderings(args.renderings)
+    except ValueError as error:
+        parser.error(str(error))
     pages, more = args.shared / "webpages_labelled", args.shared / "webpages_labelled_more"
+    line_labels = args.shared / "line_quality_labels"
     dclm = args.shared / "dclm_quality_labels" / "labels.jsonl"
     snippets: Counter[str] = Counter()
-    sources = [import_webpages(pages)] if pages.is_dir() else []
-    sources += [checked_wcxb(more, snippets)] if (more / wcxb.ARCHIVE).is_file() else []
+    sources = [import_webpages(pages, renderings=renderings)] if pages.is_dir() else []
+    sources += [checked_wcxb(more, snippets, renderings)] if (more / wcxb.ARCHIVE).is_file() else []
+    sources += [import_google_trends(more, renderings=renderings)] if (more / GOOGLE_TRENDS).is_file() else []
+    sources += [import_big9_chaos(more, renderings=renderings)] if (more / BIG9_CHAOS).is_file() else []
+    sources += [import_line_labels(line_labels)] if line_labels.is_dir() else []
     sources += [import_dclm(dclm)] if dclm.is_file() else []
     if not sources:
-        parser.error(f"none of {pages}, {more / wcxb.ARCHIVE} or {dclm} exists")
+        parser.error(f"none of {pages}, {more}, {line_labels} or {dclm} exists")
     summary = Summary()
     examples = tqdm((summary.add(example) for source in sources for example in source), desc="seed", unit=" ex")
     count = write_seed(examples, args.output)

@@ -1,7 +1,7 @@
 """WCXB (web content extraction benchmark, dev split: 1,358 pages of 2025-26 in seven page types) as seed
 examples, read straight from `webpages_labelled_more/wcxb-dev.tar.xz`.
 
-Each page gives a chunk example (its crawl-like lines aligned with the gold `main_content`, as
+Each page gives a chunk example per rendering (its lines aligned with the gold `main_content`, as
 `proxkit.annotate.human` does for the older collections) and up to two doc examples: the full page
 (`doc_decision`) and the gold text alone, a document already cleaned once (keep when it holds at least
 `DOC_KEEP_MIN_WORDS` words). Every example carries `collection` ("wcxb"), `site` (the page's domain) and
@@ -22,18 +22,18 @@ import orjson
 from proxkit.annotate.human import (
     DOC_KEEP_MIN_WORDS,
     SeedExample,
-    chunk_example,
-    clean_lines,
     decode,
-    doc_decision,
     doc_example,
-    page_lines,
+    doc_examples_of,
+    rendered_examples,
     words,
 )
+from proxkit.annotate.render import DEFAULT_RENDERING, clean_lines
 
 ARCHIVE = "wcxb-dev.tar.xz"
 COLLECTION = "wcxb"
 SUBSET = "wcxb-dev"
+LANGUAGE = "en"
 GOLD_TEXT = "gold"  # the subset name of the doc examples made of the gold text alone
 
 
@@ -75,30 +75,29 @@ def read_pages(archive: Path) -> Iterator[Page]:
             )
 
 
-def page_examples(page: Page, doc_keep_min_words: int = DOC_KEEP_MIN_WORDS) -> list[SeedExample]:
-    """The chunk example of a page and its doc examples (full page; gold text, when it has enough words)."""
-    lines = page_lines(page.html)
-    about = {"collection": COLLECTION, "page_type": page.page_type}
+def page_examples(
+    page: Page, doc_keep_min_words: int = DOC_KEEP_MIN_WORDS, renderings: Sequence[str] = (DEFAULT_RENDERING,)
+) -> list[SeedExample]:
+    """The chunk examples of a page (one per rendering) and its doc examples (the full page in its first
+    rendering; the gold text, when it has enough words)."""
+    about = {"collection": COLLECTION, "page_type": page.page_type, "language": LANGUAGE}
     source = f"{SUBSET}/{page.file_id}"
-    examples = []
-    if lines:
-        chunk = chunk_example(source, SUBSET, page.domain, lines, page.gold, **about)
-        examples.append(chunk)
-        keep = doc_decision(lines, chunk.labels or [], doc_keep_min_words)
-        if keep is not None:
-            examples.append(doc_example(source, SUBSET, page.domain, chunk.text, keep, **about))
-    gold_lines = clean_lines(page.gold)
+    examples = rendered_examples(source, SUBSET, page.domain, page.html, page.gold, renderings, **about)
+    if examples:
+        examples += doc_examples_of(examples[0], doc_keep_min_words)
     if len(words(page.gold)) >= doc_keep_min_words:
         gold_source = f"{SUBSET}/{page.file_id}/{GOLD_TEXT}"
-        gold_text = "\n".join(gold_lines)
+        gold_text = "\n".join(clean_lines(page.gold))
         examples.append(doc_example(gold_source, f"{SUBSET}-{GOLD_TEXT}", page.domain, gold_text, True, **about))
     return examples
 
 
-def import_wcxb(folder: Path, doc_keep_min_words: int = DOC_KEEP_MIN_WORDS) -> Iterator[SeedExample]:
+def import_wcxb(
+    folder: Path, doc_keep_min_words: int = DOC_KEEP_MIN_WORDS, renderings: Sequence[str] = (DEFAULT_RENDERING,)
+) -> Iterator[SeedExample]:
     """Seed examples of every page of `folder/wcxb-dev.tar.xz`."""
     for page in read_pages(folder / ARCHIVE):
-        yield from page_examples(page, doc_keep_min_words)
+        yield from page_examples(page, doc_keep_min_words, renderings)
 
 
 def snippet_check(lines: Sequence[str], labels: Sequence[int], page: Page) -> Counter[str]:
