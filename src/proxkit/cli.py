@@ -655,6 +655,12 @@ def evaluate_command(
     held_out: Annotated[
         bool, typer.Option(help="Only the held-out sites `prox train` keeps out of training (sampled by --limit).")
     ] = False,
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Only examples of this collection (repeatable): e.g. wcxb, big9-chaos.")
+    ] = None,
+    by: Annotated[
+        str, typer.Option(help="Also report per group: comma-separated of collection, rendering, language, page_type.")
+    ] = "",
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
     removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
@@ -664,7 +670,9 @@ def evaluate_command(
 
     try:
         spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
-        examples = [e for e in load_seed(data) if e.stage == stage]
+        examples = [e for e in load_seed(data) if e.stage == stage and (not collection or e.collection in collection)]
+        groups = [field.strip() for field in by.split(",") if field.strip()]
+        evaluate.group_rows([], groups)  # checks the names
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
     if held_out:  # the same pages as `prox train ... --max-validation LIMIT` validates on
@@ -673,4 +681,4 @@ def evaluate_command(
     if not examples:
         raise typer.BadParameter(f"{data} holds no {stage}-stage examples")
     scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk
-    typer.echo(json.dumps(scorer(spec, examples, mode), indent=2))
+    typer.echo(json.dumps(scorer(spec, examples, mode, groups), indent=2))

@@ -68,6 +68,46 @@ def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):
     assert missing.exit_code == 2
 
 
+def test_prox_evaluate_reports_per_collection_and_rendering(tmp_path, tiny_backbone):
+    directory = tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)  # keeps every line
+    base = {"site": "s", "stage": "chunk", "gold": PAGE[1]}
+    records = [
+        base
+        | {
+            "source": "a",
+            "collection": "wcxb",
+            "rendering": "inscriptis",
+            "text": "\n".join(PAGE),
+            "labels": [0, 1, 0],
+        },
+        base
+        | {
+            "source": "b",
+            "collection": "wcxb",
+            "rendering": "html-text",
+            "text": "\n\n".join(PAGE),
+            "labels": [0, 0, 1, 1, 0],
+        },
+        base | {"source": "c", "collection": "big9-chaos", "text": PAGE[1], "labels": [1]},
+    ]
+    data = tmp_path / "seed.jsonl"
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    command = ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--by", "collection,rendering"]
+    report = json.loads(CliRunner().invoke(app, command).stdout)
+    groups = report["groups"]
+    assert list(groups) == [
+        "collection=big9-chaos,rendering=-",
+        "collection=wcxb,rendering=html-text",
+        "collection=wcxb,rendering=inscriptis",
+    ]
+    assert groups["collection=big9-chaos,rendering=-"]["model"]["kept_line_f1"] == 1.0
+    assert groups["collection=wcxb,rendering=inscriptis"]["model"]["kept_line_f1"] == 0.5
+    only = json.loads(CliRunner().invoke(app, [*command[:-2], "--collection", "big9-chaos"]).stdout)
+    assert only["model"]["pages"] == 1 and "groups" not in only
+    wrong = CliRunner().invoke(app, [*command[:-1], "site"])
+    assert wrong.exit_code == 2 and "cannot group by site" in wrong.output
+
+
 def test_prox_evaluate_scores_a_served_model(tmp_path, tiny_refiner):
     data = tmp_path / "seed.jsonl"
     labels = [("kept", 1), ("dropped", 0)]

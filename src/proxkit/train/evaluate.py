@@ -34,21 +34,57 @@ def write_doc_programs(spec: ModelSpec, texts: Sequence[str], mode: Mode = Mode.
     return [generation.text.strip(" ") for generation in generations]
 
 
-def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT) -> dict:
+GROUPINGS = ("collection", "rendering", "language", "page_type")  # what `--by` may split a report by
+
+
+def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT, by: Sequence[str] = ()) -> dict:
+    """Chunk-stage scores of the model and of the C4 line rule on the pages; with `by` (fields of
+    `GROUPINGS`), the same per group of pages too (`groups`, keyed `field=value,...`)."""
     programs = write_chunk_programs(spec, pages, mode)
     removes = [
         removed_lines(len(page.lines), parse_program(program, Stage.CHUNK, mode))
         for page, program in zip(pages, programs, strict=True)
     ]
     rule = [[not keep for keep in c4_line_rule(page.lines)] for page in pages]
-    return {"model": chunk_report(pages, removes), "c4_line_rule": chunk_report(pages, rule)}
+    report = {"model": chunk_report(pages, removes), "c4_line_rule": chunk_report(pages, rule)}
+    if by:
+        report["groups"] = {
+            name: {
+                "model": chunk_report([pages[i] for i in rows], [removes[i] for i in rows]),
+                "c4_line_rule": chunk_report([pages[i] for i in rows], [rule[i] for i in rows]),
+            }
+            for name, rows in group_rows(pages, by).items()
+        }
+    return report
 
 
-def evaluate_doc(spec: ModelSpec, documents: Sequence[Example], mode: Mode = Mode.STRICT) -> dict:
+def group_rows(examples: Sequence[Example], by: Sequence[str]) -> dict[str, list[int]]:
+    """The indices of the examples per value of the fields `by` (`collection=wcxb,rendering=inscriptis`),
+    in sorted order of the names."""
+    unknown = [field for field in by if field not in GROUPINGS]
+    if unknown:
+        raise ValueError(f"cannot group by {', '.join(unknown)}; known: {', '.join(GROUPINGS)}")
+    rows: dict[str, list[int]] = {}
+    for index, example in enumerate(examples):
+        name = ",".join(f"{field}={getattr(example, field) or '-'}" for field in by)
+        rows.setdefault(name, []).append(index)
+    return dict(sorted(rows.items()))
+
+
+def evaluate_doc(
+    spec: ModelSpec, documents: Sequence[Example], mode: Mode = Mode.STRICT, by: Sequence[str] = ()
+) -> dict:
+    """Doc-stage scores of the model and of the rule filters; with `by`, per group of documents too."""
     texts = ["\n".join(document.lines) for document in documents]
     programs = write_doc_programs(spec, texts, mode)
     drops = [execute_doc(text, program, mode=mode).dropped for text, program in zip(texts, programs, strict=True)]
-    return {"model": doc_scores(drops, documents), "gopher_c4_fineweb_rules": rule_doc_scores(documents)}
+    report = {"model": doc_scores(drops, documents), "gopher_c4_fineweb_rules": rule_doc_scores(documents)}
+    if by:
+        report["groups"] = {
+            name: {"model": doc_scores([drops[i] for i in rows], [documents[i] for i in rows])}
+            for name, rows in group_rows(documents, by).items()
+        }
+    return report
 
 
 def doc_scores(drops: Sequence[bool], documents: Sequence[Example]) -> dict:

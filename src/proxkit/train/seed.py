@@ -25,6 +25,8 @@ class Example:
     gold: str | None = None  # chunk stage: the gold main content
     collection: str = ""  # the labelled collection (default: the source's first part)
     page_type: str | None = None  # article, forum, product…, where the collection says
+    rendering: str | None = None  # the HTML-to-text tool that wrote the text (None: it came as text)
+    language: str | None = None  # where the collection says
 
 
 def load_seed(path: str | Path) -> list[Example]:
@@ -52,5 +54,7 @@ def load_seed(path: str | Path) -> list[Example]:
                 raise ValueError(f"{path}:{number}: not a seed example ({error!r})") from None
             example.collection = record.get("collection") or record["source"].split("/")[0]
             example.page_type = record.get("page_type")
+            example.rendering = record.get("rendering")
+            example.language = record.get("language")
             examples.append(example)
     return examples
