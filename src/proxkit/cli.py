@@ -427,6 +427,10 @@ def train_tagger_command(
         ".cache/tagger-states"
     ),
     folds: Annotated[int, typer.Option(help="Cross-validation folds, split by site (0: skip).")] = 5,
+    leave_collection_out: Annotated[
+        bool,
+        typer.Option(help="Cross-validate leaving one collection out per fold instead of by site (--folds > 0)."),
+    ] = False,
     epochs: Annotated[int, typer.Option(help="Passes over the training pages.")] = 30,
     surface: Annotated[
         bool, typer.Option(help="The heads also read surface features of each line's text (length, punctuation…).")
@@ -482,7 +486,8 @@ def train_tagger_command(
     if extract_only:
         return
     # the folds of the site cross-validation and the final heads: independent trainings, run side by side
-    tasks = tagger.fold_tasks(chunk, chunk_states, config, folds, epochs, chunks) if folds else []
+    fold_options = {"chunks": chunks, "by_collection": leave_collection_out}
+    tasks = tagger.fold_tasks(chunk, chunk_states, config, folds, epochs, **fold_options) if folds else []
     own_chunks = [store.chunks(example) for example in own]
     final = functools.partial(
         tagger.train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks
@@ -497,6 +502,7 @@ def train_tagger_command(
     report = {}
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
         report["chunk"] = tagger.mean_fold_scores(fold_results)
+        report["chunk_folds"] = fold_results
         report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
     if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)

@@ -231,6 +231,24 @@ def test_cross_validation_holds_out_sites_and_scores_the_c4_rule_too(seed, confi
     assert sum(fold["tagger"]["pages"] for fold in report["folds"]) == len(examples)
 
 
+def test_leave_one_collection_out_tests_each_collection_whole_and_reports_each_rendering(seed, config, tmp_path):
+    examples = [e for e in load_seed(seed) if e.stage == "chunk"]
+    for index, example in enumerate(examples):
+        example.collection = ("older", "newer")[index % 2]
+        example.rendering = ("resiliparse", "inscriptis")[index // 2 % 2]
+    states = tagger.StateStore(tmp_path / "states", config).all(examples)
+    results = tagger.run_tasks(tagger.fold_tasks(examples, states, config, epochs=3, by_collection=True))
+    assert [result["collection"] for result in results] == ["newer", "older"]
+    for result in results:
+        in_collection = [e for e in examples if e.collection == result["collection"]]
+        assert result["tagger"]["pages"] == result["c4_line_rule"]["pages"] == len(in_collection)
+        per_rendering = {name: group["tagger"]["pages"] for name, group in result["groups"].items()}
+        assert per_rendering == {
+            f"rendering={name},language=-": sum(e.rendering == name for e in in_collection)
+            for name in {e.rendering for e in in_collection}
+        }
+
+
 @pytest.mark.parametrize("surface", [True, False])
 def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path, surface):
     attention = surface  # both options on, and both off
@@ -259,7 +277,7 @@ def test_prox_train_tagger_writes_the_final_heads_before_a_fold_fails(seed, conf
     def failing_fold() -> dict:
         raise RuntimeError("fold failed")
 
-    monkeypatch.setattr(tagger, "fold_tasks", lambda *args: [failing_fold])
+    monkeypatch.setattr(tagger, "fold_tasks", lambda *args, **options: [failing_fold])
     out = tmp_path / "tagger"
     result = CliRunner().invoke(
         app,

@@ -20,10 +20,10 @@ import torch
 from loguru import logger
 
 from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
-from proxkit.train.evaluate import doc_scores, rule_doc_scores
+from proxkit.train.evaluate import doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.seed import Example
-from proxkit.train.split import held_out_split, site_folds
+from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
 Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per run-time chunk
@@ -273,20 +273,33 @@ def fold_tasks(
     folds: int = 5,
     epochs: int = 30,
     chunks: Sequence[Ranges] | None = None,
+    by_collection: bool = False,
 ) -> list[Callable[[], dict]]:
-    """One task per fold of the site cross-validation (`run_tasks` runs them; `mean_fold_scores` sums up
-    their results): train on the other sites' pages (minus a validation fold, which sets the threshold), test
-    on this fold's sites; the C4 line rule is scored on the same test pages. `chunks`: each page's run-time
-    chunks (`StateStore.chunks`)."""
-    assignment = site_folds(examples, folds)
+    """One task per fold of the cross-validation (`run_tasks` runs them; `mean_fold_scores` sums up their
+    results): train on the other folds' pages (minus a validation part, which sets the threshold), test on
+    this fold's; the C4 line rule is scored on the same test pages, also per rendering and language. Folds
+    split by site (`folds` of them; the validation part is the next fold), or with `by_collection` one fold
+    per collection, left out whole (the validation part is site fold 0 of the other collections' pages).
+    `chunks`: each page's run-time chunks (`StateStore.chunks`)."""
     ranges = chunks or whole_ranges(states)
+    if by_collection:
+        names = sorted({example.collection for example in examples})
+        assignment = [names.index(example.collection) for example in examples]
+        validation_side = [fold == 0 for fold in site_folds(examples, HELD_OUT_FOLDS)]
+        folds = len(names)
+    else:
+        names, assignment = [], site_folds(examples, folds)
+
+    def part_of(index: int, fold: int, test_fold: int) -> str:
+        if fold == test_fold:
+            return "test"
+        in_validation = validation_side[index] if by_collection else fold == (test_fold + 1) % folds
+        return "validation" if in_validation else "train"
 
     def run_fold(test_fold: int) -> dict:
-        validation_fold = (test_fold + 1) % folds
         split = {"train": [], "validation": [], "test": []}
         for index, fold in enumerate(assignment):
-            part = "test" if fold == test_fold else "validation" if fold == validation_fold else "train"
-            split[part].append(index)
+            split[part_of(index, fold, test_fold)].append(index)
 
         def pick(part: str) -> tuple[list[Example], list[torch.Tensor], list[Ranges]]:
             return tuple([sequence[i] for i in split[part]] for sequence in (examples, states, ranges))
@@ -297,12 +310,26 @@ def fold_tasks(
         threshold = best_threshold(validation, line_probabilities(heads, validation_states, validation_ranges))
         test, test_states, test_ranges = pick("test")
         probabilities = line_probabilities(heads, test_states, test_ranges)
-        model = chunk_report(test, [[p >= threshold for p in probs] for probs in probabilities])
-        rule = chunk_report(test, [[not keep for keep in c4_line_rule(e.lines)] for e in test])
-        logger.info(f"fold {test_fold}: tagger {model} | C4 rule {rule}")
-        return {"fold": test_fold, "threshold": threshold, "tagger": model, "c4_line_rule": rule}
+        removes = [[p >= threshold for p in probs] for probs in probabilities]
+        rule = [[not keep for keep in c4_line_rule(e.lines)] for e in test]
+        result = {"fold": test_fold, "threshold": threshold, **scored(test, removes, rule)}
+        if by_collection:
+            result["collection"] = names[test_fold]
+        result["groups"] = {
+            name: scored([test[i] for i in rows], [removes[i] for i in rows], [rule[i] for i in rows])
+            for name, rows in group_rows(test, ("rendering", "language")).items()
+        }
+        logger.info(
+            f"fold {test_fold} {result.get('collection', '')}: tagger {result['tagger']} | C4 {result['c4_line_rule']}"
+        )
+        return result
 
     return [functools.partial(run_fold, fold) for fold in range(folds)]
+
+
+def scored(pages: Sequence[Example], removes: Sequence[Sequence[bool]], rule: Sequence[Sequence[bool]]) -> dict:
+    """`chunk_report` of the tagger's and of the C4 rule's removals on the same pages."""
+    return {"tagger": chunk_report(pages, removes), "c4_line_rule": chunk_report(pages, rule)}
 
 
 _TASKS: list[Callable[[], object]] = []  # what the forked workers of `run_tasks` run
