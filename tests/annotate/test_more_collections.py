@@ -54,6 +54,12 @@ def test_the_renderings_write_the_same_text_with_different_line_breaks() -> None
     assert len({tuple(lines) for lines in rendered.values()}) == 3
 
 
+@pytest.mark.parametrize("name", list(render.RENDERINGS))
+def test_control_characters_do_not_stop_a_renderer(name: str) -> None:
+    lines = render.render("<p>Null\x00 and\x0b bell\x07 <b>bold</b>\x00</p><p>Next</p>", name)
+    assert [line.strip() for line in lines if line.strip()] == ["Null and bell bold", "Next"]
+
+
 def test_unknown_renderings_are_named() -> None:
     with pytest.raises(ValueError, match="lynx"):
         render.render(PAGE, "lynx")

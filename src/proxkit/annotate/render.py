@@ -9,6 +9,7 @@ a layout-preserving rendering: list bullets and indentation, table cells side by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import html_text
@@ -78,13 +79,17 @@ RENDERINGS: dict[str, Callable[[str], list[str]]] = {
 DEFAULT_RENDERING = "resiliparse"
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not text; lxml refuses them
+
+
 def render(html: str, rendering: str) -> list[str]:
-    """The page's lines as `rendering` (a key of `RENDERINGS`) writes them."""
+    """The page's lines as `rendering` (a key of `RENDERINGS`) writes them (control characters, which no
+    browser shows, removed first)."""
     try:
         renderer = RENDERINGS[rendering]
     except KeyError:
         raise ValueError(f"unknown rendering {rendering!r}; known: {', '.join(RENDERINGS)}") from None
-    return renderer(html)
+    return renderer(_CONTROL.sub("", html))
 
 
 def parse_renderings(names: str) -> list[str]:
