@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from proxkit.annotate import archives, line_labels, render, sites
+from proxkit.annotate.human import rendered_examples
 from proxkit.program import Stage, execute_chunk, parse_program, removed_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -58,6 +59,21 @@ def test_the_renderings_write_the_same_text_with_different_line_breaks() -> None
 def test_control_characters_do_not_stop_a_renderer(name: str) -> None:
     lines = render.render("<p>Null\x00 and\x0b bell\x07 <b>bold</b>\x00</p><p>Next</p>", name)
     assert [line.strip() for line in lines if line.strip()] == ["Null and bell bold", "Next"]
+
+
+@pytest.mark.parametrize("name", list(render.RENDERINGS))
+def test_an_xml_declaration_does_not_stop_a_renderer(name: str) -> None:
+    page = '<?xml version="1.0" encoding="utf-8"?>\n<html><body><p>Declared text</p></body></html>'
+    assert [line.strip() for line in render.render(page, name) if line.strip()] == ["Declared text"]
+
+
+def test_a_page_a_tool_cannot_read_is_left_out_of_that_rendering_only(monkeypatch) -> None:
+    def broken(html: str) -> list[str]:
+        raise ValueError("cannot parse")
+
+    monkeypatch.setitem(render.RENDERINGS, "inscriptis", broken)
+    examples = rendered_examples("p/1", "p", "site", PAGE, "\n".join(ARTICLE), ["inscriptis", "resiliparse"])
+    assert [example.rendering for example in examples] == ["resiliparse"]
 
 
 def test_unknown_renderings_are_named() -> None:

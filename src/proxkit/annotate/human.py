@@ -24,8 +24,10 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import lxml.etree
 import lxml.html
 import orjson
+from loguru import logger
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
 from proxkit.annotate.render import DEFAULT_RENDERING, page_lines, render
@@ -246,10 +248,15 @@ def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: s
 def rendered_examples(
     source: str, subset: str, site: str, html: str, gold: str, renderings: Sequence[str], **about: str | None
 ) -> list[SeedExample]:
-    """One chunk example per rendering of the page that has any text (`proxkit.annotate.render`)."""
+    """One chunk example per rendering of the page that has any text (`proxkit.annotate.render`); a page a
+    tool cannot read is logged and left out of that rendering."""
     examples = []
     for rendering in renderings:
-        lines = render(html, rendering)
+        try:
+            lines = render(html, rendering)
+        except (ValueError, lxml.etree.LxmlError) as error:
+            logger.warning(f"{source}: {rendering} cannot render the page ({error}); left out of that rendering")
+            continue
         if any(line.strip() for line in lines):
             examples.append(chunk_example(source, subset, site, lines, gold, rendering=rendering, **about))
     return examples

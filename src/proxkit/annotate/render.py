@@ -80,16 +80,17 @@ DEFAULT_RENDERING = "resiliparse"
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not text; lxml refuses them
+_XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*>")  # lxml refuses one in a str (the text is decoded already)
 
 
 def render(html: str, rendering: str) -> list[str]:
     """The page's lines as `rendering` (a key of `RENDERINGS`) writes them (control characters, which no
-    browser shows, removed first)."""
+    browser shows, and an XML declaration removed first)."""
     try:
         renderer = RENDERINGS[rendering]
     except KeyError:
         raise ValueError(f"unknown rendering {rendering!r}; known: {', '.join(RENDERINGS)}") from None
-    return renderer(_CONTROL.sub("", html))
+    return renderer(_CONTROL.sub("", _XML_DECLARATION.sub("", html)))
 
 
 def parse_renderings(names: str) -> list[str]:
