@@ -24,6 +24,9 @@ class ChunkStageRecord(TypedDict):
     new_tokens: int
     truncated_chunks: int
     unanswered_chunks: int
+    fallback_chunks: typing.NotRequired[
+        int
+    ]  # chunks whose program a rule wrote instead (cache entries of older runs lack it)
 
 
 class ErrorRecord(TypedDict):
@@ -98,6 +101,7 @@ class Stats(TypedDict):
     calls: dict[str, int]
     program_errors: dict[str, int]
     truncations: Truncations
+    fallback_chunks: int
     throughput: Throughput
     config: dict[str, object]
     counts: dict[str, int]

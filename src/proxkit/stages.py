@@ -298,6 +298,7 @@ class ChunkRefiner(_ModelStep):
                 "new_tokens": sum(generation.new_tokens for generation in generations),
                 "truncated_chunks": sum(prompt.truncated for prompt in chunks.prompts),
                 "unanswered_chunks": chunks.fits.count(False),
+                "fallback_chunks": sum(generation.note is not None for generation in generations),
             }
             written.append(entry)
             self._set(document, entry)

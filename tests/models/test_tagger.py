@@ -21,7 +21,7 @@ from proxkit.models.tagger import (
 )
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Stage, parse_program
-from proxkit.prompts import chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost
+from proxkit.prompts import chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost, number_line
 
 LINES = ["Home | About | Contact", "The council approved the lanes on Tuesday.", "", "Copyright 2024"]
 
@@ -213,6 +213,28 @@ def test_a_chunk_prompt_without_numbered_lines_keeps_its_chunk_beside_others(tmp
         "keep_chunk()",
         "remove_lines(line_start=0, line_end=0)",
     ]
+
+
+FINNISH = [
+    "Kirjasto avattiin lauantaina, ja se on nyt auki kaikille kun sää on hyvä.",
+    "Jaa Facebookissa",
+    "Hän sanoi että se oli myös hyvä, mutta ei niin kuin ennen.",
+]
+
+
+def test_chunks_outside_the_taggers_languages_get_the_c4_rules_program_and_say_so(tmp_path, config):
+    english = TaggerConfig(**{**config.__dict__, "languages": ("en",)})
+    directory = write_tagger(tmp_path / "tagger", english, -10.0, -10.0)  # its head keeps every line
+    assert TaggerConfig.load(directory).languages == ("en",)
+    tokenizer = load_tokenizer(config.base)
+    finnish = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(FINNISH)), tokenizer).ids
+    page = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(LINES)), tokenizer).ids
+    fallback, head = TaggerWriter(directory, tokenizer).generate([finnish, page], max_new_tokens=1)
+    assert fallback.text == "remove_lines(line_start=1, line_end=1)" and fallback.note == "c4_line_rule: fi"
+    assert head.text == "keep_chunk()" and head.note is None  # English, or too little to tell: the head
+    everywhere = write_tagger(tmp_path / "everywhere", config, -10.0, -10.0)  # languages None: the head always
+    [generation] = TaggerWriter(everywhere, tokenizer).generate([finnish], max_new_tokens=1)
+    assert generation.text == "keep_chunk()" and generation.note is None
 
 
 def test_a_tagger_directory_is_found_by_the_registry(tmp_path, config):

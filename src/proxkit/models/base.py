@@ -13,12 +13,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Generation:
     """What a model wrote for one prompt: the program text and its token count, or the error that stopped it;
-    `score`: the writer's probability that the document should be dropped, for a doc program, when it has one."""
+    `score`: the writer's probability that the document should be dropped, for a doc program, when it has one;
+    `note`: set when the program came from a fallback rather than the model (what and why)."""
 
     text: str
     new_tokens: int = 0
     error: str | None = None
     score: float | None = None
+    note: str | None = None
 
 
 class ProgramWriter(ABC):

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from proxkit.languages import guess_language, reads_as
 from proxkit.layout import ContentLines, content_lines
 from proxkit.models.base import Generation, ProgramWriter, dtype_name
 from proxkit.models.base_models import resolve_base
@@ -58,7 +59,9 @@ class TaggerConfig:
     `line_surface` of each line's text; attention: the line head also attends over all lines of a chunk;
     recurrent: the line head also reads a bidirectional GRU run over the lines of a chunk; chunk_budget: the
     tokens of a page per chunk prompt when this tagger refines, as it was trained (`prox train tagger
-    --chunk-budget`; 0: a whole page per prompt)."""
+    --chunk-budget`; 0: a whole page per prompt); languages: the languages (`proxkit.languages` codes) where
+    the line head was validated at least as good as the C4 line rule — a chunk in another language or a
+    non-Latin script gets the C4 rule's program instead, and says so (None: the head everywhere)."""
 
     base: str
     depth: int = 4
@@ -73,10 +76,12 @@ class TaggerConfig:
     attention: bool = False
     recurrent: bool = False
     chunk_budget: int = CHUNK_TOKEN_BUDGET
+    languages: tuple[str, ...] | None = None
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
         self.layers = tuple(self.layers)
+        self.languages = tuple(self.languages) if self.languages is not None else None
         if not all(0 <= layer <= self.depth for layer in self.layers):
             raise LayersError(f"layers {self.layers} must lie within 0..depth={self.depth}")
         if self.line_threshold is None or self.doc_threshold is None:
@@ -116,6 +121,7 @@ class TaggerConfig:
         return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
 
 
+C4_FALLBACK = "c4_line_rule"  # what a chunk outside the tagger's languages gets, named in its note
 SURFACE_FEATURES = 10
 _SEPARATORS = ("|", "\u00bb", ">>", "\u00a9", "\u2022")  # |, », >>, ©, •: menus, breadcrumbs, footers
 
@@ -434,10 +440,15 @@ class TaggerWriter(ProgramWriter):
             drop_probability = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states))))
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
-        if not reading.content.lines:
+        lines = reading.content.lines
+        if not lines:
             return Generation(KeepChunk().render())
-        remove = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
-        return Generation(Program.removing(reading.content.spread(remove), reading.first_number).render())
+        if self.config.languages is not None and not reads_as(lines, self.config.languages):
+            remove = [not keep for keep in c4_line_rule(lines)]
+            note = f"{C4_FALLBACK}: {guess_language(lines)}"
+        else:
+            remove, note = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist(), None
+        return Generation(Program.removing(reading.content.spread(remove), reading.first_number).render(), note=note)
 
 
 @dataclass(frozen=True)
