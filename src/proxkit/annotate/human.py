@@ -299,15 +299,17 @@ def file_site(subset: str, stem: str, page: bytes, gold: bytes) -> str:
 
 @dataclass(frozen=True)
 class Subset:
-    """How to read one labelled subset: its gold reader and where its pages' sites come from."""
+    """How to read one labelled subset: its gold reader, where its pages' sites come from, and the collection
+    it belongs to (None: its own name)."""
 
     gold: Callable[[bytes], str]
     site: Callable[[str, str, bytes, bytes], str]
+    collection: str | None = None
 
 
 SUBSETS: dict[str, Subset] = {
-    "cleaneval-dev": Subset(cleaneval_gold, cleaneval_site),
-    "cleaneval-final": Subset(cleaneval_gold, cleaneval_site),
+    "cleaneval-dev": Subset(cleaneval_gold, cleaneval_site, "cleaneval"),
+    "cleaneval-final": Subset(cleaneval_gold, cleaneval_site, "cleaneval"),
     "cleanportaleval": Subset(cleaneval_gold, portal_site),
     "l3s-gn1": Subset(l3s_gold, file_site),
     "readability": Subset(readability_gold, readability_site),
@@ -331,7 +333,8 @@ def import_subset(
             continue
         page, gold_bytes = page_path.read_bytes(), gold_path.read_bytes()
         source, site = f"{name}/{page_path.stem}", subset.site(name, page_path.stem, page, gold_bytes)
-        chunks = rendered_examples(source, name, site, decode(page), subset.gold(gold_bytes), renderings)
+        about = {"collection": subset.collection or name}
+        chunks = rendered_examples(source, name, site, decode(page), subset.gold(gold_bytes), renderings, **about)
         yield from chunks
         if chunks:
             yield from doc_examples_of(chunks[0], doc_keep_min_words)

@@ -14,17 +14,18 @@ HELD_OUT_FOLDS = 5  # the held-out side is site fold 0 of this many
 
 
 def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list[Example]:
-    """At most `limit` examples (0: all), drawn at random but fairly across subsets (`source` prefixes)."""
+    """At most `limit` examples (0: all), drawn at random but fairly across collections (default: the first
+    part of `source`)."""
     if not limit or len(examples) <= limit:
         return list(examples)
     groups: dict[str, list[Example]] = {}
     for example in examples:
-        groups.setdefault(example.source.split("/")[0], []).append(example)
+        groups.setdefault(example.collection or example.source.split("/")[0], []).append(example)
     rng = random.Random(seed)
     for group in groups.values():
         rng.shuffle(group)
     chosen: list[Example] = []
-    while len(chosen) < limit:  # round robin over subsets, so small subsets are kept whole
+    while len(chosen) < limit:  # round robin over collections, so small ones are kept whole
         for group in groups.values():
             if group and len(chosen) < limit:
                 chosen.append(group.pop())
