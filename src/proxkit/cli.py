@@ -667,6 +667,9 @@ def evaluate_command(
     by: Annotated[
         str, typer.Option(help="Also report per group: comma-separated of collection, rendering, language, page_type.")
     ] = "",
+    clean_text: Annotated[
+        bool, typer.Option(help="chunk: refine each page's gold alone (text already cleaned; words_kept should be ~1).")
+    ] = False,
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
     removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
@@ -684,6 +687,8 @@ def evaluate_command(
     if held_out:  # the same pages as `prox train ... --max-validation LIMIT` validates on
         examples = sample_pages(held_out_split(examples)[1], limit)
     examples = examples[:limit] if limit else examples
+    if clean_text and stage is Stage.CHUNK:
+        examples = evaluate.clean_text_pages(examples)
     if not examples:
         raise typer.BadParameter(f"{data} holds no {stage}-stage examples")
     scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk

@@ -11,7 +11,7 @@ from proxkit.cli import app
 from proxkit.models import resolve
 from proxkit.models.tagger import TaggerConfig
 from proxkit.program import Program, RemoveAllLines, RemoveLines, Stage, removed_lines
-from proxkit.train.evaluate import doc_scores, evaluate_chunk, evaluate_doc, write_chunk_programs
+from proxkit.train.evaluate import clean_text_pages, doc_scores, evaluate_chunk, evaluate_doc, write_chunk_programs
 from proxkit.train.seed import Example
 
 PAGE = ["Home | About", "The council approved new cycle lanes on Tuesday.", "Copyright 2024"]
@@ -35,7 +35,24 @@ def test_a_refiner_that_removes_everything_scores_zero_kept_f1(tmp_path, tiny_ba
     assert report["model"]["kept_line_f1"] == 0.0
     assert report["model"]["removed_line_f1"] == 0.8  # precision 2/3, recall 1
     assert report["model"]["content_word_f1"] == 0.0
-    assert report["c4_line_rule"] == {"removed_line_f1": 1.0, "kept_line_f1": 1.0, "content_word_f1": 1.0, "pages": 1}
+    perfect = {"removed_line_f1": 1.0, "kept_line_f1": 1.0, "content_word_f1": 1.0, "pages": 1}
+    assert report["c4_line_rule"] == perfect | {"words_kept": 0.6667}  # 8 of the page's 12 words
+    assert report["model"]["words_kept"] == 0.0
+
+
+def test_clean_text_is_each_pages_gold_once_and_all_content(tmp_path, tiny_backbone):
+    spec = resolve(str(tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)), Stage.CHUNK)  # keeps every line
+    gold = PAGE[1] + "\n\nIt opens next spring."
+    pages = [
+        Example("p", "s", "chunk", PAGE, [True, False, True], gold=gold, rendering=rendering)
+        for rendering in ("resiliparse", "inscriptis")
+    ]
+    (clean,) = clean_text_pages(pages)
+    assert clean.lines == [PAGE[1], "It opens next spring."] and clean.remove == [False, False]
+    assert clean.rendering == "gold" and clean.source == "p"
+    report = evaluate_chunk(spec, [clean])
+    assert report["model"]["words_kept"] == 1.0 and report["model"]["content_word_f1"] == 1.0
+    assert report["c4_line_rule"]["words_kept"] == 1.0
 
 
 def test_doc_evaluation_compares_with_the_datatrove_rules(tmp_path, tiny_backbone):

@@ -4,11 +4,13 @@ through the same prompts and executor as `prox refine`, next to the rule baselin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
+from proxkit.layout import content_lines
 from proxkit.models import ModelSpec
 from proxkit.program import Mode, Stage, execute_doc, parse_program, removed_lines
-from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report
-from proxkit.train.seed import Example
+from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report, words_kept_share
+from proxkit.train.seed import MAX_LINES, Example
 from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, merged_program
 
 
@@ -38,24 +40,41 @@ GROUPINGS = ("collection", "rendering", "language", "page_type")  # what `--by` 
 
 
 def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT, by: Sequence[str] = ()) -> dict:
-    """Chunk-stage scores of the model and of the C4 line rule on the pages; with `by` (fields of
-    `GROUPINGS`), the same per group of pages too (`groups`, keyed `field=value,...`)."""
+    """Chunk-stage scores of the model and of the C4 line rule on the pages (`chunk_report`, and the share
+    of words kept); with `by` (fields of `GROUPINGS`), the same per group of pages too (`groups`, keyed
+    `field=value,...`)."""
     programs = write_chunk_programs(spec, pages, mode)
     removes = [
         removed_lines(len(page.lines), parse_program(program, Stage.CHUNK, mode))
         for page, program in zip(pages, programs, strict=True)
     ]
     rule = [[not keep for keep in c4_line_rule(page.lines)] for page in pages]
-    report = {"model": chunk_report(pages, removes), "c4_line_rule": chunk_report(pages, rule)}
-    if by:
-        report["groups"] = {
-            name: {
-                "model": chunk_report([pages[i] for i in rows], [removes[i] for i in rows]),
-                "c4_line_rule": chunk_report([pages[i] for i in rows], [rule[i] for i in rows]),
-            }
-            for name, rows in group_rows(pages, by).items()
+
+    def scores(rows: Sequence[int]) -> dict:
+        chosen = [pages[i] for i in rows]
+        return {
+            system: chunk_report(chosen, [flags[i] for i in rows])
+            | {"words_kept": words_kept_share(chosen, [flags[i] for i in rows])}
+            for system, flags in (("model", removes), ("c4_line_rule", rule))
         }
+
+    report = scores(range(len(pages)))
+    if by:
+        report["groups"] = {name: scores(rows) for name, rows in group_rows(pages, by).items()}
     return report
+
+
+def clean_text_pages(pages: Sequence[Example]) -> list[Example]:
+    """Each page's gold alone (once per page, whatever its renderings): text already cleaned, every line
+    content, as a corpus that went through an extractor's main-content filter reaches `prox refine`."""
+    seen, clean = set(), []
+    for page in pages:
+        lines = content_lines((page.gold or "").split("\n")).lines[:MAX_LINES]
+        if page.source in seen or not lines:
+            continue
+        seen.add(page.source)
+        clean.append(replace(page, lines=lines, remove=[False] * len(lines), rendering="gold"))
+    return clean
 
 
 def group_rows(examples: Sequence[Example], by: Sequence[str]) -> dict[str, list[int]]:

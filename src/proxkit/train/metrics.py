@@ -76,3 +76,15 @@ def chunk_report(pages: Sequence, removes: Sequence[Sequence[bool]]) -> dict[str
         "content_word_f1": round(mean(word_f1), 4),
         "pages": len(pages),
     }
+
+
+def words_kept_share(pages: Sequence, removes: Sequence[Sequence[bool]]) -> float:
+    """The share of all the pages' words (pooled) on lines that are not removed: on text that is all content
+    (a cleaned corpus), what a refiner must keep nearly whole."""
+    total = kept = 0
+    for page, remove in zip(pages, removes, strict=True):
+        for line, gone in zip(page.lines, remove, strict=True):
+            count = len(words(line))
+            total += count
+            kept += 0 if gone else count
+    return round(kept / total, 4) if total else 1.0
