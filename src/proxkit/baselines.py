@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
+from datatrove.data import Document
 
 from proxkit.errors import OptionError
-from proxkit.outcome import is_pending, mark_dropped, prox_metadata
+from proxkit.outcome import mark_dropped, prox_metadata
 from proxkit.run import RunConfig, run_pipeline
+from proxkit.stages import OutcomeWriter, PendingStep
 
 RULE_SETS = ("gopher", "c4", "fineweb")
 
@@ -69,7 +69,7 @@ def parse_rule_sets(names: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-class RuleFilter(PipelineStep):
+class RuleFilter(PendingStep):
     """Drops (with the rule's reason) or keeps each pending document; kept documents carry the text the rules
     leave and their source in `raw_content`, as refined ones do."""
 
@@ -79,19 +79,13 @@ class RuleFilter(PipelineStep):
     def __init__(self, rule_sets: Sequence[str] = RULE_SETS) -> None:
         super().__init__()
         self.rule_sets = tuple(rule_sets)
+        self._filters: dict[str, list] = {}
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        filters = rule_filters(self.rule_sets)
-        for document in data or []:
-            with self.track_time():
-                self.apply(document, filters)
-            yield document
+    def prepare(self) -> None:
+        self._filters = rule_filters(self.rule_sets)
 
-    def apply(self, document: Document, filters: dict[str, list]) -> None:
-        source = document.metadata.setdefault("raw_content", document.text)
-        if not is_pending(document):
-            return
-        keep, reason, text = apply_rules(source, filters)
+    def apply_pending(self, document: Document, source: str) -> None:
+        keep, reason, text = apply_rules(source, self._filters)
         words = len(source.split())
         prox_metadata(document)["stats"] = {"words_before": words, "words_after": len(text.split()) if keep else 0}
         if keep:
@@ -117,7 +111,6 @@ class BaselineConfig(RunConfig):
 
 def run_baseline(config: BaselineConfig) -> dict | None:
     """Filter the corpus with the rule sets; the same outputs as `prox refine` (see `run.run_pipeline`)."""
-    from proxkit.stages import OutcomeWriter
 
     writer = OutcomeWriter(config.output, progress=config.progress, output_format=config.output_format)
     pipeline = [config.reader(), RuleFilter(config.rule_sets), writer]

@@ -317,7 +317,27 @@ class ChunkRefiner(_ModelStep):
         prox["chunk_model"] = self.model.name
 
 
-class ProgramExecutor(PipelineStep):
+class PendingStep(PipelineStep):
+    """A step that changes pending documents one at a time (`apply_pending`) and passes the others on; every
+    document leaves it with its source text in `metadata.raw_content`."""
+
+    def prepare(self) -> None:
+        """Called once per task before the first document."""
+
+    def apply_pending(self, document: Document, source: str) -> None:
+        raise NotImplementedError
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self.prepare()
+        for document in data or []:
+            with self.track_time():
+                source = document.metadata.setdefault("raw_content", document.text)
+                if is_pending(document):  # not failed, nor dropped before (empty, too long, a model stage)
+                    self.apply_pending(document, source)
+            yield document
+
+
+class ProgramExecutor(PendingStep):
     """Applies `metadata.doc_program` and `metadata.chunk_program` to each document (pure; no model).
 
     Runs alone too: on records of an earlier run it executes the programs again on `raw_content`, so other
@@ -338,24 +358,16 @@ class ProgramExecutor(PipelineStep):
         self.token_counter = token_counter
         self._tokenizer: Tokenizer | None = None
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+    def prepare(self) -> None:
         if self.token_counter is not None and self._tokenizer is None:
             self._tokenizer = self.token_counter.load_tokenizer()
-        for document in data or []:
-            with self.track_time():
-                self.apply(document)
-            yield document
 
-    def apply(self, document: Document) -> None:
+    def apply_pending(self, document: Document, source: str) -> None:
         metadata = document.metadata
-        if not is_pending(document):  # failed, or dropped before any program (empty, too long)
-            metadata.setdefault("raw_content", document.text)
-            return
         doc_program, chunk_program = metadata.get("doc_program"), metadata.get("chunk_program")
         if doc_program is None and chunk_program is None:
             mark_failed(document, "no metadata.doc_program or metadata.chunk_program to execute: run a model stage")
             return
-        source = metadata.setdefault("raw_content", document.text)
         result = execute(source, doc_program, chunk_program, mode=self.mode, guards=self.guards)
         metadata["doc_content"] = "" if result.reason == "doc_program" else source
         prox = prox_metadata(document)
