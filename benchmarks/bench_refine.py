@@ -159,7 +159,7 @@ def network(writer, dtype: torch.dtype | None = None):
 
 def fast_dtypes() -> list[torch.dtype]:
     """The dtypes this machine may run fastest: float32, and bfloat16 on a GPU or a CPU with AMX."""
-    from proxkit.models.base import cpu_flags
+    from proxkit.models.writer import cpu_flags
 
     has_bf16 = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"}) or torch.cuda.is_available()
     return [torch.float32] + ([torch.bfloat16] if has_bf16 else [])
@@ -185,7 +185,7 @@ def prefill_seconds(forward, sequences: list[list[int]], batch_size: int) -> flo
 
 
 def generative_source(writer) -> str:
-    from proxkit.models.base_models import resolve_base
+    from proxkit.models.backbones import resolve_base
     from proxkit.models.tagger import TaggerWriter
 
     if isinstance(writer, TaggerWriter):

@@ -15,7 +15,7 @@ import statistics
 import time
 
 from proxkit.models import resolve
-from proxkit.models.base import cpu_bfloat16_pays, cpu_flags
+from proxkit.models.writer import cpu_bfloat16_pays, cpu_flags
 from proxkit.program import Mode, Stage, parse_program, removed_lines
 from proxkit.train.evaluate import doc_scores, write_chunk_programs
 from proxkit.train.metrics import chunk_report

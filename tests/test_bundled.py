@@ -61,7 +61,7 @@ def test_refine_with_no_model_argument_works_offline(tmp_path):
 def test_the_converted_smollm2_is_a_plain_model_that_can_be_saved_after_fine_tuning(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from proxkit.models.base_models import _drop_quantization_config, resolve_base
+    from proxkit.models.backbones import _drop_quantization_config, resolve_base
 
     directory = Path(resolve_base("smollm2-135m"))
     assert "quantization_config" not in json.loads((directory / "config.json").read_text())

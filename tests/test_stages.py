@@ -238,12 +238,12 @@ def test_a_tagger_threshold_keys_the_program_cache():
 
 
 def test_the_compute_dtype_keys_the_program_cache(monkeypatch):
-    from proxkit.models import base
+    from proxkit.models import writer
 
     spec = ModelSpec("m", Stage.CHUNK, "/models/m", options={"device": "cpu", "dtype": "auto"})
-    monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: True)
+    monkeypatch.setattr(writer, "cpu_bfloat16_pays", lambda: True)
     on_bf16_machine = ChunkRefiner(spec).settings()
-    monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: False)
+    monkeypatch.setattr(writer, "cpu_bfloat16_pays", lambda: False)
     assert on_bf16_machine["dtype"] == "bfloat16" and ChunkRefiner(spec).settings()["dtype"] == "float32"
     remote = ModelSpec("m", Stage.CHUNK, "m", backend="openai", options={"base_url": "http://x"})
     assert ChunkRefiner(remote).settings()["dtype"] is None

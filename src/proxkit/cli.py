@@ -332,7 +332,7 @@ def experiment_command(
     (equal tokens and steps, several seeds), evaluate with lm-eval, print the table (OUT/results.md) and
     plot it (OUT/results.png). Rerun the same command to resume."""
     try:
-        from proxkit.experiment.run import ExperimentConfig, run_experiment
+        from proxkit.experiment.comparison import ExperimentConfig, run_experiment
         from proxkit.experiment.tables import markdown
     except ImportError as error:
         raise typer.BadParameter(f"prox experiment needs: pip install 'proxkit[experiment]' ({error})") from None

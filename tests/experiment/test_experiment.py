@@ -8,7 +8,7 @@ import pytest
 from test_cli import flat
 from test_cli import run as invoke
 
-from proxkit.experiment.benchmarks import prepare_tasks, wikitext_pages
+from proxkit.experiment.zero_shot import prepare_tasks, wikitext_pages
 
 PROSE = [
     "The river rises in the northern hills and flows for two hundred kilometres to the sea.",
@@ -69,8 +69,8 @@ def test_lm_eval_scores_a_model_that_knows_the_answer(tmp_path):
     """The LM adapter gives lm-eval real log-likelihoods: a model trained on the right answers wins."""
     import torch
 
-    from proxkit.experiment.benchmarks import evaluate
     from proxkit.experiment.pretrain import EOS, ModelShape, TrainSettings, build_model, pack, pretrain, train_tokenizer
+    from proxkit.experiment.zero_shot import evaluate
 
     benchmarks = write_benchmarks(tmp_path / "bench")
     tasks = prepare_tasks(benchmarks, tmp_path / "tasks", names=("copa",))

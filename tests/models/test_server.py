@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from proxkit.models.base import Generation, ProgramWriter
 from proxkit.models.server import MAX_BODY_BYTES, MAX_TOKENS_LIMIT, make_server
 from proxkit.models.tokenizers import load_tokenizer
+from proxkit.models.writer import Generation, ProgramWriter
 
 
 class EmbeddingLikeWriter(ProgramWriter):

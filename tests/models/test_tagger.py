@@ -275,9 +275,9 @@ def test_layers_after_the_last_one_read_are_not_run_and_the_states_are_the_same(
 
 
 def test_a_backbone_trains_in_float32_and_runs_in_what_auto_means_on_the_machine(config, monkeypatch):
-    from proxkit.models import base, tagger
+    from proxkit.models import tagger, writer
 
-    monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: True)  # a CPU where bfloat16 was measured faster
+    monkeypatch.setattr(writer, "cpu_bfloat16_pays", lambda: True)  # a CPU where bfloat16 was measured faster
     tagger._load_base_decoder.cache_clear()
     tagger._load_decoder.cache_clear()
     try:
@@ -285,7 +285,7 @@ def test_a_backbone_trains_in_float32_and_runs_in_what_auto_means_on_the_machine
         running = Backbone(config, dtype="auto")
         assert running.decoder.embed_tokens.weight.dtype is torch.bfloat16
         assert running.line_states(["Home | About", "The council met."]).dtype is torch.float32
-        monkeypatch.setattr(base, "cpu_bfloat16_pays", lambda: False)
+        monkeypatch.setattr(writer, "cpu_bfloat16_pays", lambda: False)
         assert Backbone(config, dtype="auto").decoder.embed_tokens.weight.dtype is torch.float32
     finally:
         tagger._load_base_decoder.cache_clear()

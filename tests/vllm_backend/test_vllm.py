@@ -46,7 +46,7 @@ def pages(limit: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def smollm2() -> Path:
-    from proxkit.models.base_models import smollm2_135m
+    from proxkit.models.backbones import smollm2_135m
 
     return smollm2_135m()
 

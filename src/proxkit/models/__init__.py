@@ -1,8 +1,8 @@
 """Refining models: one ProgramWriter interface, three backends (transformers, vLLM, OpenAI-compatible
 endpoints) and a registry of model names. Heavy libraries are imported only by the backend in use."""
 
-from proxkit.models.base import Generation, ProgramWriter, length_batches
 from proxkit.models.registry import BUNDLED, DEFAULT_MODELS, RELEASED, Backend, ModelSpec, UnknownModelError, resolve
+from proxkit.models.writer import Generation, ProgramWriter, length_batches
 
 __all__ = [
     "BUNDLED",

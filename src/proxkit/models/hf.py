@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxkit.models.base import Generation, ProgramWriter, auto_dtype, begins_option, length_batches
+from proxkit.models.writer import Generation, ProgramWriter, auto_dtype, begins_option, length_batches
 from proxkit.prompts import Tokenizer
 
 

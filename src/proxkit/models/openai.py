@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from proxkit.models.base import Generation, ProgramWriter
+from proxkit.models.writer import Generation, ProgramWriter
 
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this
 MAX_CHARS_PER_TOKEN = 64  # a reply longer than this per allowed token cannot be max_tokens tokens

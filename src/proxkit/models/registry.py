@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from proxkit.errors import OptionError, ProxError
-from proxkit.models.base import ProgramWriter
+from proxkit.models.writer import ProgramWriter
 from proxkit.program import Stage
 from proxkit.prompts import Tokenizer
 
@@ -73,7 +73,7 @@ class ModelSpec:
         endpoint, whose dtype is the server's."""
         if Backend(self.backend) is Backend.OPENAI:
             return None
-        from proxkit.models.base import dtype_name
+        from proxkit.models.writer import dtype_name
 
         return dtype_name(self.options.get("dtype") or "auto", self.device)
 
@@ -119,7 +119,7 @@ class ModelSpec:
 
     def load_tokenizer(self) -> Tokenizer:
         """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it)."""
-        from proxkit.models.base_models import resolve_base
+        from proxkit.models.backbones import resolve_base
         from proxkit.models.tagger import TaggerConfig, is_tagger
         from proxkit.models.tokenizers import load_tokenizer
 
@@ -154,7 +154,7 @@ class ModelSpec:
     def non_embedding_parameters(self) -> int | None:
         """N of the FLOPs formulas, read from the model's config without loading weights (None when it
         cannot be known here: a remote endpoint, a hub model that is not downloaded)."""
-        from proxkit.models.base_models import resolve_base
+        from proxkit.models.backbones import resolve_base
         from proxkit.models.tagger import TaggerConfig, TaggerHeads, is_tagger
 
         if self.backend is Backend.OPENAI:
@@ -201,7 +201,7 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
             raise UnknownModelError(f"{name} is missing from this installation ({BUNDLED_ROOT / directory})")
         return ModelSpec(name, stage, str(BUNDLED_ROOT / directory), backend, tokenizer, options)
     if name in BASE_MODELS:
-        from proxkit.models.base_models import smollm2_135m
+        from proxkit.models.backbones import smollm2_135m
 
         return ModelSpec(name, stage, str(smollm2_135m()), backend, tokenizer, options)
     if Path(name).expanduser().is_dir():

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from proxkit.models.base import Generation, ProgramWriter
+from proxkit.models.writer import Generation, ProgramWriter
 from proxkit.prompts import BOS, Tokenizer, chat_prompt
 
 MAX_BODY_BYTES = 16 * 2**20

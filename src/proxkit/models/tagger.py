@@ -29,10 +29,10 @@ from torch import nn
 
 from proxkit.languages import guess_language, reads_as
 from proxkit.layout import ContentLines, content_lines
-from proxkit.models.base import Generation, ProgramWriter, dtype_name
-from proxkit.models.base_models import resolve_base
+from proxkit.models.backbones import resolve_base
 from proxkit.models.registry import check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
+from proxkit.models.writer import Generation, ProgramWriter, dtype_name
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
 from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule

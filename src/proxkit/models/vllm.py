@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxkit.errors import MissingExtraError, ModelLoadError
-from proxkit.models.base import Generation, ProgramWriter, begins_option
+from proxkit.models.writer import Generation, ProgramWriter, begins_option
 
 CPU_KV_CACHE_GIB = 2  # KV cache of an engine on the CPU unless VLLM_CPU_KVCACHE_SPACE says (vLLM's own
 # default takes most of the RAM, and allocating it took a minute at every start here)
@@ -118,7 +118,7 @@ def _engine_dtype(dtype: str, on_cpu: bool) -> str:
     if dtype != "auto":
         return dtype
     if on_cpu:
-        from proxkit.models.base import cpu_bfloat16_pays
+        from proxkit.models.writer import cpu_bfloat16_pays
 
         return "bfloat16" if cpu_bfloat16_pays() else "float32"
     return "auto"  # the model's own dtype; vLLM falls back where the GPU lacks bfloat16

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from loguru import logger
 
-from proxkit.models.base_models import resolve_base
+from proxkit.models.backbones import resolve_base
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Program, Stage
 from proxkit.prompts import Tokenizer, chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost

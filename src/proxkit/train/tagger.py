@@ -62,7 +62,7 @@ class StateStore:
             return [(0, len(example.lines))]
         key = self._key(example)
         if key not in self._chunks:
-            from proxkit.models.base_models import resolve_base
+            from proxkit.models.backbones import resolve_base
             from proxkit.models.tokenizers import load_tokenizer
             from proxkit.prompts import chunk_document, line_cost
 

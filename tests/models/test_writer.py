@@ -22,7 +22,7 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_runs_it_faster(monkeypatch, tmp_p
 
     import torch
 
-    from proxkit.models import base
+    from proxkit.models import writer
 
     real_open = builtins.open
     monkeypatch.setenv("PROXKIT_CACHE", str(tmp_path / "cache"))
@@ -43,11 +43,11 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_runs_it_faster(monkeypatch, tmp_p
         measured = []
         seconds = {torch.float32: ratio or 1.0, torch.bfloat16: 1.0}
         timer = lambda dtype, _s=seconds, _m=measured: _m.append(dtype) or _s[dtype]  # noqa: E731
-        monkeypatch.setattr(base, "_matmul_seconds", timer)
-        base.cpu_bfloat16_pays.cache_clear()
-        assert base.auto_dtype("cpu") is expected
+        monkeypatch.setattr(writer, "_matmul_seconds", timer)
+        writer.cpu_bfloat16_pays.cache_clear()
+        assert writer.auto_dtype("cpu") is expected
         assert bool(measured) == (ratio is not None)
-        base.cpu_bfloat16_pays.cache_clear()
-        assert base.auto_dtype("cpu") is expected and len(measured) == (2 if ratio else 0)  # remembered on disk
+        writer.cpu_bfloat16_pays.cache_clear()
+        assert writer.auto_dtype("cpu") is expected and len(measured) == (2 if ratio else 0)  # remembered on disk
     monkeypatch.setattr(builtins, "open", real_open)
-    base.cpu_bfloat16_pays.cache_clear()
+    writer.cpu_bfloat16_pays.cache_clear()

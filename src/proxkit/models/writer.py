@@ -88,7 +88,7 @@ def cpu_bfloat16_pays() -> bool:
         return False
     import torch
 
-    from proxkit.models.base_models import cache_root
+    from proxkit.models.backbones import cache_root
 
     key = f"{_cpu_model()}|{'amx' if 'amx_bf16' in flags else 'avx512_bf16'}|torch {torch.__version__}"
     path = cache_root() / "cpu_bfloat16.json"

@@ -92,9 +92,9 @@ def build_corpora(config: ExperimentConfig) -> dict[str, list[str]]:
 
 def run_experiment(config: ExperimentConfig) -> dict:
     """Build the corpora, train and evaluate every arm and seed (skipping finished runs), write the tables."""
-    from proxkit.experiment.benchmarks import PERPLEXITY_TASK, prepare_tasks
     from proxkit.experiment.pretrain import load_tokenizer, train_tokenizer
     from proxkit.experiment.tables import summarize, write_outputs
+    from proxkit.experiment.zero_shot import PERPLEXITY_TASK, prepare_tasks
 
     output = Path(config.output)
     corpora = build_corpora(config)
@@ -128,8 +128,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
 
 
 def _train_and_evaluate(config, arm, seed, token_lists, tokenizer, accuracy_tasks) -> dict:
-    from proxkit.experiment.benchmarks import PERPLEXITY_TASK, evaluate
     from proxkit.experiment.pretrain import build_model, pack, pretrain
+    from proxkit.experiment.zero_shot import PERPLEXITY_TASK, evaluate
 
     eos = tokenizer.token_to_id(EOS)
     blocks = pack(token_lists, eos, config.shape.context, config.tokens, seed)
