@@ -503,6 +503,7 @@ def train_tagger_command(
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
         report["chunk"] = tagger.mean_fold_scores(fold_results)
         report["chunk_folds"] = fold_results
+        config.languages = tagger.validated_languages(fold_results)
         report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
     if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)

@@ -249,6 +249,24 @@ def test_leave_one_collection_out_tests_each_collection_whole_and_reports_each_r
         }
 
 
+def test_validated_languages_are_those_where_the_folds_kept_lines_at_least_as_well_as_the_rule():
+    def group(pages: int, tagger_f1: float, rule_f1: float) -> dict:
+        return {"tagger": {"pages": pages, "kept_line_f1": tagger_f1}, "c4_line_rule": {"kept_line_f1": rule_f1}}
+
+    results = [
+        {"groups": {"rendering=-,language=de": group(4, 0.9, 0.6), "rendering=-,language=fi": group(6, 0.5, 0.7)}},
+        {"groups": {"rendering=-,language=de": group(4, 0.6, 0.7), "rendering=-,language=pl": group(2, 0.9, 0.1)}},
+        {
+            "groups": {
+                "rendering=inscriptis,language=en": group(9, 0.8, 0.8),
+                "rendering=html-text,language=-": group(9, 0, 1),
+            }
+        },
+    ]
+    assert tagger.validated_languages(results) == ("de", "en")  # fi worse than the rule; pl: too few pages
+    assert tagger.validated_languages([{"groups": {"rendering=-,language=-": group(9, 1, 0)}}]) is None
+
+
 @pytest.mark.parametrize("surface", [True, False])
 def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path, surface):
     attention = surface  # both options on, and both off

@@ -437,6 +437,28 @@ def mean_fold_scores(results: list[dict]) -> dict:
     return summary
 
 
+def validated_languages(results: Sequence[dict], min_pages: int = 5) -> tuple[str, ...] | None:
+    """The languages in which the folds' tagger kept lines at least as well as the C4 line rule (kept-line
+    F1, each fold's score weighted by its pages), among those with `min_pages` test pages or more; None when
+    no test page has a language (the tagger then uses its head everywhere)."""
+    scores: dict[str, list[tuple[int, float, float]]] = {}
+    for result in results:
+        for name, group in result.get("groups", {}).items():
+            language = dict(part.split("=", 1) for part in name.split(",")).get("language", "-")
+            if language != "-":
+                pages = group["tagger"]["pages"]
+                tagger, rule = group["tagger"]["kept_line_f1"], group["c4_line_rule"]["kept_line_f1"]
+                scores.setdefault(language, []).append((pages, tagger, rule))
+    if not scores:
+        return None
+    validated = []
+    for language, rows in sorted(scores.items()):
+        pages = sum(n for n, _, _ in rows)
+        if pages >= min_pages and sum(n * (t - r) for n, t, r in rows) >= 0:
+            validated.append(language)
+    return tuple(validated)
+
+
 def _spread(values: Sequence[float]) -> dict[str, float]:
     """Mean and sample standard deviation, rounded to 4 places."""
     average = mean(values)
