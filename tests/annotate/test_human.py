@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from proxkit.annotate.human import (
-    SeedExample,
     align,
     cleaneval_gold,
     decode,
@@ -21,10 +20,10 @@ from proxkit.annotate.human import (
     page_lines,
     program_for,
     readability_gold,
-    write_seed,
 )
 from proxkit.annotate.seed_set import main
 from proxkit.program import KeepChunk, Program, RemoveLines, execute_chunk
+from proxkit.train.seed import SeedExample, write_seed
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PAGES = SHARED / "data" / "webpages_labelled"

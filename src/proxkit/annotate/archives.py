@@ -12,9 +12,10 @@ from pathlib import Path, PurePosixPath
 
 import lxml.html
 
-from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, SeedExample, decode, doc_examples_of, rendered_examples
+from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, decode, doc_examples_of, rendered_examples
 from proxkit.annotate.render import DEFAULT_RENDERING
 from proxkit.annotate.sites import page_site
+from proxkit.train.seed import SeedExample
 
 GOOGLE_TRENDS = "google-trends-2017.tar.xz"
 BIG9_CHAOS = "big9-chaos.tar.xz"

@@ -18,8 +18,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
 from proxkit.annotate.render import DEFAULT_RENDERING, page_lines, render
 from proxkit.program import DropDoc, KeepDoc, Program, Stage
+from proxkit.train.seed import SeedExample
 
 MIN_RUN = 3  # words: the alignment needs a common run this long to anchor shorter matches
 MIN_SHARE = 0.5  # a line is content when more than this share of its words is aligned
@@ -192,41 +193,6 @@ def program_for(lines: list[str], keep: list[bool]) -> Program:
 
 
 # --------------------------------------------------------------------------------------------- examples
-
-
-@dataclass
-class SeedExample:
-    """One seed example. Chunk stage: `labels` (1 = keep, one per line of `text`) and `gold`; doc stage: `label`
-    (1 = keep). `site` groups pages of one web site, to hold out pages by site; `collection` the labelled
-    collection it comes from (default: its subset), to hold out a whole collection; `page_type` what kind of
-    page it is, where the collection says (article, forum, product…); `rendering` the HTML-to-text tool that
-    wrote `text` (`proxkit.annotate.render`; None: the text came as text); `language` where known."""
-
-    source: str
-    subset: str
-    site: str
-    stage: str
-    text: str
-    program: str
-    labels: list[int] | None = None
-    label: int | None = None
-    gold: str | None = None
-    collection: str | None = None
-    page_type: str | None = None
-    rendering: str | None = None
-    language: str | None = None
-
-    def __post_init__(self) -> None:
-        self.stage = str(Stage(self.stage))
-        self.collection = self.collection or self.subset
-        if self.stage == Stage.CHUNK and (self.labels is None or len(self.labels) != len(self.text.split("\n"))):
-            raise ValueError(f"{self.source}: a chunk example needs one label per line of its text")
-        if self.stage == Stage.DOC and self.label not in (0, 1):
-            raise ValueError(f"{self.source}: a doc example needs a label 0 or 1, got {self.label!r}")
-
-    def to_dict(self) -> dict[str, object]:
-        """The fields that are set (the other stage's fields left out)."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
 def doc_example(source: str, subset: str, site: str, text: str, keep: bool, **about: str | None) -> SeedExample:
@@ -396,14 +362,3 @@ def _dclm_record(raw: bytes, where: str) -> tuple[str, int]:
     if not isinstance(text, str) or label not in (0, 1):
         raise ValueError(f"{where}: needs a string `text` and a `label` of 0 or 1")
     return text, int(label)
-
-
-def write_seed(examples: Iterable[SeedExample], path: Path) -> int:
-    """Write examples as JSONL (one `to_dict()` a line); return how many were written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("wb") as out:
-        for example in examples:
-            out.write(orjson.dumps(example.to_dict()) + b"\n")
-            count += 1
-    return count

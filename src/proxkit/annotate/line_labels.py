@@ -11,8 +11,9 @@ from pathlib import Path
 
 import orjson
 
-from proxkit.annotate.human import SeedExample, program_for
+from proxkit.annotate.human import program_for
 from proxkit.program import Stage
+from proxkit.train.seed import SeedExample
 
 COLLECTION = "line-quality"
 

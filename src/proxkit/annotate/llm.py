@@ -24,6 +24,9 @@ from pathlib import Path
 
 from proxkit.program import KeepChunk, Normalize, Program, RemoveLines, Stage, parse_program
 from proxkit.prompts import number_line
+from proxkit.train.seed import SeedExample
+
+SUBSET = "llm"  # the subset (and default collection) of every example an LLM labelled
 
 EDU_PROMPT = """Below is an extract from a web page. Judge how useful it would be for teaching, from primary school to \
 college, with an additive 5-point scale:
@@ -226,10 +229,9 @@ class Annotator:
         if edu is None or fmt is None:
             return []  # an answer without its score line labels nothing
         keep = keep_by_scores(edu, fmt)
-        examples = [{
-            "source": source, "site": source, "stage": "doc", "text": text, "label": int(keep),
-            "program": "keep_doc()" if keep else "drop_doc()", "scores": {"edu": edu, "format": fmt},
-        }]  # fmt: skip
+        program = "keep_doc()" if keep else "drop_doc()"
+        scores = {"edu": edu, "format": fmt}
+        examples = [SeedExample(source, SUBSET, source, "doc", text, program, label=int(keep), scores=scores).to_dict()]
         if not keep:
             return examples
         merged: list[Program] = []
@@ -248,8 +250,6 @@ class Annotator:
                 if isinstance(call, RemoveLines):
                     removed[call.start : call.end + 1] = [True] * (call.end + 1 - call.start)
         program = "\n".join(p.render() for p in merged)
-        examples.append({
-            "source": source, "site": source, "stage": "chunk", "text": text,
-            "labels": [int(not gone) for gone in removed], "program": program,
-        })  # fmt: skip
+        labels = [int(not gone) for gone in removed]
+        examples.append(SeedExample(source, SUBSET, source, "chunk", text, program, labels=labels).to_dict())
         return examples

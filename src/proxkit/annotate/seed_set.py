@@ -19,9 +19,10 @@ from tqdm import tqdm
 
 from proxkit.annotate import wcxb
 from proxkit.annotate.archives import BIG9_CHAOS, GOOGLE_TRENDS, import_big9_chaos, import_google_trends
-from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, SeedExample, import_dclm, import_webpages, write_seed
+from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, import_dclm, import_webpages
 from proxkit.annotate.line_labels import import_line_labels
 from proxkit.annotate.render import RENDERINGS, parse_renderings
+from proxkit.train.seed import SeedExample, write_seed
 
 
 @dataclass

@@ -21,7 +21,6 @@ import orjson
 
 from proxkit.annotate.human import (
     DOC_KEEP_MIN_WORDS,
-    SeedExample,
     decode,
     doc_example,
     doc_examples_of,
@@ -29,6 +28,7 @@ from proxkit.annotate.human import (
     words,
 )
 from proxkit.annotate.render import DEFAULT_RENDERING, clean_lines
+from proxkit.train.seed import SeedExample
 
 ARCHIVE = "wcxb-dev.tar.xz"
 COLLECTION = "wcxb"
