@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -455,12 +454,9 @@ def train_tagger_command(
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
     from proxkit.train import tagger
-    from proxkit.train.evaluate import doc_scores
     from proxkit.train.seed import load_seed
-    from proxkit.train.split import sample_pages
 
     examples = load_seed(seed)
-    chunk = sample_pages([e for e in examples if e.stage == "chunk"], max_pages)
     try:
         chosen = [int(layer) for layer in layers.split(",")] if layers else None
     except ValueError:
@@ -474,43 +470,10 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    store = tagger.StateStore(states, config, chunk_budget)
-    chunk_states = store.all(chunk)
-    chunks = [store.chunks(example) for example in chunk]
-    # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
-    # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states, as a check
-    own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
-    own_states = store.all(own)
-    docs = [e for e in examples if e.stage == "doc"]
-    pages, page_states = tagger.page_doc_states(config, docs, chunk, chunk_states, chunks)
-    if extract_only:
+    plan = tagger.TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only)
+    report = tagger.train_and_validate(examples, config, output, states, plan)
+    if report is None:
         return
-    # the folds of the site cross-validation and the final heads: independent trainings, run side by side
-    fold_options = {"chunks": chunks, "by_collection": leave_collection_out}
-    tasks = tagger.fold_tasks(chunk, chunk_states, config, folds, epochs, **fold_options) if folds else []
-    own_chunks = [store.chunks(example) for example in own]
-    final = functools.partial(
-        tagger.train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks
-    )
-
-    def save_final_heads(index: int, result: tuple) -> None:
-        if index == 0:  # written as soon as they are trained: a failure in the folds leaves the model
-            heads, config.line_threshold = result
-            tagger.save_tagger(heads, config, output)
-
-    (heads, _), *fold_results = tagger.run_tasks([final, *tasks], jobs, save_final_heads)  # the longest first
-    report = {}
-    if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
-        report["chunk"] = tagger.mean_fold_scores(fold_results)
-        report["chunk_folds"] = fold_results
-        config.languages = tagger.validated_languages(fold_results)
-        report["doc"] = tagger.cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
-    if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
-        # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
-        drops = [p >= config.doc_threshold for p in tagger.drop_probabilities(heads, page_states)]
-        report["doc_labelled_pages"] = doc_scores(drops, pages)
-    config.metrics = report
-    config.save(output)  # the heads were written when trained (`save_final_heads`)
     typer.echo(json.dumps(report, indent=2))
 
 

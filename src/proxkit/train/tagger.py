@@ -13,7 +13,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, 
 from proxkit.train.evaluate import doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.seed import Example
-from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, site_folds
+from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
 Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per run-time chunk
@@ -485,6 +485,67 @@ def train_tagger(
     heads = train_heads(*units, config, epochs)
     probabilities = line_probabilities(heads, [states[i] for i in validation], [ranges[i] for i in validation])
     return heads, best_threshold([examples[i] for i in validation], probabilities)
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How `train_and_validate` trains: chunk pages sampled (`max_pages`, 0: all, fair across collections),
+    cross-validation folds (0: none; by site, or one per collection with `leave_collection_out`), epochs,
+    processes side by side, and whether only the line states are computed."""
+
+    max_pages: int = 0
+    folds: int = 5
+    epochs: int = 30
+    jobs: int = 1
+    leave_collection_out: bool = False
+    extract_only: bool = False
+
+
+def train_and_validate(
+    examples: Sequence[Example], config: TaggerConfig, output: Path, states: Path, plan: TrainingPlan
+) -> dict | None:
+    """`prox train tagger`: the line states of the sampled chunk pages and the DCLM documents (cached in
+    `states`), the final heads (written to `output` as soon as they are trained) and, beside them, the
+    cross-validation folds; then the report (also saved in `tagger.json`) with the languages the folds
+    validated. None when `plan.extract_only`."""
+    chunk = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
+    folds, epochs = plan.folds, plan.epochs
+    store = StateStore(states, config, config.chunk_budget)
+    chunk_states = store.all(chunk)
+    chunks = [store.chunks(example) for example in chunk]
+    # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
+    # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states, as a check
+    own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
+    own_states = store.all(own)
+    docs = [e for e in examples if e.stage == "doc"]
+    pages, page_states = page_doc_states(config, docs, chunk, chunk_states, chunks)
+    if plan.extract_only:
+        return None
+    # the folds of the site cross-validation and the final heads: independent trainings, run side by side
+    fold_options = {"chunks": chunks, "by_collection": plan.leave_collection_out}
+    tasks = fold_tasks(chunk, chunk_states, config, folds, epochs, **fold_options) if folds else []
+    own_chunks = [store.chunks(example) for example in own]
+    final = functools.partial(train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks)
+
+    def save_final_heads(index: int, result: tuple) -> None:
+        if index == 0:  # written as soon as they are trained: a failure in the folds leaves the model
+            heads, config.line_threshold = result
+            save_tagger(heads, config, output)
+
+    (heads, _), *fold_results = run_tasks([final, *tasks], plan.jobs, save_final_heads)  # the longest first
+    report = {}
+    if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
+        report["chunk"] = mean_fold_scores(fold_results)
+        report["chunk_folds"] = fold_results
+        config.languages = validated_languages(fold_results)
+        report["doc"] = cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
+    if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
+        # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
+        drops = [p >= config.doc_threshold for p in drop_probabilities(heads, page_states)]
+        report["doc_labelled_pages"] = doc_scores(drops, pages)
+    config.metrics = report
+    config.save(output)  # the heads were written when trained (`save_final_heads`)
+    return report
 
 
 def save_tagger(heads: TaggerHeads, config: TaggerConfig, output: Path) -> None:
