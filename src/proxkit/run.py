@@ -19,7 +19,8 @@ from pathlib import Path
 from proxkit.errors import MissingExtraError, OptionError
 from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
-from proxkit.models.registry import DEFAULT_MODELS, check_thresholds
+from proxkit.models.options import check_thresholds
+from proxkit.models.registry import DEFAULT_MODELS
 from proxkit.program import Guards, Mode, Stage
 from proxkit.records import OUTPUT_FORMATS, Stats
 

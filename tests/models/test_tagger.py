@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from proxkit.models import resolve
+from proxkit.models.options import is_tagger
 from proxkit.models.tagger import (
     HEADS_FILE,
     SURFACE_FEATURES,
@@ -16,7 +17,6 @@ from proxkit.models.tagger import (
     TaggerHeads,
     TaggerWriter,
     canonical_device,
-    is_tagger,
     line_surface,
 )
 from proxkit.models.tokenizers import load_tokenizer

@@ -1,5 +1,7 @@
 """Model names → how to load them: the released ProX refiners (hub ids), local directories, bundled
-refiners, and the backends that run them."""
+refiners, and the backends that run them. A spec knows its kind (tagger, causal LM, remote endpoint) from
+the moment it is resolved, and each kind has one loader. Modules that import torch or transformers are
+imported where a spec loads, so `import proxkit.models` stays light."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from proxkit.errors import OptionError, ProxError
+from proxkit.models.options import TAGGER_THRESHOLDS, is_tagger
 from proxkit.models.writer import ProgramWriter
 from proxkit.program import Stage
 from proxkit.prompts import Tokenizer
@@ -34,19 +37,18 @@ BUNDLED: dict[str, tuple[Stage, str]] = {
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "refiners"
 # The defaults of `prox refine`: the bundled refiners, which work offline on a CPU.
 DEFAULT_MODELS: dict[Stage, str] = {Stage.DOC: "proxkit/web-doc-tagger", Stage.CHUNK: "proxkit/web-chunk-tagger"}
-# Options of a tagger refiner's writer (`TaggerWriter`), which generative writers do not take.
-TAGGER_THRESHOLDS = ("line_threshold", "doc_threshold")
 # Base models available offline, by name.
 BASE_MODELS = ("smollm2-135m",)
 NEEDS_BASE_URL = "the openai backend needs the endpoint: --base-url http://host:port/v1"
 
 
-def check_thresholds(holder: object) -> None:
-    """Raise ValueError unless each tagger threshold `holder` sets (an attribute; None: unset) lies in (0, 1)."""
-    for name in TAGGER_THRESHOLDS:
-        value = getattr(holder, name, None)
-        if value is not None and not 0.0 < value < 1.0:
-            raise OptionError(f"{name} must lie within (0, 1), got {value}")
+class ModelKind(StrEnum):
+    """What writes a spec's programs: a line tagger in process, a causal LM in process (transformers or
+    vLLM), or a remote OpenAI-compatible endpoint."""
+
+    TAGGER = "tagger"
+    CAUSAL_LM = "causal_lm"
+    REMOTE = "remote"
 
 
 class UnknownModelError(ProxError, ValueError):
@@ -57,8 +59,9 @@ class UnknownModelError(ProxError, ValueError):
 class ModelSpec:
     """Everything needed to load a refining model in any process (picklable; nothing is loaded yet).
 
-    name: what the user asked for; source: a local directory or a hub id; tokenizer: where the prompt
-    tokenizer is (defaults to source); options: keyword arguments of the backend's writer.
+    name: what the user asked for; source: a local directory or a hub id; kind: what writes its programs
+    (decided by `resolve`); tokenizer: where the prompt tokenizer is (defaults to source); options: keyword
+    arguments of the backend's writer.
     """
 
     name: str
@@ -67,11 +70,16 @@ class ModelSpec:
     backend: Backend = Backend.TRANSFORMERS
     tokenizer: str | None = None
     options: dict = field(default_factory=dict)
+    kind: ModelKind | None = None  # None: decided from the backend and the source (`kind_of`)
+
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            object.__setattr__(self, "kind", kind_of(self.source, Backend(self.backend)))
 
     def compute_dtype(self) -> str | None:
         """The dtype an in-process model computes in on this machine (`auto` resolved); None for a remote
         endpoint, whose dtype is the server's."""
-        if Backend(self.backend) is Backend.OPENAI:
+        if self.kind is ModelKind.REMOTE:
             return None
         from proxkit.models.writer import dtype_name
 
@@ -92,82 +100,106 @@ class ModelSpec:
     @property
     def chunk_limits(self) -> tuple[int, int]:
         """(tokens of a page per chunk, tokens per prompt) when this model writes chunk programs: the
-        reference's 1500 and 2048, or for a tagger directory the chunk budget it was trained with (0: a whole
-        page in one prompt, without a limit: the tagger reads any length in windows)."""
-        from proxkit.models.tagger import TaggerConfig
+        reference's 1500 and 2048, or for a tagger the chunk budget it was trained with (0: a whole page in
+        one prompt, without a limit: the tagger reads any length in windows)."""
         from proxkit.prompts import CHUNK_TOKEN_BUDGET, MODEL_CONTEXT, WHOLE_PAGE
 
-        if (directory := self.tagger_directory) is not None:
-            budget = TaggerConfig.load(directory).chunk_budget
+        if self.kind is ModelKind.TAGGER:
+            budget = self.tagger_config().chunk_budget
             return (budget, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
         return CHUNK_TOKEN_BUDGET, MODEL_CONTEXT
 
     @property
     def tagger_directory(self) -> Path | None:
-        """The tagger directory this spec runs in process (taggers are local or bundled directories), or None
-        when it is not a tagger."""
-        from proxkit.models.tagger import is_tagger
+        """The directory of a tagger spec (local, bundled, or a hub tagger in the local cache), else None."""
+        return Path(_local_directory(self.source)) if self.kind is ModelKind.TAGGER else None
 
-        directory = Path(self.source).expanduser()
-        return directory if self.backend is not Backend.OPENAI and is_tagger(directory) else None
+    def tagger_config(self):
+        """The `TaggerConfig` of a tagger spec."""
+        from proxkit.models.tagger import TaggerConfig
+
+        return TaggerConfig.load(self.tagger_directory)
 
     @property
     def reads_content_only(self) -> bool:
         """Whether this model reads only a text's content lines (`proxkit.layout`): a tagger does, so its
         doc prompt is made of them and no layout spends the prompt's token budget."""
-        return self.tagger_directory is not None
+        return self.kind is ModelKind.TAGGER
 
     def load_tokenizer(self) -> Tokenizer:
-        """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it)."""
+        """The prompts' tokenizer (shared by every spec of the same directory: `load_tokenizer` caches it); a
+        tagger reads prompts with its backbone's."""
         from proxkit.models.backbones import resolve_base
-        from proxkit.models.tagger import TaggerConfig, is_tagger
         from proxkit.models.tokenizers import load_tokenizer
 
         directory = _local_directory(self.tokenizer or self.source)
-        if is_tagger(directory):  # a tagger reads prompts with its backbone's tokenizer
+        if is_tagger(directory):
+            from proxkit.models.tagger import TaggerConfig
+
             directory = resolve_base(TaggerConfig.load(Path(directory)).base)
         return load_tokenizer(directory)
 
     def load_writer(self, tokenizer: Tokenizer, rank: int = 0) -> ProgramWriter:
-        if self.backend is Backend.OPENAI:
-            from proxkit.models.openai import OpenAIWriter
-
-            options = dict(self.options)
-            base_url = options.pop("base_url", None)
-            if not base_url:
-                raise OptionError(NEEDS_BASE_URL)
-            return OpenAIWriter(base_url, options.pop("served_model", self.source), **options)
-        if self.backend is Backend.VLLM:
-            from proxkit.models.vllm import VLLMWriter
-
-            return VLLMWriter(self.source, rank=rank, tokenizer=self.tokenizer, **self.options)
-        from proxkit.models.tagger import TaggerWriter, is_tagger
-
-        directory = _local_directory(self.source)
-        if is_tagger(directory):
-            dtype = self.options.get("dtype") or "auto"
-            return TaggerWriter(directory, tokenizer, device=self.device, dtype=dtype, **self.tagger_thresholds)
-        from proxkit.models.hf import TransformersWriter
-
-        return TransformersWriter(directory, tokenizer, **self.options)
+        """The writer of this spec's kind (and, for a causal LM, its backend)."""
+        return _WRITER_LOADERS[self.kind](self, tokenizer, rank)
 
     def non_embedding_parameters(self) -> int | None:
         """N of the FLOPs formulas, read from the model's config without loading weights (None when it
         cannot be known here: a remote endpoint, a hub model that is not downloaded)."""
-        from proxkit.models.backbones import resolve_base
-        from proxkit.models.tagger import TaggerConfig, TaggerHeads, is_tagger
-
-        if self.backend is Backend.OPENAI:
+        if self.kind is ModelKind.REMOTE:
             return self.options.get("parameters")
+        if self.kind is ModelKind.TAGGER:
+            from proxkit.models.backbones import resolve_base
+            from proxkit.models.tagger import TaggerHeads
+
+            config = self.tagger_config()
+            heads = sum(p.numel() for p in TaggerHeads.for_config(config).parameters())
+            return _count_parameters(resolve_base(config.base), depth=config.depth) + heads
         try:
-            directory = _local_directory(self.source)
+            return _count_parameters(_local_directory(self.source))
         except UnknownModelError:
             return None
-        if not is_tagger(directory):
-            return _count_parameters(directory)
-        config = TaggerConfig.load(Path(directory))
-        heads = sum(p.numel() for p in TaggerHeads.for_config(config).parameters())
-        return _count_parameters(resolve_base(config.base), depth=config.depth) + heads
+
+
+def kind_of(source: str, backend: Backend) -> ModelKind:
+    """A source's kind: remote behind the openai backend; a tagger when its directory (local, or a hub id
+    already in the local cache) holds a tagger config; else a causal LM."""
+    if backend is Backend.OPENAI:
+        return ModelKind.REMOTE
+    if Path(source).expanduser().is_dir():
+        return ModelKind.TAGGER if is_tagger(source) else ModelKind.CAUSAL_LM
+    cached = _cached_directory(source)
+    return ModelKind.TAGGER if cached and is_tagger(cached) else ModelKind.CAUSAL_LM
+
+
+def _load_remote(spec: ModelSpec, tokenizer: Tokenizer, rank: int) -> ProgramWriter:
+    from proxkit.models.openai import OpenAIWriter
+
+    options = dict(spec.options)
+    base_url = options.pop("base_url", None)
+    if not base_url:
+        raise OptionError(NEEDS_BASE_URL)
+    return OpenAIWriter(base_url, options.pop("served_model", spec.source), **options)
+
+
+def _load_tagger(spec: ModelSpec, tokenizer: Tokenizer, rank: int) -> ProgramWriter:
+    from proxkit.models.tagger import TaggerWriter
+
+    dtype = spec.options.get("dtype") or "auto"
+    return TaggerWriter(spec.tagger_directory, tokenizer, device=spec.device, dtype=dtype, **spec.tagger_thresholds)
+
+
+def _load_causal_lm(spec: ModelSpec, tokenizer: Tokenizer, rank: int) -> ProgramWriter:
+    if spec.backend is Backend.VLLM:
+        from proxkit.models.vllm import VLLMWriter
+
+        return VLLMWriter(spec.source, rank=rank, tokenizer=spec.tokenizer, **spec.options)
+    from proxkit.models.hf import TransformersWriter
+
+    return TransformersWriter(_local_directory(spec.source), tokenizer, **spec.options)
+
+
+_WRITER_LOADERS = {ModelKind.REMOTE: _load_remote, ModelKind.TAGGER: _load_tagger, ModelKind.CAUSAL_LM: _load_causal_lm}
 
 
 def _count_parameters(directory: str, depth: int | None = None) -> int:
@@ -190,7 +222,7 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
     backend = Backend(backend)
     tokenizer = options.pop("tokenizer", None)
     thresholds = [option for option in TAGGER_THRESHOLDS if option in options]
-    if thresholds and not (name in BUNDLED or is_tagger_directory(name)):
+    if thresholds and not (name in BUNDLED or is_tagger(name)):
         raise UnknownModelError(f"{thresholds[0]} applies to tagger refiners only; {name} is not one")
     if name in BUNDLED:
         bundled_stage, directory = BUNDLED[name]
@@ -217,12 +249,6 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
     raise UnknownModelError(f"unknown model {name!r}: not a directory, nor one of {known}, nor a hub id (org/name)")
 
 
-def is_tagger_directory(name: str) -> bool:
-    from proxkit.models.tagger import is_tagger
-
-    return is_tagger(Path(name).expanduser())
-
-
 def _check_stage(name: str, expected: Stage, stage: Stage) -> None:
     if expected is not stage:
         raise UnknownModelError(f"{name} is a {expected}-stage refiner; it cannot be the {stage}-stage model")
@@ -241,3 +267,15 @@ def _local_directory(source: str) -> str:
             f"cannot fetch {source!r} from the Hugging Face hub ({type(error).__name__}: {error}). "
             "Download it where the hub is reachable (huggingface-cli download) and pass the local directory."
         ) from None
+
+
+def _cached_directory(source: str) -> str | None:
+    """The local copy of a hub id when the hub cache already holds it (nothing is fetched), else None."""
+    if source.count("/") != 1 or source.startswith((".", "/", "~")):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(source, local_files_only=True)
+    except Exception:  # not cached (or not a valid id): its kind cannot be read from its files
+        return None

@@ -30,14 +30,14 @@ from torch import nn
 from proxkit.languages import guess_language, reads_as
 from proxkit.layout import ContentLines, content_lines
 from proxkit.models.backbones import resolve_base
-from proxkit.models.registry import check_thresholds
+from proxkit.models.options import TAGGER_CONFIG, check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
 from proxkit.models.writer import Generation, ProgramWriter, dtype_name
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
 from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule
 
-CONFIG_FILE = "tagger.json"
+CONFIG_FILE = TAGGER_CONFIG
 HEADS_FILE = "heads.safetensors"
 _NUMBERED = re.compile(r"\[(\d{3,})\](.*)")
 
@@ -154,10 +154,6 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
             ]
         )
     return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), SURFACE_FEATURES)
-
-
-def is_tagger(directory: str | Path) -> bool:
-    return (Path(directory) / CONFIG_FILE).is_file()
 
 
 class DocProbe(nn.Module):
