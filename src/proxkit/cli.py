@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +12,14 @@ import typer
 from proxkit import __version__
 from proxkit.errors import ProxError
 from proxkit.models import DEFAULT_MODELS, Backend, resolve
+from proxkit.models.openai import REQUEST_TIMEOUT, RETRIES
 from proxkit.models.registry import NEEDS_BASE_URL
 from proxkit.program import Guards, Mode, Stage, execute, split_stages
 from proxkit.prompts import CHUNK_TOKEN_BUDGET
-from proxkit.run import ExecutorKind
+from proxkit.run import ExecutorKind, RefineConfig
+
+GUARDS = Guards()  # the executor's defaults
+RUN = {field.name: field.default for field in fields(RefineConfig)}  # the defaults of prox refine and prox baseline
 
 app = typer.Typer(
     name="prox",
@@ -117,9 +122,9 @@ def execute_command(
     ],
     mode: ModeOption = Mode.STRICT,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
-    min_word_ratio: MinWordRatio = 0.05,
-    min_words: MinWords = 10,
-    max_errors: MaxErrors = 2,
+    min_word_ratio: MinWordRatio = GUARDS.min_word_ratio,
+    min_words: MinWords = GUARDS.min_words,
+    max_errors: MaxErrors = GUARDS.max_errors,
 ) -> None:
     """Run one program on one document and print the refined text (or the whole result with --json)."""
     document = _read_text(text, "--text")
@@ -162,14 +167,16 @@ def refine_command(
     tokenizer: TokenizerOption = None,
     device: Device = None,
     dtype: Dtype = "auto",
-    request_timeout: RequestTimeout = 60.0,
-    retries: Retries = 3,
+    request_timeout: RequestTimeout = REQUEST_TIMEOUT,
+    retries: Retries = RETRIES,
     enforce_eager: EnforceEager = False,
-    text_key: TextKey = "text",
-    id_key: IdKey = "id",
-    limit: Limit = -1,
-    batch_size: Annotated[int, typer.Option(help="Documents per model batch.")] = 64,
-    max_chars: Annotated[int, typer.Option(help="Drop documents longer than this (reason too_long).")] = 1_000_000,
+    text_key: TextKey = RUN["text_key"],
+    id_key: IdKey = RUN["id_key"],
+    limit: Limit = RUN["limit"],
+    batch_size: Annotated[int, typer.Option(help="Documents per model batch.")] = RUN["batch_size"],
+    max_chars: Annotated[int, typer.Option(help="Drop documents longer than this (reason too_long).")] = RUN[
+        "max_chars"
+    ],
     doc_threshold: Annotated[
         float | None, typer.Option(help="Tagger doc model: drop a document when P(drop) >= this (default: its own).")
     ] = None,
@@ -179,7 +186,7 @@ def refine_command(
     doc_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a doc program.")] = None,
     chunk_max_new_tokens: Annotated[int | None, typer.Option(help="Token limit of a chunk program.")] = None,
     executor: Executor = ExecutorKind.LOCAL,
-    tasks: Tasks = 1,
+    tasks: Tasks = RUN["tasks"],
     workers: Workers = None,
     threads: Annotated[
         int | None, typer.Option(help="Torch threads per task (default: local cores / workers running at once).")
@@ -187,11 +194,11 @@ def refine_command(
     partition: Annotated[str | None, typer.Option(help="slurm: the partition.")] = None,
     time_limit: Annotated[str, typer.Option("--time", help="slurm: time limit per task.")] = "24:00:00",
     gpus_per_task: Annotated[int, typer.Option(help="slurm: GPUs per task (one vLLM engine each).")] = 0,
-    min_word_ratio: MinWordRatio = 0.05,
-    min_words: MinWords = 10,
-    max_errors: MaxErrors = 2,
+    min_word_ratio: MinWordRatio = GUARDS.min_word_ratio,
+    min_words: MinWords = GUARDS.min_words,
+    max_errors: MaxErrors = GUARDS.max_errors,
     progress: Progress = True,
-    output_format: OutputFormat = "jsonl",
+    output_format: OutputFormat = RUN["output_format"],
     restart: Restart = False,
     retry_failed: Annotated[
         bool, typer.Option(help="Redo the documents a model stage failed on (endpoint down, bad reply).")
@@ -272,14 +279,14 @@ def baseline_command(
     rules: Annotated[str, typer.Argument(help="gopher, c4, fineweb, all, or a comma-separated list.")],
     inputs: Inputs,
     output: Output,
-    text_key: TextKey = "text",
-    id_key: IdKey = "id",
-    limit: Limit = -1,
+    text_key: TextKey = RUN["text_key"],
+    id_key: IdKey = RUN["id_key"],
+    limit: Limit = RUN["limit"],
     executor: Executor = ExecutorKind.LOCAL,
-    tasks: Tasks = 1,
+    tasks: Tasks = RUN["tasks"],
     workers: Workers = None,
     progress: Progress = True,
-    output_format: OutputFormat = "jsonl",
+    output_format: OutputFormat = RUN["output_format"],
     restart: Restart = False,
 ) -> None:
     """Filter a corpus with the paper's rule baselines (datatrove's Gopher, C4, FineWeb rules at their
@@ -321,8 +328,8 @@ def experiment_command(
     eval_limit: Annotated[int, typer.Option(help="Items per zero-shot task (0: all).")] = 50,
     wikitext_pages: Annotated[int, typer.Option(help="WikiText-2 test articles for perplexity (0: all).")] = 10,
     limit: Annotated[int, typer.Option(help="Documents read from the pool (-1: all).")] = -1,
-    text_key: TextKey = "text",
-    id_key: IdKey = "id",
+    text_key: TextKey = RUN["text_key"],
+    id_key: IdKey = RUN["id_key"],
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     doc_model: Annotated[str, typer.Option(help="Doc-stage refiner.")] = DEFAULT_MODELS[Stage.DOC],
     chunk_model: Annotated[str, typer.Option(help="Chunk-stage refiner.")] = DEFAULT_MODELS[Stage.CHUNK],

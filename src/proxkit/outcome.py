@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from datatrove.data import Document
 
+DEFAULT_MAX_CHARS = 1_000_000  # longer documents are dropped as "too_long" before any model sees them
+
 
 class Status(StrEnum):
     KEPT = "kept"

@@ -21,6 +21,7 @@ from proxkit.flops import refining_flops
 from proxkit.models import Backend, ModelSpec, resolve
 from proxkit.models.options import check_thresholds
 from proxkit.models.registry import DEFAULT_MODELS
+from proxkit.outcome import DEFAULT_MAX_CHARS
 from proxkit.program import Guards, Mode, Stage
 from proxkit.records import OUTPUT_FORMATS, Stats
 
@@ -103,7 +104,7 @@ class RefineConfig(RunConfig):
     doc_max_new_tokens: int | None = None  # None: the stage's default (mode-dependent for the doc stage)
     chunk_max_new_tokens: int | None = None
     guards: Guards = field(default_factory=Guards)
-    max_chars: int = 1_000_000
+    max_chars: int = DEFAULT_MAX_CHARS
     doc_threshold: float | None = None  # tagger refiners: drop a document at P(drop) >= this (None: the model's)
     line_threshold: float | None = None  # tagger refiners: remove a line at P(remove) >= this (None: the model's)
     threads: int | None = None  # torch threads per task (None: this machine's cores shared by the local workers)

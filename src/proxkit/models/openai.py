@@ -60,6 +60,10 @@ def read_completion(data: object, max_new_tokens: int) -> Generation:
     return Generation(text, new_tokens=tokens or 0)
 
 
+REQUEST_TIMEOUT = 60.0  # seconds for one reply
+RETRIES = 3  # of a request that timed out or got 429/5xx
+
+
 class OpenAIWriter(ProgramWriter):
     def __init__(
         self,
@@ -68,8 +72,8 @@ class OpenAIWriter(ProgramWriter):
         *,
         api_key: str | None = None,
         concurrency: int = 16,
-        timeout: float = 60.0,
-        retries: int = 3,
+        timeout: float = REQUEST_TIMEOUT,
+        retries: int = RETRIES,
         backoff: float = 0.5,
     ) -> None:
         if concurrency < 1 or retries < 0 or timeout <= 0:

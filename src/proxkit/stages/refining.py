@@ -14,7 +14,7 @@ from loguru import logger
 
 from proxkit.errors import OptionError
 from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
-from proxkit.outcome import is_pending, mark_dropped, mark_failed, prox_metadata
+from proxkit.outcome import DEFAULT_MAX_CHARS, is_pending, mark_dropped, mark_failed, prox_metadata
 from proxkit.program import Mode, Stage, execute_doc
 from proxkit.prompts import Tokenizer
 from proxkit.stages.cache import ProgramCache, document_key, model_failure
@@ -27,8 +27,6 @@ from proxkit.writing import (
     doc_prompt,
     merged_program,
 )
-
-DEFAULT_MAX_CHARS = 1_000_000  # longer documents are dropped as "too_long" before any model sees them
 
 
 class _ModelStep(PipelineStep):
