@@ -554,27 +554,15 @@ def _train_generative(
     stage: Stage, seed: Path, output: Path, base: str, epochs: int, lr: float, batch_size: int, lora_rank: int,
     max_examples: int, max_validation: int,
 ) -> None:  # fmt: skip
-    from proxkit.train import evaluate, sft
+    from proxkit.train import sft
     from proxkit.train.seed import load_seed
-    from proxkit.train.split import held_out_split, sample_pages
-
-    train, validation = held_out_split([e for e in load_seed(seed) if e.stage == stage])
-    train, validation = sample_pages(train, max_examples), sample_pages(validation, max_validation)
-    if stage is Stage.DOC:
-
-        def score(directory, pages):
-            return evaluate.evaluate_doc(resolve(str(directory), stage), pages)["model"]["keep_f1"]
-    else:
-
-        def score(directory, pages):
-            report = evaluate.evaluate_chunk(resolve(str(directory), stage), pages)["model"]
-            if report["removed_line_f1"] == 0.0:  # its F1 is what keeping every line scores, or worse
-                message = f"{directory}: no noise line of the validation pages removed (removed-line F1 0)"
-                typer.echo(f"warning: {message}; train longer or on more examples", err=True)
-            return report["content_word_f1"]
 
     config = sft.SFTConfig(str(stage), base, epochs, lr, batch_size, lora_rank)
-    state = sft.train_sft(config, train, validation, output, score=score)
+
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    state = sft.train_generative(load_seed(seed), config, output, max_examples, max_validation, warn)
     typer.echo(json.dumps(state, indent=2))
 
 

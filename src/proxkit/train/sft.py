@@ -206,3 +206,41 @@ def _save(model, config: SFTConfig, directory: Path) -> None:
         if (base / name).is_file():
             shutil.copy(base / name, directory / name)
     (directory / "sft.json").write_text(json.dumps(asdict(config), indent=2))
+
+
+def held_out_score(stage: Stage, warn=logger.warning):
+    """The score `train_sft` keeps the best epoch by, through the real refine path: keep-F1 for a doc
+    refiner, content-word F1 for a chunk refiner (`warn`ing when it removes no noise line at all)."""
+    from proxkit.models import resolve
+    from proxkit.train.evaluate import evaluate_chunk, evaluate_doc
+
+    def score(directory: Path, pages: Sequence[Example]) -> float:
+        if stage is Stage.DOC:
+            return evaluate_doc(resolve(str(directory), stage), pages)["model"]["keep_f1"]
+        report = evaluate_chunk(resolve(str(directory), stage), pages)["model"]
+        if report["removed_line_f1"] == 0.0:  # its F1 is what keeping every line scores, or worse
+            warn(
+                f"{directory}: no noise line of the validation pages removed (removed-line F1 0); "
+                "train longer or on more examples"
+            )
+        return report["content_word_f1"]
+
+    return score
+
+
+def train_generative(
+    examples: Sequence[Example],
+    config: SFTConfig,
+    output: Path,
+    max_examples: int = 0,
+    max_validation: int = 0,
+    warn=logger.warning,
+) -> dict:
+    """`prox train doc|chunk`: the stage's examples split by site (`held_out_split`), sampled, fine-tuned
+    with `train_sft`, each epoch scored on the held-out sites (`held_out_score`, which `warn`s)."""
+    from proxkit.train.split import held_out_split, sample_pages
+
+    stage = Stage(config.stage)
+    train, validation = held_out_split([e for e in examples if e.stage == stage])
+    train, validation = sample_pages(train, max_examples), sample_pages(validation, max_validation)
+    return train_sft(config, train, validation, output, score=held_out_score(stage, warn))
