@@ -11,7 +11,6 @@ the article, documentation and forum pages holding at least 300 gold words.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -23,7 +22,7 @@ from proxkit.models.tagger import DocProbe, TaggerConfig, TaggerHeads
 from proxkit.train.evaluate import doc_scores
 from proxkit.train.seed import Example
 from proxkit.train.split import site_folds
-from proxkit.train.tagger import StateStore, fit_doc_probe, pool_documents, save_tagger
+from proxkit.train.tagger import StateStore, cross_validated_probabilities, fit_doc_probe, pool_documents, save_tagger
 
 PAGE_TYPE_DROPS = frozenset({"listing", "collection", "product"})
 PAGE_TYPES_LEFT_OUT = frozenset({"service"})
@@ -67,17 +66,15 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
     others = [i for i, e in enumerate(examples) if e.collection != "dclm"]
     report: dict = {}
     if len(dclm) >= 2 * folds:
+
+        def fit(held_out: set[int]) -> DocProbe:  # the other collections always in training
+            return fitted_probe(pooled, examples, [i for i in dclm if i not in held_out] + others)
+
         runs = []
         for repeat in range(3):
-            order = dclm[:]
-            random.Random(repeat).shuffle(order)
-            drop = {}
-            for fold in range(folds):
-                test = order[fold::folds]
-                held_out = set(test)
-                probe = fitted_probe(pooled, examples, [i for i in dclm if i not in held_out] + others)
-                drop |= dict(zip(test, (torch.sigmoid(probe(pooled[test])) >= threshold).tolist(), strict=True))
-            runs.append(doc_scores([drop[i] for i in dclm], [examples[i] for i in dclm]))
+            probabilities = cross_validated_probabilities(pooled, dclm, fit, folds, repeat)
+            drops = [probabilities[i] >= threshold for i in dclm]
+            runs.append(doc_scores(drops, [examples[i] for i in dclm]))
         report["dclm"] = {m: round(sum(r[m] for r in runs) / len(runs), 4) for m in ("accuracy", "keep_f1")}
     assignment = dict(zip(others, site_folds([examples[i] for i in others], folds), strict=True))
     gold_words = {e.source: sum(len(line.split()) for line in e.lines) for e in examples if e.source.endswith("/gold")}

@@ -230,6 +230,22 @@ def choose_penalty(pooled: torch.Tensor, drops: Sequence[bool], folds: int = 5, 
     return max(reversed(PENALTIES), key=scores.__getitem__)
 
 
+def cross_validated_probabilities(
+    pooled: torch.Tensor, rows: Sequence[int], fit: Callable[[set[int]], DocProbe], folds: int, seed: int
+) -> dict[int, float]:
+    """P(drop) of each of `rows` from a probe fitted without it: k-fold over the rows in a shuffled order,
+    each fold's probe from `fit(held_out_rows)`."""
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    probabilities: dict[int, float] = {}
+    for fold in range(folds):
+        test = order[fold::folds]
+        probe = fit(set(test))
+        with torch.no_grad():
+            probabilities |= dict(zip(test, torch.sigmoid(probe(pooled[test])).reshape(-1).tolist(), strict=True))
+    return probabilities
+
+
 def held_out_drop_probabilities(
     pooled: torch.Tensor,
     drops: Sequence[bool],
@@ -237,22 +253,16 @@ def held_out_drop_probabilities(
     folds: int,
     seed: int,
 ) -> list[float]:
-    """P(drop) of each document from a probe fitted without it: k-fold over a shuffled order, the probe of
-    each fold fitted on the other folds with the L2 strength `penalty(train_pooled, train_drops)`."""
-    order = list(range(len(drops)))
-    random.Random(seed).shuffle(order)
-    probabilities = [0.0] * len(drops)
-    for fold in range(folds):
-        test = order[fold::folds]
-        held_out = set(test)
-        train = [i for i in order if i not in held_out]
+    """P(drop) of each document from a probe fitted without it (`cross_validated_probabilities` over all of
+    them), each fold's probe fitted on the other folds with the L2 strength `penalty(train_pooled, train_drops)`."""
+
+    def fit(held_out: set[int]) -> DocProbe:
+        train = [i for i in range(len(drops)) if i not in held_out]
         train_pooled, train_drops = pooled[train], [drops[i] for i in train]
-        probe = fit_doc_probe(DocProbe(pooled.shape[1]), train_pooled, train_drops, penalty(train_pooled, train_drops))
-        with torch.no_grad():
-            fold_probabilities = torch.sigmoid(probe(pooled[test])).reshape(-1).tolist()
-        for index, probability in zip(test, fold_probabilities, strict=True):
-            probabilities[index] = probability
-    return probabilities
+        return fit_doc_probe(DocProbe(pooled.shape[1]), train_pooled, train_drops, penalty(train_pooled, train_drops))
+
+    probabilities = cross_validated_probabilities(pooled, range(len(drops)), fit, folds, seed)
+    return [probabilities[i] for i in range(len(drops))]
 
 
 def best_threshold(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> float:
