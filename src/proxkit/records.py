@@ -5,6 +5,7 @@ them; `conforms` checks a value against a schema (the tests walk a real run's ou
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 from typing import TypedDict
 
 OUTPUT_FORMATS = ("jsonl", "parquet")  # how OUT/data, OUT/dropped and OUT/failed are written
@@ -101,7 +102,7 @@ class Stats(TypedDict):
     calls: dict[str, int]
     program_errors: dict[str, int]
     truncations: Truncations
-    fallback_chunks: int
+    fallback_chunks: typing.NotRequired[int]  # chunks a rule wrote instead of the model (runs before 2026-12 lack it)
     throughput: Throughput
     config: dict[str, object]
     counts: dict[str, int]
@@ -118,7 +119,12 @@ def conforms(value: object, schema: object, where: str = "") -> list[str]:
     if hints is not None:
         if not isinstance(value, dict):
             return [f"{where or 'value'}: {type(value).__name__}, not an object"]
-        problems = [f"{where}.{key}: missing" for key in schema.__required_keys__ if key not in value]
+        optional = {  # NotRequired fields: postponed annotations hide them from __required_keys__ on 3.11
+            key for key, hint in typing.get_type_hints(schema, include_extras=True).items()
+            if typing.get_origin(hint) is typing.NotRequired
+        }  # fmt: skip
+        required = [key for key in schema.__required_keys__ if key not in optional]
+        problems = [f"{where}.{key}: missing" for key in sorted(required) if key not in value]
         problems += [f"{where}.{key}: not in the schema" for key in value if key not in hints]
         for key, item in value.items():
             if key in hints:
@@ -146,3 +152,20 @@ def conforms(value: object, schema: object, where: str = "") -> list[str]:
     else:
         ok = isinstance(value, schema)
     return [] if ok else [f"{where}: {value!r} is not {getattr(schema, '__name__', schema)}"]
+
+
+def read_stats(path: str | Path) -> Stats:
+    """OUT/stats.json, checked against `Stats`: an InputError names the file and what departs from the schema."""
+    import json
+
+    from proxkit.errors import InputError
+
+    try:
+        stats = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read the run's stats ({error})") from None
+    problems = conforms(stats, Stats, "stats")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise InputError(f"{path}: not the stats.json of a proxkit run ({shown})")
+    return stats

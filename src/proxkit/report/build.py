@@ -4,11 +4,11 @@ plots and render the report page."""
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxkit.records import read_stats
 from proxkit.report.diff import LineChange, line_changes
 from proxkit.stages import iter_output_records
 
@@ -156,7 +156,7 @@ def build_report(run: str | Path, output: str | Path | None = None, *, max_docum
     stats_path = run / "stats.json"
     if not stats_path.is_file():
         raise FileNotFoundError(f"{stats_path} not found: is {run} the output folder of prox refine or prox baseline?")
-    stats = json.loads(stats_path.read_text())
+    stats = read_stats(stats_path)
     digest, views = collect(run, max_documents)
     environment = Environment(loader=PackageLoader("proxkit.report"), autoescape=select_autoescape(["html"]))
     page = environment.get_template("report.html").render(
