@@ -17,9 +17,11 @@ from proxkit.models.registry import NEEDS_BASE_URL
 from proxkit.program import Guards, Mode, Stage, execute, split_stages
 from proxkit.prompts import CHUNK_TOKEN_BUDGET
 from proxkit.run import ExecutorKind, RefineConfig
+from proxkit.train.plan import TrainingPlan
 
 GUARDS = Guards()  # the executor's defaults
 RUN = {field.name: field.default for field in fields(RefineConfig)}  # the defaults of prox refine and prox baseline
+PLAN = TrainingPlan()  # the defaults of prox train tagger
 
 app = typer.Typer(
     name="prox",
@@ -428,16 +430,18 @@ def train_tagger_command(
         str | None,
         typer.Option(help="Hidden states read, comma-separated (0: embeddings; default: depth/2 and depth)."),
     ] = None,
-    max_pages: Annotated[int, typer.Option(help="Chunk pages used, sampled evenly over subsets (0: all).")] = 0,
+    max_pages: Annotated[
+        int, typer.Option(help="Chunk pages used, sampled evenly over collections (0: all).")
+    ] = PLAN.max_pages,
     states: Annotated[Path, typer.Option(help="Cache of line states (reused across runs).")] = Path(
         ".cache/tagger-states"
     ),
-    folds: Annotated[int, typer.Option(help="Cross-validation folds, split by site (0: skip).")] = 5,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds, split by site (0: skip).")] = PLAN.folds,
     leave_collection_out: Annotated[
         bool,
         typer.Option(help="Cross-validate leaving one collection out per fold instead of by site (--folds > 0)."),
-    ] = False,
-    epochs: Annotated[int, typer.Option(help="Passes over the training pages.")] = 30,
+    ] = PLAN.leave_collection_out,
+    epochs: Annotated[int, typer.Option(help="Passes over the training pages.")] = PLAN.epochs,
     surface: Annotated[
         bool, typer.Option(help="The heads also read surface features of each line's text (length, punctuation…).")
     ] = False,
@@ -455,8 +459,10 @@ def train_tagger_command(
             help="Tokens of a page per chunk, in training and when the tagger refines (0: a whole page at once).",
         ),
     ] = CHUNK_TOKEN_BUDGET,
-    jobs: Annotated[int, typer.Option(min=1, help="Processes training the folds and the final heads at once.")] = 1,
-    extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = False,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Processes training the folds and the final heads at once.")
+    ] = PLAN.jobs,
+    extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = PLAN.extract_only,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -477,7 +483,7 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    plan = tagger.TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only)
+    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only)
     report = tagger.train_and_validate(examples, config, output, states, plan)
     if report is None:
         return
@@ -581,26 +587,10 @@ def annotate_command(
 ) -> None:
     """Label documents with an LLM the ProX way (edu + format scores, three chunk prompts); resumable:
     answers are cached next to the output."""
-    from proxkit.annotate.llm import AnnotateConfig, Annotator
-    from proxkit.outcome import is_pending
-    from proxkit.readers import RecordReader
+    from proxkit.annotate.llm import AnnotateConfig, annotate_corpus
 
     config = AnnotateConfig(base_url, model, api_key, concurrency, max_removed=max_removed)
-    annotator = Annotator(config, output.with_suffix(".cache.jsonl"))
-    reader = RecordReader([str(path) for path in inputs], text_key, id_key, limit or -1)
-    counts = {"documents": 0, "doc_examples": 0, "chunk_examples": 0, "unanswered": 0}
-    try:
-        with output.open("w", encoding="utf-8") as file:
-            for document in reader.run():
-                counts["documents"] += 1
-                readable = is_pending(document) and document.text.strip()  # not a failed or empty record
-                examples = annotator.annotate(document.id, document.text) if readable else []
-                counts["unanswered"] += not examples
-                for example in examples:
-                    counts[f"{example['stage']}_examples"] += 1
-                    file.write(json.dumps(example, ensure_ascii=False) + "\n")
-    finally:
-        annotator.close()
+    counts = annotate_corpus(config, [str(path) for path in inputs], output, text_key, id_key, limit)
     typer.echo(json.dumps(counts))
 
 

@@ -253,3 +253,34 @@ class Annotator:
         labels = [int(not gone) for gone in removed]
         examples.append(SeedExample(source, SUBSET, source, "chunk", text, program, labels=labels).to_dict())
         return examples
+
+
+def annotate_corpus(
+    config: AnnotateConfig,
+    inputs: Sequence[str],
+    output: Path,
+    text_key: str = "text",
+    id_key: str = "id",
+    limit: int = 0,
+) -> dict[str, int]:
+    """`prox annotate`: every readable document of `inputs` labelled (`Annotator.annotate`) into the seed
+    JSONL `output`, its answers cached beside it (`OUTPUT.cache.jsonl`, so a rerun resumes); returns counts."""
+    from proxkit.outcome import is_pending
+    from proxkit.readers import RecordReader
+
+    annotator = Annotator(config, output.with_suffix(".cache.jsonl"))
+    reader = RecordReader([str(path) for path in inputs], text_key, id_key, limit or -1)
+    counts = {"documents": 0, "doc_examples": 0, "chunk_examples": 0, "unanswered": 0}
+    try:
+        with output.open("w", encoding="utf-8") as file:
+            for document in reader.run():
+                counts["documents"] += 1
+                readable = is_pending(document) and document.text.strip()  # not a failed or empty record
+                examples = annotator.annotate(document.id, document.text) if readable else []
+                counts["unanswered"] += not examples
+                for example in examples:
+                    counts[f"{example['stage']}_examples"] += 1
+                    file.write(json.dumps(example, ensure_ascii=False) + "\n")
+    finally:
+        annotator.close()
+    return counts

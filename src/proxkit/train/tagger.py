@@ -13,7 +13,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from loguru import logger
 from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
 from proxkit.train.evaluate import doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
+from proxkit.train.plan import TrainingPlan
 from proxkit.train.seed import Example
 from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, site_folds
 
@@ -495,20 +496,6 @@ def train_tagger(
     heads = train_heads(*units, config, epochs)
     probabilities = line_probabilities(heads, [states[i] for i in validation], [ranges[i] for i in validation])
     return heads, best_threshold([examples[i] for i in validation], probabilities)
-
-
-@dataclass(frozen=True)
-class TrainingPlan:
-    """How `train_and_validate` trains: chunk pages sampled (`max_pages`, 0: all, fair across collections),
-    cross-validation folds (0: none; by site, or one per collection with `leave_collection_out`), epochs,
-    processes side by side, and whether only the line states are computed."""
-
-    max_pages: int = 0
-    folds: int = 5
-    epochs: int = 30
-    jobs: int = 1
-    leave_collection_out: bool = False
-    extract_only: bool = False
 
 
 def train_and_validate(

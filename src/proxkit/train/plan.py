@@ -1,0 +1,19 @@
+"""How `prox train tagger` trains (`TrainingPlan`), in a module without torch so the CLI reads its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How `train_and_validate` trains: chunk pages sampled (`max_pages`, 0: all, fair across collections),
+    cross-validation folds (0: none; by site, or one per collection with `leave_collection_out`), epochs,
+    processes side by side, and whether only the line states are computed."""
+
+    max_pages: int = 0
+    folds: int = 5
+    epochs: int = 30
+    jobs: int = 1
+    leave_collection_out: bool = False
+    extract_only: bool = False
