@@ -11,6 +11,7 @@ import typer
 
 from proxkit import __version__
 from proxkit.errors import ProxError
+from proxkit.experiment.config import ExperimentConfig
 from proxkit.models import DEFAULT_MODELS, Backend, resolve
 from proxkit.models.openai import REQUEST_TIMEOUT, RETRIES
 from proxkit.models.registry import NEEDS_BASE_URL
@@ -22,6 +23,7 @@ from proxkit.train.plan import TrainingPlan
 GUARDS = Guards()  # the executor's defaults
 RUN = {field.name: field.default for field in fields(RefineConfig)}  # the defaults of prox refine and prox baseline
 PLAN = TrainingPlan()  # the defaults of prox train tagger
+EXPERIMENT = {field.name: field.default for field in fields(ExperimentConfig)}  # of prox experiment
 
 app = typer.Typer(
     name="prox",
@@ -322,17 +324,21 @@ def experiment_command(
     benchmarks: Annotated[
         str, typer.Option(help="Evaluation data (the layout of ../shared/data/eval_benchmarks).")
     ] = "../shared/data/eval_benchmarks",
-    seeds: Annotated[int, typer.Option(help="Models trained per corpus.")] = 3,
-    tokens: Annotated[int, typer.Option(help="Training tokens per model (the same for every corpus).")] = 120_000,
-    model_size: Annotated[str, typer.Option(help="tiny, small (CPU), base or gpt2 (GPU).")] = "small",
-    batch: Annotated[int, typer.Option(help="Sequences per step.")] = 4,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
-    eval_limit: Annotated[int, typer.Option(help="Items per zero-shot task (0: all).")] = 50,
-    wikitext_pages: Annotated[int, typer.Option(help="WikiText-2 test articles for perplexity (0: all).")] = 10,
-    limit: Annotated[int, typer.Option(help="Documents read from the pool (-1: all).")] = -1,
+    seeds: Annotated[int, typer.Option(help="Models trained per corpus.")] = EXPERIMENT["seeds"],
+    tokens: Annotated[int, typer.Option(help="Training tokens per model (the same for every corpus).")] = EXPERIMENT[
+        "tokens"
+    ],
+    model_size: Annotated[str, typer.Option(help="tiny, small (CPU), base or gpt2 (GPU).")] = EXPERIMENT["model_size"],
+    batch: Annotated[int, typer.Option(help="Sequences per step.")] = EXPERIMENT["batch"],
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = EXPERIMENT["lr"],
+    eval_limit: Annotated[int, typer.Option(help="Items per zero-shot task (0: all).")] = EXPERIMENT["eval_limit"],
+    wikitext_pages: Annotated[int, typer.Option(help="WikiText-2 test articles for perplexity (0: all).")] = EXPERIMENT[
+        "wikitext_pages"
+    ],
+    limit: Annotated[int, typer.Option(help="Documents read from the pool (-1: all).")] = EXPERIMENT["limit"],
     text_key: TextKey = RUN["text_key"],
     id_key: IdKey = RUN["id_key"],
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = EXPERIMENT["device"],
     doc_model: Annotated[str, typer.Option(help="Doc-stage refiner.")] = DEFAULT_MODELS[Stage.DOC],
     chunk_model: Annotated[str, typer.Option(help="Chunk-stage refiner.")] = DEFAULT_MODELS[Stage.CHUNK],
 ) -> None:
@@ -340,7 +346,7 @@ def experiment_command(
     (equal tokens and steps, several seeds), evaluate with lm-eval, print the table (OUT/results.md) and
     plot it (OUT/results.png). Rerun the same command to resume."""
     try:
-        from proxkit.experiment.comparison import ExperimentConfig, run_experiment
+        from proxkit.experiment.comparison import run_experiment
         from proxkit.experiment.tables import markdown
     except ImportError as error:
         raise typer.BadParameter(f"prox experiment needs: pip install 'proxkit[experiment]' ({error})") from None

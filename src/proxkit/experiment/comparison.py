@@ -12,61 +12,13 @@ OUT/runs/{settings}/{arm}-seed{n}.json, then OUT/results.json, OUT/results.md an
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from loguru import logger
 
-from proxkit.experiment.pretrain import EOS, ModelShape, TrainSettings
-
-ARMS = ("raw", "rules", "prox")
-
-
-@dataclass
-class ExperimentConfig:
-    """pool: raw documents (JSONL/Parquet files or folders); benchmarks: the folder of evaluation data
-    (layout of ../shared/data/eval_benchmarks); tokens: training budget per model; eval_limit: items per
-    zero-shot task (0: all); wikitext_pages: WikiText-2 test articles for perplexity (0: all 62);
-    refine: extra keyword arguments of RefineConfig (models, backend, mode ...)."""
-
-    pool: list[str]
-    output: str
-    benchmarks: str
-    seeds: int = 3
-    tokens: int = 120_000
-    model_size: str = "small"
-    vocab_size: int = 8192
-    batch: int = 4
-    lr: float = 2e-3
-    eval_limit: int = 50
-    wikitext_pages: int = 10
-    limit: int = -1
-    text_key: str = "text"
-    id_key: str = "id"
-    device: str = "cpu"
-    refine: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.shape = ModelShape.preset(self.model_size)
-        for name in ("seeds", "tokens", "vocab_size", "batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not Path(self.benchmarks).is_dir():
-            raise FileNotFoundError(f"benchmark folder {self.benchmarks} not found (see --benchmarks)")
-        if self.tokens < self.batch * self.shape.context:
-            raise ValueError(f"tokens must cover one batch ({self.batch} x {self.shape.context})")
-
-    def fingerprint(self) -> str:
-        """Names the training and evaluation settings: runs made under other settings are not reused."""
-        import hashlib
-
-        fields = ("tokens", "model_size", "vocab_size", "batch", "lr", "eval_limit", "wikitext_pages")
-        settings = json.dumps({name: getattr(self, name) for name in fields}, sort_keys=True)
-        return hashlib.sha1(settings.encode()).hexdigest()[:10]
-
-    @property
-    def settings(self) -> TrainSettings:
-        return TrainSettings(tokens=self.tokens, batch=self.batch, lr=self.lr, device=self.device)
+from proxkit.experiment.config import ARMS, ExperimentConfig
+from proxkit.experiment.pretrain import EOS
 
 
 def build_corpora(config: ExperimentConfig) -> dict[str, list[str]]:

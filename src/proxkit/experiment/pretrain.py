@@ -17,49 +17,10 @@ from pathlib import Path
 
 import torch
 
+from proxkit.experiment.config import ModelShape, TrainSettings
 from proxkit.flops import count_non_embedding_parameters, training_flops
 
 EOS = "<|endoftext|>"
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The decoder's size; the presets are named by `ModelShape.preset`."""
-
-    hidden: int = 192
-    layers: int = 4
-    heads: int = 4
-    intermediate: int = 512
-    context: int = 256
-
-    @classmethod
-    def preset(cls, name: str) -> ModelShape:
-        presets = {
-            "tiny": cls(hidden=128, layers=2, heads=4, intermediate=344, context=256),  # tests, smoke runs
-            "small": cls(),  # the CPU default: ~2.4M parameters outside the embeddings
-            "base": cls(hidden=512, layers=8, heads=8, intermediate=1376, context=1024),  # a GPU
-            "gpt2": cls(hidden=768, layers=12, heads=12, intermediate=2048, context=1024),  # ~125M, GPU
-        }
-        try:
-            return presets[name]
-        except KeyError:
-            raise ValueError(f"unknown model size {name!r}; choose from {sorted(presets)}") from None
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """tokens: the budget each arm trains on; batch: blocks per step; lr: peak (linear warm-up over
-    `warmup` of the steps, cosine decay to a tenth)."""
-
-    tokens: int = 120_000
-    batch: int = 4
-    lr: float = 2e-3
-    warmup: float = 0.05
-    weight_decay: float = 0.1
-    device: str = "cpu"
-
-    def steps(self, context: int) -> int:
-        return max(1, self.tokens // (self.batch * context))
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, path: Path):
