@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from proxkit import __version__
+from proxkit.annotate.llm import AnnotateConfig
 from proxkit.errors import ProxError
 from proxkit.experiment.config import ExperimentConfig
 from proxkit.models import DEFAULT_MODELS, Backend, resolve
@@ -24,6 +25,7 @@ GUARDS = Guards()  # the executor's defaults
 RUN = {field.name: field.default for field in fields(RefineConfig)}  # the defaults of prox refine and prox baseline
 PLAN = TrainingPlan()  # the defaults of prox train tagger
 EXPERIMENT = {field.name: field.default for field in fields(ExperimentConfig)}  # of prox experiment
+ANNOTATE = {field.name: field.default for field in fields(AnnotateConfig)}  # of prox annotate
 
 app = typer.Typer(
     name="prox",
@@ -585,15 +587,17 @@ def annotate_command(
     base_url: Annotated[str, typer.Option(help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")],
     model: Annotated[str, typer.Option(help="The model name the endpoint serves.")],
     api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="The API key.")] = None,
-    text_key: Annotated[str, typer.Option(help="The input field holding the text.")] = "text",
-    id_key: Annotated[str, typer.Option(help="The input field holding the document id.")] = "id",
+    text_key: TextKey = RUN["text_key"],
+    id_key: IdKey = RUN["id_key"],
     limit: Annotated[int, typer.Option(help="Annotate at most this many documents (0: all).")] = 0,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
-    max_removed: Annotated[float, typer.Option(help="Drop a chunk's removals above this share of its lines.")] = 0.8,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = ANNOTATE["concurrency"],
+    max_removed: Annotated[
+        float, typer.Option(help="Drop a chunk's removals above this share of its lines.")
+    ] = ANNOTATE["max_removed"],
 ) -> None:
     """Label documents with an LLM the ProX way (edu + format scores, three chunk prompts); resumable:
     answers are cached next to the output."""
-    from proxkit.annotate.llm import AnnotateConfig, annotate_corpus
+    from proxkit.annotate.llm import annotate_corpus
 
     config = AnnotateConfig(base_url, model, api_key, concurrency, max_removed=max_removed)
     counts = annotate_corpus(config, [str(path) for path in inputs], output, text_key, id_key, limit)
