@@ -471,6 +471,10 @@ def train_tagger_command(
         int, typer.Option(min=1, help="Processes training the folds and the final heads at once.")
     ] = PLAN.jobs,
     extract_only: Annotated[bool, typer.Option(help="Only compute and cache the line states.")] = PLAN.extract_only,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Where the backbone computes line states: cpu, cuda, cuda:1 (default: a GPU if any)."),
+    ] = PLAN.device,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -491,7 +495,7 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only)
+    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device)
     report = tagger.train_and_validate(examples, config, output, states, plan)
     if report is None:
         return

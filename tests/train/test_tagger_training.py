@@ -277,7 +277,7 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
          "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5",
          "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention",
          "--recurrent" if attention else "--no-recurrent", "--chunk-budget", "40" if surface else "0",
-         "--jobs", "3" if surface else "1"],
+         "--jobs", "3" if surface else "1", "--device", "cpu"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -374,3 +374,14 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     assert not torch.equal(before["doc.linear.weight"], after["doc.linear.weight"])
     not_a_tagger = CliRunner().invoke(app, [*args[:-4], "--tagger", str(tmp_path), "-o", str(out)])
     assert not_a_tagger.exit_code != 0
+
+
+def test_the_state_store_runs_the_backbone_where_it_is_told(config, tmp_path, monkeypatch):
+    assert tagger.StateStore(tmp_path, config, device="cpu").device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert tagger.StateStore(tmp_path, config).device == "cuda"  # a GPU when there is one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    store = tagger.StateStore(tmp_path, config)
+    assert store.device == "cpu"
+    store.states(Example("p", "s", "chunk", ["Home | About", "The council met."], [True, False]))
+    assert store._backbone.device == "cpu"

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class TrainingPlan:
     """How `train_and_validate` trains: chunk pages sampled (`max_pages`, 0: all, fair across collections),
     cross-validation folds (0: none; by site, or one per collection with `leave_collection_out`), epochs,
-    processes side by side, and whether only the line states are computed."""
+    processes side by side, whether only the line states are computed, and where the backbone computes them
+    (None: the GPU when there is one; the heads train on the CPU)."""
 
     max_pages: int = 0
     folds: int = 5
@@ -17,3 +18,4 @@ class TrainingPlan:
     jobs: int = 1
     leave_collection_out: bool = False
     extract_only: bool = False
+    device: str | None = None

@@ -40,12 +40,16 @@ class StateStore:
     time. `chunks` gives the (start, end) line ranges; without a budget a page is one range. Doc examples
     read their first forward pass either way, so one cache file serves both."""
 
-    def __init__(self, folder: str | Path, config: TaggerConfig, chunk_budget: int = 0) -> None:
+    def __init__(
+        self, folder: str | Path, config: TaggerConfig, chunk_budget: int = 0, device: str | None = None
+    ) -> None:
+        """device: where the backbone runs (None: the GPU when there is one); states are float32 on any."""
         settings = [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
         self.folder = Path(folder) / hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.chunk_budget = chunk_budget
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._backbone: Backbone | None = None
         self._chunks: dict[str, Ranges] = {}
 
@@ -79,7 +83,7 @@ class StateStore:
             states = torch.load(path)
         else:
             if self._backbone is None:
-                self._backbone = Backbone(self.config)
+                self._backbone = Backbone(self.config, self.device)
             # the doc head reads one forward pass's worth, as at run time
             first_window_only = example.stage == "doc"
             items = [(example.lines[start:end], start, first_window_only) for start, end in chunks]
@@ -507,7 +511,7 @@ def train_and_validate(
     validated. None when `plan.extract_only`."""
     chunk = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
     folds, epochs = plan.folds, plan.epochs
-    store = StateStore(states, config, config.chunk_budget)
+    store = StateStore(states, config, config.chunk_budget, plan.device)
     chunk_states = store.all(chunk)
     chunks = [store.chunks(example) for example in chunk]
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
