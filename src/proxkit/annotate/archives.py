@@ -1,7 +1,7 @@
 """Labelled page collections shipped as one `.tar.xz` each in `webpages_labelled_more/`, read without
 unpacking: Google-Trends-2017 (BoilerNet's node labels) and Big9+Chaos (news pages of 2005-2017 with gold
 text files). Every page gives a chunk example per rendering and the doc example its labels support
-(`proxkit.annotate.human.doc_examples_of`); its site is read from the page (`proxkit.annotate.sites`)."""
+(`proxkit.annotate.human.labelled_page_examples`); its site is read from the page (`proxkit.annotate.sites`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 import lxml.html
 
-from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, decode, doc_examples_of, rendered_examples
+from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, decode, labelled_page_examples
 from proxkit.annotate.render import DEFAULT_RENDERING
 from proxkit.annotate.sites import page_site
 from proxkit.train.seed import SeedExample
@@ -46,14 +46,19 @@ def import_google_trends(
     """Seed examples of `folder/google-trends-2017.tar.xz` (collection `google-trends-2017`)."""
     files = archive_files(folder / GOOGLE_TRENDS)
     for path in sorted((p for p in files if p.startswith("prepared_html/")), key=_page_number):
-        name = PurePosixPath(path).stem
+        source = f"google-trends-2017/{PurePosixPath(path).stem}"
         html, gold = boilernet_page(files[path])
-        site = page_site(html, f"google-trends-2017/{name}")
-        source, about = f"google-trends-2017/{name}", {"collection": "google-trends-2017"}
-        chunks = rendered_examples(source, "google-trends-2017", site, html, gold, renderings, **about)
-        yield from chunks
-        if chunks:
-            yield from doc_examples_of(chunks[0], doc_keep_min_words)
+        site = page_site(html, source)
+        yield from labelled_page_examples(
+            source,
+            "google-trends-2017",
+            site,
+            html,
+            gold,
+            renderings,
+            doc_keep_min_words,
+            collection="google-trends-2017",
+        )
 
 
 def import_big9_chaos(
@@ -73,10 +78,10 @@ def import_big9_chaos(
         html = decode(files[path])
         source = f"{subset}/{parts.stem}"
         about = {"collection": "big9-chaos", "page_type": "article" if subset.startswith("big5") else None}
-        chunks = rendered_examples(source, subset, page_site(html, source), html, decode(gold), renderings, **about)
-        yield from chunks
-        if chunks:
-            yield from doc_examples_of(chunks[0], doc_keep_min_words)
+        site = page_site(html, source)
+        yield from labelled_page_examples(
+            source, subset, site, html, decode(gold), renderings, doc_keep_min_words, **about
+        )
 
 
 def _page_number(path: str) -> tuple[int, str]:

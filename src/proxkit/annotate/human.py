@@ -299,21 +299,35 @@ def import_subset(
             continue
         page, gold_bytes = page_path.read_bytes(), gold_path.read_bytes()
         source, site = f"{name}/{page_path.stem}", subset.site(name, page_path.stem, page, gold_bytes)
-        about = {"collection": subset.collection or name}
-        chunks = rendered_examples(source, name, site, decode(page), subset.gold(gold_bytes), renderings, **about)
-        yield from chunks
-        if chunks:
-            yield from doc_examples_of(chunks[0], doc_keep_min_words)
+        gold, collection = subset.gold(gold_bytes), subset.collection or name
+        yield from labelled_page_examples(
+            source, name, site, decode(page), gold, renderings, doc_keep_min_words, collection=collection
+        )
 
 
 def doc_examples_of(chunk: SeedExample, keep_min_words: int | None) -> list[SeedExample]:
     """The doc example a chunk example's page supports (`doc_decision`), as a list of none or one."""
-    lines = chunk.text.split("\n")
-    keep = doc_decision(lines, chunk.labels or [], keep_min_words)
+    keep = doc_decision(chunk.text.split("\n"), chunk.labels or [], keep_min_words)
     if keep is None:
         return []
-    about = {"collection": chunk.collection, "page_type": chunk.page_type, "rendering": chunk.rendering}
-    return [doc_example(chunk.source, chunk.subset, chunk.site, chunk.text, keep, **about, language=chunk.language)]
+    about = {field: getattr(chunk, field) for field in ("collection", "page_type", "rendering", "language")}
+    return [doc_example(chunk.source, chunk.subset, chunk.site, chunk.text, keep, **about)]
+
+
+def labelled_page_examples(
+    source: str,
+    subset: str,
+    site: str,
+    html: str,
+    gold: str,
+    renderings: Sequence[str],
+    doc_keep_min_words: int | None,
+    **about: str | None,
+) -> list[SeedExample]:
+    """A labelled page's chunk examples, one per rendering (`rendered_examples`), and the doc example its
+    first rendering supports (`doc_examples_of`)."""
+    chunks = rendered_examples(source, subset, site, html, gold, renderings, **about)
+    return chunks + doc_examples_of(chunks[0], doc_keep_min_words) if chunks else []
 
 
 def doc_decision(lines: list[str], labels: list[int], keep_min_words: int | None) -> bool | None:

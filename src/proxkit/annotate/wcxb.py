@@ -23,8 +23,7 @@ from proxkit.annotate.human import (
     DOC_KEEP_MIN_WORDS,
     decode,
     doc_example,
-    doc_examples_of,
-    rendered_examples,
+    labelled_page_examples,
     words,
 )
 from proxkit.annotate.render import DEFAULT_RENDERING, clean_lines
@@ -82,9 +81,9 @@ def page_examples(
     rendering; the gold text, when it has enough words)."""
     about = {"collection": COLLECTION, "page_type": page.page_type, "language": LANGUAGE}
     source = f"{SUBSET}/{page.file_id}"
-    examples = rendered_examples(source, SUBSET, page.domain, page.html, page.gold, renderings, **about)
-    if examples:
-        examples += doc_examples_of(examples[0], doc_keep_min_words)
+    examples = labelled_page_examples(
+        source, SUBSET, page.domain, page.html, page.gold, renderings, doc_keep_min_words, **about
+    )
     if len(words(page.gold)) >= doc_keep_min_words:
         gold_source = f"{SUBSET}/{page.file_id}/{GOLD_TEXT}"
         gold_text = "\n".join(clean_lines(page.gold))
