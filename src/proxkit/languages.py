@@ -72,7 +72,13 @@ def guess_language(lines: Iterable[str]) -> str | None:
     return counts.most_common(1)[0][0]
 
 
+def foreign_language(lines: Iterable[str], languages: Iterable[str]) -> str | None:
+    """The language the lines are guessed to be in when it is none of `languages`; None when it is one of
+    them or when there is too little evidence to say."""
+    guess = guess_language(lines)
+    return None if guess is None or guess in set(languages) else guess
+
+
 def reads_as(lines: Iterable[str], languages: Iterable[str]) -> bool:
     """Whether the lines are in one of `languages`, or hold too little evidence to say they are not."""
-    guess = guess_language(lines)
-    return guess is None or guess in set(languages)
+    return foreign_language(lines, languages) is None

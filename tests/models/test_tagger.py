@@ -229,7 +229,12 @@ def test_chunks_outside_the_taggers_languages_get_the_c4_rules_program_and_say_s
     tokenizer = load_tokenizer(config.base)
     finnish = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(FINNISH)), tokenizer).ids
     page = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(LINES)), tokenizer).ids
-    fallback, head = TaggerWriter(directory, tokenizer).generate([finnish, page], max_new_tokens=1)
+    writer = TaggerWriter(directory, tokenizer)
+    read = []
+    real = writer.backbone.batch_line_states
+    writer.backbone.batch_line_states = lambda items, *a: read.extend(items) or real(items, *a)
+    fallback, head = writer.generate([finnish, page], max_new_tokens=1)
+    assert [lines for lines, _, _ in read] == [[line for line in LINES if line]]  # the backbone skips the fallback
     assert fallback.text == "remove_lines(line_start=1, line_end=1)" and fallback.note == "c4_line_rule: fi"
     assert head.text == "keep_chunk()" and head.note is None  # English, or too little to tell: the head
     everywhere = write_tagger(tmp_path / "everywhere", config, -10.0, -10.0)  # languages None: the head always

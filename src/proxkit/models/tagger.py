@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from proxkit.languages import guess_language, reads_as
+from proxkit.languages import foreign_language
 from proxkit.layout import ContentLines, content_lines
 from proxkit.models.backbones import resolve_base
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
@@ -37,7 +37,6 @@ from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
 from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
 from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule
 
-CONFIG_FILE = TAGGER_CONFIG
 HEADS_FILE = "heads.safetensors"
 _NUMBERED = re.compile(r"\[(\d{3,})\](.*)")
 
@@ -114,11 +113,11 @@ class TaggerConfig:
         return torch.cat([states, line_surface(lines[: len(states)])], dim=-1)
 
     def save(self, directory: Path) -> None:
-        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self), indent=2))
+        (directory / TAGGER_CONFIG).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> TaggerConfig:
-        return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
+        return cls(**json.loads((Path(directory) / TAGGER_CONFIG).read_text()))
 
 
 C4_FALLBACK = "c4_line_rule"  # what a chunk outside the tagger's languages gets, named in its note
@@ -419,32 +418,44 @@ class TaggerWriter(ProgramWriter):
     def generate(
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int, grammar: str | None = None
     ) -> list[Generation]:  # classification writes only valid programs: no grammar needed
-        """Every prompt's program from one batched pass of the backbone over all their lines."""
+        """Every prompt's program: the heads' from one batched pass of the backbone over the lines of the prompts
+        they decide, the others' from `_fallback`."""
         readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
-        items = [(r.content.lines, r.first_number, r.is_doc) for r in readings]
-        with torch.inference_mode():
+        generations: list[Generation | None] = [self._fallback(reading) for reading in readings]
+        headed = [index for index, generation in enumerate(generations) if generation is None]
+        items = [(readings[i].content.lines, readings[i].first_number, readings[i].is_doc) for i in headed]
+        with torch.inference_mode():  # the backbone reads only the prompts its heads decide
             states = self.backbone.batch_line_states(items, self.batch_tokens)
-            return [
-                self._write(reading, self.config.head_inputs(state, reading.content.lines))
-                for reading, state in zip(readings, states, strict=True)
-            ]
+            for index, state in zip(headed, states, strict=True):
+                generations[index] = self._write(
+                    readings[index], self.config.head_inputs(state, readings[index].content.lines)
+                )
+        return generations
+
+    def _fallback(self, reading: PromptReading) -> Generation | None:
+        """The program of a chunk the heads need not read: none to write (no lines: it keeps itself), or one
+        outside the tagger's languages (the C4 line rule's program, named in its note); else None."""
+        lines = reading.content.lines
+        if reading.is_doc:
+            return None
+        if not lines:
+            return Generation(KeepChunk().render())
+        language = foreign_language(lines, self.config.languages) if self.config.languages is not None else None
+        if language is None:
+            return None
+        remove = [not keep for keep in c4_line_rule(lines)]
+        program = Program.removing(reading.content.spread(remove), reading.first_number)
+        return Generation(program.render(), note=f"{C4_FALLBACK}: {language}")
 
     def _write(self, reading: PromptReading, states: torch.Tensor) -> Generation:
-        """The program the heads write from the states of a prompt's content lines (a chunk without any keeps
-        itself); a doc program comes with its drop probability."""
+        """The program the heads write from the states of a prompt's content lines; a doc program comes with
+        its drop probability."""
         if reading.is_doc:
             drop_probability = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states))))
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
-        lines = reading.content.lines
-        if not lines:
-            return Generation(KeepChunk().render())
-        if self.config.languages is not None and not reads_as(lines, self.config.languages):
-            remove = [not keep for keep in c4_line_rule(lines)]
-            note = f"{C4_FALLBACK}: {guess_language(lines)}"
-        else:
-            remove, note = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist(), None
-        return Generation(Program.removing(reading.content.spread(remove), reading.first_number).render(), note=note)
+        remove = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
+        return Generation(Program.removing(reading.content.spread(remove), reading.first_number).render())
 
 
 @dataclass(frozen=True)
