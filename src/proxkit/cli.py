@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -21,11 +21,17 @@ from proxkit.prompts import CHUNK_TOKEN_BUDGET
 from proxkit.run import ExecutorKind, RefineConfig
 from proxkit.train.plan import TrainingPlan
 
+
+def _defaults(config: type) -> dict:
+    """The default of each field of a config dataclass, by name (fields without one left out)."""
+    return {field.name: field.default for field in fields(config) if field.default is not MISSING}
+
+
 GUARDS = Guards()  # the executor's defaults
-RUN = {field.name: field.default for field in fields(RefineConfig)}  # the defaults of prox refine and prox baseline
+RUN = _defaults(RefineConfig)  # the defaults of prox refine and prox baseline
 PLAN = TrainingPlan()  # the defaults of prox train tagger
-EXPERIMENT = {field.name: field.default for field in fields(ExperimentConfig)}  # of prox experiment
-ANNOTATE = {field.name: field.default for field in fields(AnnotateConfig)}  # of prox annotate
+EXPERIMENT = _defaults(ExperimentConfig)  # of prox experiment
+ANNOTATE = _defaults(AnnotateConfig)  # of prox annotate
 
 app = typer.Typer(
     name="prox",
@@ -644,7 +650,7 @@ def evaluate_command(
         spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
         examples = [e for e in load_seed(data) if e.stage == stage and (not collection or e.collection in collection)]
         groups = [field.strip() for field in by.split(",") if field.strip()]
-        evaluate.group_rows([], groups)  # checks the names
+        evaluate.check_groupings(groups)
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
     if held_out:  # the same pages as `prox train ... --max-validation LIMIT` validates on

@@ -77,12 +77,17 @@ def clean_text_pages(pages: Sequence[Example]) -> list[Example]:
     return clean
 
 
-def group_rows(examples: Sequence[Example], by: Sequence[str]) -> dict[str, list[int]]:
-    """The indices of the examples per value of the fields `by` (`collection=wcxb,rendering=inscriptis`),
-    in sorted order of the names."""
+def check_groupings(by: Sequence[str]) -> None:
+    """ValueError unless every field of `by` is one of `GROUPINGS`."""
     unknown = [field for field in by if field not in GROUPINGS]
     if unknown:
         raise ValueError(f"cannot group by {', '.join(unknown)}; known: {', '.join(GROUPINGS)}")
+
+
+def group_rows(examples: Sequence[Example], by: Sequence[str]) -> dict[str, list[int]]:
+    """The indices of the examples per value of the fields `by` (`collection=wcxb,rendering=inscriptis`),
+    in sorted order of the names."""
+    check_groupings(by)
     rows: dict[str, list[int]] = {}
     for index, example in enumerate(examples):
         name = ",".join(f"{field}={getattr(example, field) or '-'}" for field in by)
