@@ -15,6 +15,7 @@ import lxml.html
 from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, decode, labelled_page_examples
 from proxkit.annotate.render import DEFAULT_RENDERING
 from proxkit.annotate.sites import page_site
+from proxkit.layout import canonical_line
 from proxkit.train.seed import SeedExample
 
 GOOGLE_TRENDS = "google-trends-2017.tar.xz"
@@ -36,7 +37,7 @@ def boilernet_page(data: bytes) -> tuple[str, str]:
     (`&lt;span __num="3"&gt;`): that is markup of the labelling tool, not text, and is removed."""
     html = _ESCAPED_NUM_TAGS.sub("", decode(data))
     root = lxml.html.document_fromstring(html.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
-    texts = (" ".join(node.text_content().split()) for node in root.xpath('//span[@__boilernet_label="1"]'))
+    texts = (canonical_line(node.text_content()) for node in root.xpath('//span[@__boilernet_label="1"]'))
     return html, "\n".join(text for text in texts if text)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from proxkit.annotate.human import program_for
+from proxkit.layout import canonical_line
 from proxkit.program import Stage
 from proxkit.train.seed import SeedExample
 
@@ -35,7 +36,7 @@ def read_documents(path: Path) -> list[tuple[list[str], list[bool]]]:
             raise ValueError(f"{where}: `text` must be a list of strings")
         if not isinstance(labels, list) or len(labels) != len(lines) or not set(map(str, labels)) <= {"0", "1"}:
             raise ValueError(f'{where}: `labels` must hold one "0" or "1" per line of `text`')
-        cleaned = [" ".join(line.split()) for line in lines]  # a line's own breaks would add lines
+        cleaned = [canonical_line(line) for line in lines]  # a line's own breaks would add lines
         read.append((cleaned, [str(label) == "1" for label in labels]))
     return read
 
