@@ -298,9 +298,9 @@ def test_main_writes_the_seed_set_and_prints_counts(tmp_path: Path, capsys: pyte
     main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl"), "--renderings", "resiliparse"])
     printed = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines()[1:-1]}
-    # chunks, docs, doc keeps, lines, kept share
-    assert rows["cleaneval-final@resiliparse"] == ["2", "1", "0", "4.0", "0.300"]
-    assert rows["dclm"] == ["0", "1", "0", "-", "-"]
+    # chunks, docs, doc keeps, lines, kept share, chunk examples with normalize calls, calls
+    assert rows["cleaneval-final@resiliparse"] == ["2", "1", "0", "4.0", "0.300", "0", "0"]
+    assert rows["dclm"] == ["0", "1", "0", "-", "-", "0", "0"]
     assert printed.splitlines()[-1].startswith("6 examples written to")
     assert len((tmp_path / "seed.jsonl").read_bytes().splitlines()) == 6
 

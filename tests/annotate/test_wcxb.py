@@ -108,6 +108,22 @@ def test_the_seed_set_command_imports_wcxb_and_reports_the_snippets(tmp_path, ca
     assert {row["page_type"] for row in rows} == {"article"}
 
 
+def test_a_without_snippet_inside_a_content_line_leaves_the_content_once_normalize_runs(tmp_path, capsys) -> None:
+    more = tmp_path / "webpages_labelled_more"
+    more.mkdir()
+    glued = HTML.replace(f"{ARTICLE[1]}</p>", f"{ARTICLE[1]} <a>Share this story: Facebook</a></p>")
+    _archive(more, [_row("0001", "\n\n".join(ARTICLE), without=["Share this story"])], {"0001": glued})
+    main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl"), "--renderings", "resiliparse"])
+    printed = capsys.readouterr().out
+    assert (
+        "wcxb `without` snippets (resiliparse): 1 in content, 0 in noise, 0 absent; in content after normalize: 0"
+        in printed
+    )
+    rows = [orjson.loads(line) for line in (tmp_path / "seed.jsonl").read_bytes().splitlines()]
+    chunk = next(row for row in rows if row["stage"] == "chunk")
+    assert 'normalize(source_str=" Share this story: Facebook", target_str="")' in chunk["program"]
+
+
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"{REAL_ARCHIVE} absent (../shared)")
 def test_the_real_archive_reads_with_sites_page_types_and_aligned_snippets() -> None:
     pages = list(islice(wcxb.read_pages(REAL_ARCHIVE), 40))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -31,6 +30,7 @@ from loguru import logger
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
 from proxkit.annotate.render import DEFAULT_RENDERING, page_lines, render
+from proxkit.inline_noise import normalize_calls, with_normalize, words
 from proxkit.program import DropDoc, KeepDoc, Program, Stage
 from proxkit.train.seed import SeedExample
 
@@ -91,14 +91,6 @@ def readability_gold(data: bytes) -> str:
 
 # --------------------------------------------------------------------------------------------- alignment
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
-
-
-def words(text: str) -> list[str]:
-    """Normalized word tokens: NFKC, case-folded runs of letters and digits; each CJK character is a token."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-
 
 def align(lines: list[str], gold: str) -> list[bool]:
     """Which lines are content (True), by an order-preserving alignment of the page's words with the gold's.
@@ -114,21 +106,29 @@ def align(lines: list[str], gold: str) -> list[bool]:
     of its words are aligned. A line without words (such as "|" or "* * *") is content when the nearest lines
     with words before and after it are both content. Empty gold: every line is noise.
     """
+    return line_labels(aligned_words(lines, gold))
+
+
+def aligned_words(lines: list[str], gold: str) -> list[list[bool]]:
+    """Per line, which of its `words` the alignment of `align` matched with the gold's."""
     line_words = [words(line) for line in lines]
-    gold_words = words(gold)
-    if not gold_words:
-        return [False] * len(lines)
     page_words = [word for tokens in line_words for word in tokens]
     aligned = [False] * len(page_words)
-    for start, _, size in matching_blocks(page_words, gold_words, MIN_RUN):
-        aligned[start : start + size] = [True] * size
-    keep: list[bool | None] = []
-    start = 0
+    gold_words = words(gold)
+    if gold_words:
+        for start, _, size in matching_blocks(page_words, gold_words, MIN_RUN):
+            aligned[start : start + size] = [True] * size
+    per_line, start = [], 0
     for tokens in line_words:
-        share = sum(aligned[start : start + len(tokens)]) / len(tokens) if tokens else None
-        keep.append(None if share is None else share > MIN_SHARE)
+        per_line.append(aligned[start : start + len(tokens)])
         start += len(tokens)
-    return _fill_wordless(keep)
+    return per_line
+
+
+def line_labels(aligned: list[list[bool]]) -> list[bool]:
+    """Content lines from their aligned words: more than `MIN_SHARE` of a line's words aligned; a line without
+    words as its neighbours (`_fill_wordless`)."""
+    return _fill_wordless([None if not flags else sum(flags) / len(flags) > MIN_SHARE for flags in aligned])
 
 
 def matching_blocks(a: list[str], b: list[str], min_anchor: int) -> list[tuple[int, int, int]]:
@@ -204,8 +204,11 @@ def doc_example(source: str, subset: str, site: str, text: str, keep: bool, **ab
 def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: str, **about: str | None) -> SeedExample:
     """A chunk-stage example: the page's lines, aligned with the gold, and the program that cleans them.
     `about`: `collection`, `page_type`, `rendering`, `language`."""
-    keep = align(lines, gold)
-    program = program_for(lines, keep).render()
+    aligned = aligned_words(lines, gold)
+    keep = line_labels(aligned)
+    noise = [[not flag for flag in flags] for flags in aligned]
+    inline = normalize_calls(lines, [not kept for kept in keep], noise, protected=gold)
+    program = with_normalize(program_for(lines, keep), inline).render()
     labels = [int(kept) for kept in keep]
     text = "\n".join(lines)
     return SeedExample(source, subset, site, str(Stage.CHUNK), text, program, labels=labels, gold=gold, **about)

@@ -22,6 +22,7 @@ from proxkit.annotate.archives import BIG9_CHAOS, GOOGLE_TRENDS, import_big9_cha
 from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, import_dclm, import_webpages
 from proxkit.annotate.line_labels import import_line_labels
 from proxkit.annotate.render import RENDERINGS, parse_renderings
+from proxkit.inline_noise import apply_normalize
 from proxkit.train.seed import SeedExample, write_seed
 
 
@@ -33,12 +34,17 @@ class Summary:
     lines: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     kept_share: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     doc_keeps: Counter[str] = field(default_factory=Counter)
+    normalized: Counter[str] = field(default_factory=Counter)  # chunk examples with normalize calls
+    normalize_calls: Counter[str] = field(default_factory=Counter)
 
     def add(self, example: SeedExample) -> SeedExample:
         """Count `example` (under its subset and rendering) and hand it on."""
         key = f"{example.subset}@{example.rendering}" if example.rendering else example.subset
         self.examples[(key, example.stage)] += 1
         if example.labels is not None:
+            calls = len(example.normalizes())
+            self.normalized[key] += bool(calls)
+            self.normalize_calls[key] += calls
             self.lines[key].append(len(example.labels))
             self.kept_share[key].append(sum(example.labels) / len(example.labels))
         if example.label is not None:
@@ -46,29 +52,36 @@ class Summary:
         return example
 
     def render(self) -> str:
-        """A table: examples per subset and stage, mean lines per page, mean share of lines kept, doc keeps."""
+        """A table: examples per subset and stage, doc keeps, mean lines per page, mean share of lines kept,
+        chunk examples with `normalize` calls and how many calls."""
         head = f"{'subset@rendering':<34} {'chunk':>6} {'doc':>6} {'doc keep':>8}"
-        rows = [f"{head} {'lines/page':>10} {'kept share':>10}"]
+        rows = [f"{head} {'lines/page':>10} {'kept share':>10} {'normalized':>10} {'calls':>6}"]
         for subset in sorted({subset for subset, _ in self.examples}):
             lines, shares = self.lines[subset], self.kept_share[subset]
             mean_lines = f"{sum(lines) / len(lines):.1f}" if lines else "-"
             mean_share = f"{sum(shares) / len(shares):.3f}" if shares else "-"
             rows.append(
                 f"{subset:<34} {self.examples[(subset, 'chunk')]:>6} {self.examples[(subset, 'doc')]:>6} "
-                f"{self.doc_keeps[subset]:>8} {mean_lines:>10} {mean_share:>10}"
+                f"{self.doc_keeps[subset]:>8} {mean_lines:>10} {mean_share:>10} "
+                f"{self.normalized[subset]:>10} {self.normalize_calls[subset]:>6}"
             )
         return "\n".join(rows)
 
 
 def checked_wcxb(folder: Path, snippets: Counter[str], renderings: list[str]) -> Iterator[SeedExample]:
     """`wcxb.import_wcxb`, adding where each page's snippets land under its chunk examples' labels to
-    `snippets` (keys `RENDERING:KIND_PLACE`)."""
+    `snippets` (keys `RENDERING:KIND_PLACE`, and `RENDERING:KIND_PLACE_normalized` once the examples'
+    `normalize` calls have run)."""
     for page in wcxb.read_pages(folder / wcxb.ARCHIVE):
         examples = wcxb.page_examples(page, DOC_KEEP_MIN_WORDS, renderings)
         for example in examples:
             if example.labels is not None:
-                landed = wcxb.snippet_check(example.text.split("\n"), example.labels, page)
+                lines = example.text.split("\n")
+                landed = wcxb.snippet_check(lines, example.labels, page)
                 snippets.update({f"{example.rendering}:{key}": n for key, n in landed.items()})
+                normalized = apply_normalize(lines, example.normalizes())
+                landed = wcxb.snippet_check(normalized, example.labels, page)
+                snippets.update({f"{example.rendering}:{key}_normalized": n for key, n in landed.items()})
         yield from examples
 
 
@@ -80,7 +93,8 @@ def render_snippets(snippets: Counter[str]) -> str:
             places = ("in_content", "in_noise", "absent")
             counts = {place: snippets[f"{rendering}:{kind}_{place}"] for place in places}
             landed = ", ".join(f"{n} {place.replace('_', ' ')}" for place, n in counts.items())
-            rows.append(f"wcxb `{kind}` snippets ({rendering}): {landed}")
+            after = snippets[f"{rendering}:{kind}_in_content_normalized"]
+            rows.append(f"wcxb `{kind}` snippets ({rendering}): {landed}; in content after normalize: {after}")
     return "\n".join(rows)
 
 

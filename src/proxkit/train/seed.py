@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from proxkit.layout import content_lines
-from proxkit.program import Stage
+from proxkit.program import Normalize, Stage, parse_program
 
 MAX_LINES = 300  # lines of a page read (the rest is rare and costly)
 
@@ -47,6 +47,12 @@ class SeedExample:
             raise ValueError(f"{self.source}: a chunk example needs one label per line of its text")
         if self.stage == Stage.DOC and self.label not in (0, 1):
             raise ValueError(f"{self.source}: a doc example needs a label 0 or 1, got {self.label!r}")
+
+    def normalizes(self) -> list[Normalize]:
+        """The `normalize` calls of a chunk example's program (noise inside kept lines)."""
+        if self.stage != Stage.CHUNK:
+            return []
+        return [call for call in parse_program(self.program, Stage.CHUNK).calls if isinstance(call, Normalize)]
 
     def to_dict(self) -> dict[str, object]:
         """The fields that are set (the other stage's fields left out)."""

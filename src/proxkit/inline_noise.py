@@ -1,0 +1,209 @@
+"""Noise inside kept lines, written as `normalize(source_str=..., target_str="")` calls that are safe to run.
+
+Whoever decides which words of a page are noise — the word alignment with a human gold, a tagger's word
+head, the deletions a rewrite implies — marks them per line (`word_spans` locates the words); this module
+turns the noise words of the lines a program keeps into the few `normalize` calls that delete them, and only
+those that cannot hurt. `normalize` replaces every occurrence of its source in the whole document, so a
+call is written only when:
+
+- its source is one run of noise words (with the separators between them) at a line's start or end, or
+  between two runs of content, cut so that removing it leaves one space between the content around it;
+- it is specific and short: at least `MIN_SOURCE_CHARS` characters besides spaces and at most
+  `MAX_SOURCE_WORDS` words, holding a letter or digit, no line break, no run of whitespace (so it reads the
+  same in the raw and in the canonical line), no words run together by an extractor ('2024If', whose parts
+  a gold may hold apart);
+- every occurrence of it in the kept text, as `str.replace` finds them, covers noise words only, and no
+  occurrence overlaps another call's (so calls never disturb one another);
+- its words, as a phrase, are not among the `protected` words (a gold's: where a clean copy holds the
+  phrase, removing it anywhere is a risk, however well the alignment placed it), and no word of it run
+  together with its neighbour is a protected word (an extractor split 'business es', the gold has it whole);
+- the executor, run on the kept text with the calls, deletes exactly those occurrences (checked).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxkit.program import Guards, KeepChunk, Normalize, Program, execute_chunk
+
+MIN_SOURCE_CHARS = 6  # non-space characters of a source: shorter strings are too likely to occur in content
+MAX_SOURCE_WORDS = 10  # words of a source: in-line noise is a label, a link or a byline, not a sentence
+_GLUED = re.compile(r"[a-z][A-Z]|\d[^\W\d_]{2,}|[^\W\d_]{2,}\d")  # words an extractor ran together
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+_LOOSE = Guards(min_word_ratio=0.0, min_words=0, max_errors=None)  # the check runs calls, not guards
+
+
+def words(text: str) -> list[str]:
+    """Normalized word tokens: NFKC, case-folded runs of letters and digits; each CJK character is a token."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def word_spans(line: str) -> list[tuple[int, int]] | None:
+    """The (start, end) characters in `line` of each of its `words`, in order; None when the raw text's tokens
+    do not map one to one onto them (a character NFKC splits into several words, such as '½')."""
+    spans = []
+    for match in _WORD.finditer(line):
+        count = len(words(match.group()))
+        if count > 1:
+            return None
+        if count == 1:
+            spans.append(match.span())
+    return spans if len(spans) == len(words(line)) else None
+
+
+def noise_sources(line: str, noise: Sequence[bool]) -> list[str]:
+    """The candidate sources of one kept line, from one flag per `word_spans` word (True: noise): each maximal
+    run of whitespace-separated pieces without a content word that holds a noise word, with the space before
+    it (or, at the line's start, the space after it). Separator pieces ('|', '»') go with the run."""
+    spans = word_spans(line)
+    if spans is None or len(spans) != len(noise) or not any(noise) or all(noise):
+        return []
+    pieces = []  # (start, end, kind): kind 'content', 'noise' or 'mark' (no word)
+    for piece in re.finditer(r"\S+", line):
+        inside = [
+            flag for (start, end), flag in zip(spans, noise, strict=True) if start < piece.end() and end > piece.start()
+        ]
+        kind = "mark" if not inside else "noise" if all(inside) else "content"
+        pieces.append((piece.start(), piece.end(), kind))
+    sources = []
+    index = 0
+    while index < len(pieces):
+        if pieces[index][2] == "content":
+            index += 1
+            continue
+        end = index
+        while end < len(pieces) and pieces[end][2] != "content":
+            end += 1
+        run = pieces[index:end]
+        if any(kind == "noise" for _, _, kind in run):
+            if index == 0:  # at the start: up to the content that follows
+                sources.append(line[run[0][0] : pieces[end][0]])
+            else:  # after content: from the end of that content, the next content keeps its space
+                sources.append(line[pieces[index - 1][1] : run[-1][1]])
+        index = end
+    return [source for source in sources if _specific(source)]
+
+
+def _specific(source: str) -> bool:
+    body = source.strip(" ")
+    return (
+        len(body.replace(" ", "")) >= MIN_SOURCE_CHARS
+        and len(words(body)) <= MAX_SOURCE_WORDS
+        and not _GLUED.search(body)
+        and "\n" not in source
+        and bool(_WORD.search(body))
+        and not re.search(r"\s\s|[^\S ]", source)
+    )
+
+
+@dataclass(frozen=True)
+class KeptLine:
+    """A line the program keeps, and which of its `word_spans` words are noise."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    noise: list[bool]
+
+
+def normalize_calls(
+    lines: Sequence[str],
+    removed: Sequence[bool],
+    noise: Sequence[Sequence[bool] | None],
+    protected: str = "",
+) -> list[Normalize]:
+    """The safe `normalize` calls (module docstring) that delete noise words of the kept lines.
+
+    lines: the document's lines; removed: one flag per line (the program's `remove_lines`); noise: per line,
+    one flag per `word_spans` word (True: noise), or None (nothing known: all content); protected: text whose
+    word phrases a call may not hold (a gold main content)."""
+    kept = []
+    for line, gone, flags in zip(lines, removed, noise, strict=True):
+        if gone:
+            continue
+        spans = word_spans(line)
+        if spans is None or flags is None or len(flags) != len(spans):
+            kept.append(KeptLine(line, spans or [], [False] * len(spans or [])))
+        else:
+            kept.append(KeptLine(line, spans, list(flags)))
+    candidates = {source for line in kept if any(line.noise) for source in noise_sources(line.text, line.noise)}
+    guarded = f" {' '.join(words(protected))} "
+    whole = set(words(protected))
+    taken: list[set[int]] = [set() for _ in kept]  # characters already deleted, per kept line
+    calls = []
+    for source in sorted(candidates, key=lambda s: (-len(s), s)):  # longest first: a short one may sit inside
+        if f" {' '.join(words(source))} " in guarded:
+            continue
+        places = _occurrences(kept, source)
+        if places is None or any(_splits_a_word(kept[row], start, end, whole) for row, start, end in places):
+            continue
+        if any(taken[row] & set(range(start, end)) for row, start, end in places):
+            continue
+        for row, start, end in places:
+            taken[row].update(range(start, end))
+        calls.append(Normalize(source, ""))
+    return _checked(kept, calls, taken)
+
+
+def _occurrences(kept: Sequence[KeptLine], source: str) -> list[tuple[int, int, int]] | None:
+    """(kept row, start, end) of each occurrence `str.replace` would delete; None when one covers a content
+    word or touches one only in part."""
+    places = []
+    for row, line in enumerate(kept):
+        start = line.text.find(source)
+        while start >= 0:
+            end = start + len(source)
+            for (word_start, word_end), is_noise in zip(line.spans, line.noise, strict=True):
+                overlaps = word_start < end and word_end > start
+                inside = start <= word_start and word_end <= end
+                if overlaps and not (is_noise and inside):
+                    return None
+            places.append((row, start, end))
+            start = line.text.find(source, end)
+    return places
+
+
+def _splits_a_word(line: KeptLine, start: int, end: int, whole: set[str]) -> bool:
+    """Whether the words of `line.text[start:end]`, with the words just before and after it, hold two
+    neighbours that run together make a `whole` word: an extractor split a word the gold holds whole
+    ('business es', 'C innamon'), and its parts are not noise."""
+    inside = [i for i, (s, e) in enumerate(line.spans) if start <= s and e <= end]
+    if not inside or not whole:
+        return False
+    first, last = max(inside[0] - 1, 0), min(inside[-1] + 1, len(line.spans) - 1)
+    tokens = [words(line.text[s:e])[0] for s, e in line.spans[first : last + 1]]
+    return any(left + right in whole for left, right in itertools.pairwise(tokens))
+
+
+def _checked(kept: Sequence[KeptLine], calls: list[Normalize], taken: Sequence[set[int]]) -> list[Normalize]:
+    """`calls` when the executor, run on the kept text, deletes exactly the characters of `taken`; else none
+    (deletions that join text into a new occurrence of a later call's source, a rare case)."""
+    if not calls:
+        return []
+    text = "\n".join(line.text for line in kept)
+    expected = "\n".join(
+        "".join(char for index, char in enumerate(line.text) if index not in deleted)
+        for line, deleted in zip(kept, taken, strict=True)
+    )
+    result = execute_chunk(text, Program(tuple(calls)), guards=_LOOSE)
+    return calls if result.text == expected and not result.errors else []
+
+
+def apply_normalize(lines: Sequence[str], calls: Sequence[Normalize]) -> list[str]:
+    """The lines with every call's source deleted (replaced), in order, as the executor does to kept text."""
+    out = list(lines)
+    for call in calls:
+        out = [line.replace(call.source, call.target) for line in out]
+    return out
+
+
+def with_normalize(program: Program, calls: Sequence[Normalize]) -> Program:
+    """`program` (line removals, or `keep_chunk()`) followed by `calls`; `keep_chunk()` goes when calls come."""
+    if not calls:
+        return program
+    kept = tuple(call for call in program.calls if not isinstance(call, KeepChunk))
+    return Program(kept + tuple(calls))
