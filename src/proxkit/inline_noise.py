@@ -201,6 +201,13 @@ def apply_normalize(lines: Sequence[str], calls: Sequence[Normalize]) -> list[st
     return out
 
 
+def calls_in(lines: Sequence[str], removed: Sequence[bool], sources: Sequence[str]) -> list[Normalize]:
+    """A `normalize` call for each of `sources` that occurs in a line of `lines` not removed (what a chunk's
+    program deletes of the document's in-line noise)."""
+    kept = [line for line, gone in zip(lines, removed, strict=True) if not gone]
+    return [Normalize(source) for source in sources if any(source in line for line in kept)]
+
+
 def with_normalize(program: Program, calls: Sequence[Normalize]) -> Program:
     """`program` (line removals, or `keep_chunk()`) followed by `calls`; `keep_chunk()` goes when calls come."""
     if not calls:

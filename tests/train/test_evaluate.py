@@ -38,6 +38,7 @@ def test_a_refiner_that_removes_everything_scores_zero_kept_f1(tmp_path, tiny_ba
     perfect = {"removed_line_f1": 1.0, "kept_line_f1": 1.0, "content_word_f1": 1.0, "pages": 1}
     assert report["c4_line_rule"] == perfect | {"words_kept": 0.6667}  # 8 of the page's 12 words
     assert report["model"]["words_kept"] == 0.0
+    assert report["model"]["normalize"]["calls"] == 0
 
 
 def test_clean_text_is_each_pages_gold_once_and_all_content(tmp_path, tiny_backbone):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxkit.train.metrics import F1, accuracy, binary_f1, c4_line_rule, content_word_f1
+from proxkit.train.metrics import F1, accuracy, binary_f1, c4_line_rule, content_word_f1, inline_report
 
 
 def test_binary_f1_counts_the_positive_class():
@@ -31,3 +31,21 @@ def test_content_word_f1_is_a_multiset_overlap_of_words():
 def test_c4_line_rule_keeps_sentences_of_three_words_or_more():
     lines = ["Home | About", "The council met on Tuesday.", "Really?", "He said “yes.”", "Read more"]
     assert c4_line_rule(lines) == [False, True, False, True, False]
+
+
+def test_inline_report_counts_what_normalize_removed_of_content_and_of_noise():
+    from proxkit.program import Normalize
+    from proxkit.train.seed import Example
+
+    lines = ["Home | News", "The council met on Tuesday. Share this: Facebook", "It voted for the budget."]
+    page = Example(
+        "p", "s", "chunk", lines, [True, False, False], gold="The council met on Tuesday.\nIt voted for the budget."
+    )
+    calls = [Normalize(" Share this: Facebook"), Normalize(" budget"), Normalize("absent text")]
+    report = inline_report([page], [[True, False, False]], [calls])
+    assert report["calls"] == 3 and report["not_found"] == 1
+    assert report["noise_words_removed"] == 3  # share, this, facebook
+    assert report["content_words_removed"] == 1  # budget
+    assert report["content_words_removed_share"] == round(1 / 10, 5)
+    assert report["content_word_precision"] == {"without": round(10 / 13, 4), "with": 1.0}
+    assert report["content_word_recall"] == {"without": 1.0, "with": 0.9}

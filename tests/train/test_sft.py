@@ -23,6 +23,27 @@ def test_program_targets_follow_the_chunks_and_labels(tiny_refiner):
     assert sft.program_targets(DOCS[0], tokenizer)[0][1] == "drop_doc()"
 
 
+def test_chunk_targets_carry_the_seeds_normalize_calls_in_the_chunks_that_hold_their_source(tiny_refiner):
+    tokenizer = load_tokenizer(tiny_refiner)
+    share = " Share this: Facebook"
+    lines = ["Home | About", f"The council met on Tuesday.{share}", "Copyright 2024"]
+    page = Example("a", "a", "chunk", lines, [True, False, True], normalize=(share, " Read more »"))
+    [(_, program)] = sft.program_targets(page, tokenizer)
+    assert program.splitlines()[-1] == 'normalize(source_str=" Share this: Facebook", target_str="")'
+    assert "Read more" not in program  # its source is not in this chunk's kept lines
+    long_page = Example(
+        "b",
+        "b",
+        "chunk",
+        [f"Paragraph {i} of a long article about the council.{share}" for i in range(400)],
+        [False] * 400,
+        normalize=(share,),
+    )
+    targets = sft.program_targets(long_page, tokenizer)
+    assert len(targets) > 1
+    assert all(program == f'normalize(source_str="{share}", target_str="")' for _, program in targets)
+
+
 def test_only_the_program_and_eos_are_learned(tiny_refiner):
     tokenizer = load_tokenizer(tiny_refiner)
     ids, labels = sft.encode_example([1, 5, 6], "keep_doc()", tokenizer)

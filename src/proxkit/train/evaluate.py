@@ -8,8 +8,15 @@ from dataclasses import replace
 
 from proxkit.layout import content_lines
 from proxkit.models import ModelSpec
-from proxkit.program import Mode, Stage, execute_doc, parse_program, removed_lines
-from proxkit.train.metrics import accuracy, binary_f1, c4_line_rule, chunk_report, words_kept_share
+from proxkit.program import Mode, Normalize, Stage, execute_doc, parse_program, removed_lines
+from proxkit.train.metrics import (
+    accuracy,
+    binary_f1,
+    c4_line_rule,
+    chunk_report,
+    inline_report,
+    words_kept_share,
+)
 from proxkit.train.seed import MAX_LINES, Example
 from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, merged_program
 
@@ -40,23 +47,23 @@ GROUPINGS = ("collection", "rendering", "language", "page_type")  # what `--by` 
 
 
 def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT, by: Sequence[str] = ()) -> dict:
-    """Chunk-stage scores of the model and of the C4 line rule on the pages (`chunk_report`, and the share
-    of words kept); with `by` (fields of `GROUPINGS`), the same per group of pages too (`groups`, keyed
-    `field=value,...`)."""
-    programs = write_chunk_programs(spec, pages, mode)
-    removes = [
-        removed_lines(len(page.lines), parse_program(program, Stage.CHUNK, mode))
-        for page, program in zip(pages, programs, strict=True)
-    ]
+    """Chunk-stage scores of the model and of the C4 line rule on the pages (`chunk_report` of the lines kept,
+    and the share of words kept), and what the model's `normalize` calls did (`inline_report`); with `by`
+    (fields of `GROUPINGS`), the same per group of pages too (`groups`, keyed `field=value,...`)."""
+    parsed = [parse_program(program, Stage.CHUNK, mode) for program in write_chunk_programs(spec, pages, mode)]
+    removes = [removed_lines(len(page.lines), program) for page, program in zip(pages, parsed, strict=True)]
+    calls = [[call for call in program.calls if isinstance(call, Normalize)] for program in parsed]
     rule = [[not keep for keep in c4_line_rule(page.lines)] for page in pages]
 
     def scores(rows: Sequence[int]) -> dict:
         chosen = [pages[i] for i in rows]
-        return {
+        report = {
             system: chunk_report(chosen, [flags[i] for i in rows])
             | {"words_kept": words_kept_share(chosen, [flags[i] for i in rows])}
             for system, flags in (("model", removes), ("c4_line_rule", rule))
         }
+        report["model"]["normalize"] = inline_report(chosen, [removes[i] for i in rows], [calls[i] for i in rows])
+        return report
 
     report = scores(range(len(pages)))
     if by:

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 from proxkit.rules import c4_line_rule
 
-__all__ = ["F1", "accuracy", "binary_f1", "c4_line_rule", "chunk_report", "content_word_f1", "mean", "words"]
+__all__ = [
+    "F1",
+    "accuracy",
+    "binary_f1",
+    "c4_line_rule",
+    "chunk_report",
+    "content_word_f1",
+    "inline_report",
+    "mean",
+    "words",
+]
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -75,6 +85,47 @@ def chunk_report(pages: Sequence, removes: Sequence[Sequence[bool]]) -> dict[str
         "kept_line_f1": round(binary_f1([not p for p in predicted], [not a for a in actual]).f1, 4),
         "content_word_f1": round(mean(word_f1), 4),
         "pages": len(pages),
+    }
+
+
+def inline_report(pages: Sequence, removes: Sequence[Sequence[bool]], calls: Sequence[Sequence]) -> dict:
+    """What the `normalize` calls (`calls`, per page: objects with `source` and `target`) did on pages (with
+    `lines`, `gold`) whose `removes` lines are gone: content-word precision and recall of the kept text
+    without and with them (means per page), the gold words they removed (pooled, and as a share of all the
+    gold words), the other words they removed (noise), how many calls there were and how many name a source
+    that is not in the page (`normalize_not_found` in strict mode)."""
+    without_p, without_r, with_p, with_r = [], [], [], []
+    content_removed = noise_removed = gold_words = count = not_found = 0
+    for page, remove, page_calls in zip(pages, removes, calls, strict=True):
+        kept = [line for line, gone in zip(page.lines, remove, strict=True) if not gone]
+        edited = list(kept)
+        text = "\n".join(page.lines)
+        for call in page_calls:
+            count += 1
+            not_found += call.source not in text
+            edited = [line.replace(call.source, call.target) for line in edited]
+        before, after = (
+            content_word_f1("\n".join(kept), page.gold or ""),
+            content_word_f1("\n".join(edited), page.gold or ""),
+        )
+        without_p.append(before.precision)
+        without_r.append(before.recall)
+        with_p.append(after.precision)
+        with_r.append(after.recall)
+        gold = Counter(words(page.gold or ""))
+        kept_words, edited_words = Counter(words("\n".join(kept))), Counter(words("\n".join(edited)))
+        lost = sum((kept_words & gold).values()) - sum((edited_words & gold).values())
+        content_removed += lost
+        noise_removed += sum(kept_words.values()) - sum(edited_words.values()) - lost
+        gold_words += sum(gold.values())
+    return {
+        "calls": count,
+        "not_found": not_found,
+        "content_words_removed": content_removed,
+        "content_words_removed_share": round(content_removed / gold_words, 5) if gold_words else 0.0,
+        "noise_words_removed": noise_removed,
+        "content_word_precision": {"without": round(mean(without_p), 4), "with": round(mean(with_p), 4)},
+        "content_word_recall": {"without": round(mean(without_r), 4), "with": round(mean(with_r), 4)},
     }
 
 

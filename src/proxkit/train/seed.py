@@ -104,6 +104,7 @@ class Example:
     page_type: str | None = None  # article, forum, product…, where the collection says
     rendering: str | None = None  # the HTML-to-text tool that wrote the text (None: it came as text)
     language: str | None = None  # where the collection says
+    normalize: tuple[str, ...] = ()  # chunk stage: sources of the seed's `normalize` calls (noise inside lines)
 
     @classmethod
     def from_seed(cls, seed: SeedExample) -> Example:
@@ -115,7 +116,8 @@ class Example:
         about |= {"rendering": seed.rendering, "language": seed.language}
         if seed.stage == Stage.CHUNK:
             remove = [not seed.labels[position] for position in content.positions[:MAX_LINES]]
-            return cls(seed.source, seed.site, "chunk", lines, remove, gold=seed.gold, **about)
+            sources = tuple(call.source for call in seed.normalizes())
+            return cls(seed.source, seed.site, "chunk", lines, remove, gold=seed.gold, normalize=sources, **about)
         return cls(seed.source, seed.site, "doc", lines, drop=not seed.label, **about)
 
 

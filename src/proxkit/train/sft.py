@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from loguru import logger
 
+from proxkit.inline_noise import calls_in, with_normalize
 from proxkit.models.backbones import resolve_base
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Program, Stage
@@ -52,14 +53,16 @@ class SFTConfig:
 
 
 def program_targets(example: Example, tokenizer: Tokenizer) -> list[tuple[list[int], str]]:
-    """(prompt ids, target program) pairs of one seed example: one per chunk (chunk stage) or one (doc)."""
+    """(prompt ids, target program) pairs of one seed example: one per chunk (chunk stage: its line removals,
+    then the seed's `normalize` calls whose source is in the chunk's kept lines) or one (doc)."""
     text = "\n".join(example.lines)
     if example.stage == "doc":
         return [(doc_prompt_ids(text, tokenizer).ids, "drop_doc()" if example.drop else "keep_doc()")]
     pairs = []
     for chunk in chunk_document(text, line_cost(tokenizer)):
         flags = example.remove[chunk.first_line : chunk.last_line + 1]
-        program = Program.removing(flags, chunk.first_line).render()
+        inline = calls_in(example.lines[chunk.first_line : chunk.last_line + 1], flags, example.normalize)
+        program = with_normalize(Program.removing(flags, chunk.first_line), inline).render()
         pairs.append((chunk_prompt_ids(chunk.text, tokenizer).ids, program))
     return pairs
 
