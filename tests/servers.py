@@ -66,10 +66,12 @@ class FlakyServer:
 
 
 class ScriptedChatServer:
-    """A loopback chat-completions server answering like a careful annotator: scores from `scores`, and
-    for chunk prompts a python block removing every line that contains "Home |" or "©"."""
+    """A loopback chat-completions server answering like a careful annotator: scores from `scores`, for
+    chunk prompts a python block removing every line that contains "Home |" or "©", and for rewrite prompts
+    the document without those lines and without " Share this: Facebook", followed by `invented` (text a
+    model adds)."""
 
-    def __init__(self, scores: tuple[int, int] = (3, 4)) -> None:
+    def __init__(self, scores: tuple[int, int] = (3, 4), invented: str = "") -> None:
         import json
         import re
 
@@ -88,6 +90,11 @@ class ScriptedChatServer:
                     answer = f"Clear and useful.\nEducational score: {scores[0]}"
                 elif "Extraction Quality Score" in prompt:
                     answer = f"Mostly clean.\nExtraction Quality Score: {scores[1]}"
+                elif "<clean>" in prompt:
+                    document = prompt.split("<document>\n", 1)[1].rsplit("\n</document>", 1)[0]
+                    kept = [line for line in document.split("\n") if "Home |" not in line and "©" not in line]
+                    copy = "\n".join(kept).replace(" Share this: Facebook", "") + invented
+                    answer = f"Here it is.\n<clean>\n{copy}\n</clean>"
                 else:
                     text = prompt.rsplit("[doc]\n", 1)[1]
                     calls = [

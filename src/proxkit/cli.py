@@ -604,12 +604,19 @@ def annotate_command(
     max_removed: Annotated[
         float, typer.Option(help="Drop a chunk's removals above this share of its lines.")
     ] = ANNOTATE["max_removed"],
+    rewrite: Annotated[
+        bool,
+        typer.Option(
+            help="Chunk labels from a cleaned copy of each chunk: only the deletions it implies are kept "
+            '(remove_lines, normalize to ""), never text the model invented or moved.'
+        ),
+    ] = ANNOTATE["rewrite"],
 ) -> None:
-    """Label documents with an LLM the ProX way (edu + format scores, three chunk prompts); resumable:
-    answers are cached next to the output."""
+    """Label documents with an LLM the ProX way (edu + format scores, three chunk prompts, or with --rewrite
+    a cleaned copy); resumable: answers are cached next to the output."""
     from proxkit.annotate.llm import annotate_corpus
 
-    config = AnnotateConfig(base_url, model, api_key, concurrency, max_removed=max_removed)
+    config = AnnotateConfig(base_url, model, api_key, concurrency, max_removed=max_removed, rewrite=rewrite)
     counts = annotate_corpus(config, [str(path) for path in inputs], output, text_key, id_key, limit)
     typer.echo(json.dumps(counts))
 

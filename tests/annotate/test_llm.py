@@ -17,6 +17,7 @@ from proxkit.annotate.llm import (
     merge_programs,
     parse_score,
     program_from_answer,
+    rewritten_text,
 )
 from proxkit.cli import app
 from proxkit.program import KeepChunk, Normalize, Program, RemoveLines
@@ -73,6 +74,53 @@ def test_annotation_labels_documents_and_lines_and_resumes_from_its_cache(tmp_pa
         server.close()
 
 
+ARTICLE = "Tulips need cold winters to flower well, so gardeners in warm places chill the bulbs first."
+REWRITE_PAGE = "\n".join(
+    ["Home | Shop | Blog", f"{ARTICLE} Share this: Facebook", "Plant them in autumn, a hand deep.", "© 2024 Garden Co."]
+)
+
+
+def test_a_rewrite_gives_a_program_of_the_deletions_it_implies(tmp_path):
+    server = ScriptedChatServer(scores=(3, 4))
+    try:
+        config = AnnotateConfig(server.url, "annotator", chunk_lines=3, rewrite=True)
+        annotator = Annotator(config, tmp_path / "cache.jsonl")
+        doc, chunk = annotator.annotate("page-1", REWRITE_PAGE)
+        annotator.close()
+        assert doc["label"] == 1
+        assert chunk["labels"] == [0, 1, 1, 0]
+        assert chunk["program"].splitlines() == [
+            "remove_lines(line_start=0, line_end=0)",
+            "remove_lines(line_start=3, line_end=3)",
+            'normalize(source_str=" Share this: Facebook", target_str="")',
+        ]
+        assert chunk["scores"] == {"rewrite_words": 23, "rewrite_words_not_deleted": 0}
+        assert server.requests == 2 + 2  # two scores, one rewrite per chunk of 3 lines
+        assert rewritten_text("```\nkept text\n```") == "kept text"
+    finally:
+        server.close()
+
+
+def test_text_a_rewrite_invents_is_never_taken_and_is_counted(tmp_path):
+    invented = " In short, tulips are easy to grow if you follow these simple rules every single year."
+    server = ScriptedChatServer(scores=(3, 4), invented=invented)
+    try:
+        source = tmp_path / "docs.jsonl"
+        source.write_text(json.dumps({"id": "d1", "text": REWRITE_PAGE}) + "\n")
+        out = tmp_path / "seed.jsonl"
+        args = ["annotate", str(source), "-o", str(out), "--base-url", server.url, "--model", "m", "--rewrite"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        counts = json.loads(result.stdout)
+        assert counts["chunk_examples"] == 1 and counts["normalize_calls"] == 1
+        assert counts["rewrite_words_not_deleted"] == 16  # the invented sentence, once (one chunk)
+        assert counts["rewrite_share_not_deleted"] == round(16 / 39, 4)
+        chunk = json.loads(out.read_text().splitlines()[1])
+        assert "tulips are easy" not in chunk["program"] and chunk["labels"] == [0, 1, 1, 0]
+    finally:
+        server.close()
+
+
 def test_a_dropped_document_gets_no_chunk_annotation(tmp_path):
     server = ScriptedChatServer(scores=(1, 5))
     try:
@@ -105,6 +153,12 @@ def test_prox_annotate_against_prox_serve_running_a_small_model(tiny_refiner, tm
         assert out.read_text() == ""
         assert len((tmp_path / "seed.cache.jsonl").read_text().splitlines()) == 2  # both answers cached
         assert CliRunner().invoke(app, args).stdout == result.stdout  # resumed from the cache, same output
+        # a random model's "copy" shares no run of words with the page: every line goes, no word is taken
+        rewriter = Annotator(AnnotateConfig(url, "tiny", rewrite=True, max_tokens=8), tmp_path / "rewrite.jsonl")
+        chunk = rewriter.rewrite_example("d1", PAGE.split("\n"))
+        rewriter.close()
+        assert chunk["labels"] == [0, 0, 0] and chunk["program"] == "remove_lines(line_start=0, line_end=2)"
+        assert chunk["scores"]["rewrite_words"] == chunk["scores"]["rewrite_words_not_deleted"] > 0
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -125,6 +125,15 @@ def aligned_words(lines: list[str], gold: str) -> list[list[bool]]:
     return per_line
 
 
+def clean_words_aligned(lines: list[str], clean: str) -> tuple[int, int]:
+    """(words of the clean copy the alignment of `align` matched with the page's, all its words): their
+    difference is what the copy did not get by deleting (text invented, reworded or moved)."""
+    page_words = [word for line in lines for word in words(line)]
+    clean_words = words(clean)
+    matched = sum(size for _, _, size in matching_blocks(page_words, clean_words, MIN_RUN)) if clean_words else 0
+    return matched, len(clean_words)
+
+
 def line_labels(aligned: list[list[bool]]) -> list[bool]:
     """Content lines from their aligned words: more than `MIN_SHARE` of a line's words aligned; a line without
     words as its neighbours (`_fill_wordless`)."""

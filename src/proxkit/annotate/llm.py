@@ -7,6 +7,9 @@ when edu ≥ 3, or edu = 2 and format ≥ 4. Chunk level: three few-shot prompts
 chunks (menus at the top; buttons, HTML leftovers and links; footers), answered with a python block of
 `untouch_doc()` / `remove_lines(start, end)` / `normalize(source_str, target_str)`; the three programs are
 read by the strict parser, merged, and dropped when they would remove more than a share of the chunk.
+With `rewrite`, each chunk is instead copied out cleaned by the endpoint, and only the deletions the copy
+implies become the program (`remove_lines`, and `normalize` to "" inside kept lines), the way the human gold
+does: the RefineX recipe (arXiv 2507.03253), free of the edits a model would invent.
 
 Every answer is cached by the hash of its request, so an interrupted run resumes without asking again.
 The prompt wording is ours; the structure follows the paper's appendix.
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxkit.annotate.human import chunk_example, clean_words_aligned
 from proxkit.program import KeepChunk, Normalize, Program, RemoveLines, Stage, parse_program
 from proxkit.prompts import number_line
 from proxkit.train.seed import SeedExample
@@ -97,6 +101,17 @@ CHUNK_PROMPTS = {
     },
 }
 _SCORE = {"edu": re.compile(r"Educational score:\s*(\d)"), "format": re.compile(r"Extraction Quality Score:\s*(\d)")}
+REWRITE_PROMPT = """Below is text extracted from a web page, between <document> tags. Copy it out with the noise \
+removed: navigation menus, buttons, share and login prompts, ads, cookie notices, links to other pages, bylines \
+and dates stuck to the text, footers and copyright lines. Only delete: do not reword, correct, summarise, reorder \
+or add anything; every line or piece of a line you keep must be copied exactly as it is. Answer with the cleaned \
+text only, between <clean> and </clean>.
+
+<document>
+{document}
+</document>"""
+
+_CLEAN = re.compile(r"<clean>\n?(.*?)\n?</clean>", re.DOTALL)
 _CODE = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
 
 
@@ -121,6 +136,13 @@ def program_from_answer(answer: str) -> Program:
     """The calls of the answer's python block (or of the whole answer), read by the strict parser."""
     blocks = _CODE.findall(answer)
     return parse_program("\n".join(blocks) if blocks else answer, Stage.CHUNK)
+
+
+def rewritten_text(answer: str) -> str:
+    """The cleaned copy in a rewrite answer: between <clean> tags, else the whole answer without code fences."""
+    if match := _CLEAN.search(answer):
+        return match.group(1)
+    return re.sub(r"^```\w*\n?|\n?```$", "", answer.strip())
 
 
 def merge_programs(programs: Sequence[Program], first_line: int, last_line: int, max_removed: float) -> Program:
@@ -153,6 +175,7 @@ class AnnotateConfig:
     chunk_lines: int = 40  # lines per chunk shown to the annotator
     max_removed: float = 0.8  # removal-ratio cap of a merged chunk program
     max_tokens: int = 512
+    rewrite: bool = False  # chunk labels from a cleaned copy of each chunk instead of the three prompts
 
 
 class Annotator:
@@ -174,11 +197,12 @@ class Annotator:
     def close(self) -> None:
         self._cache.close()
 
-    def ask(self, prompts: Sequence[str]) -> list[str | None]:
-        """The answers to every prompt (None where the endpoint kept failing)."""
+    def ask(self, prompts: Sequence[str], max_tokens: int | None = None) -> list[str | None]:
+        """The answers to every prompt (None where the endpoint kept failing); `max_tokens` per answer
+        (default: the config's)."""
         keys = [hashlib.sha1(f"{self.config.model}\0{p}".encode()).hexdigest() for p in prompts]
         missing = [i for i, key in enumerate(keys) if key not in self.answers]
-        fresh = asyncio.run(self._chat_all([prompts[i] for i in missing]))
+        fresh = asyncio.run(self._chat_all([prompts[i] for i in missing], max_tokens or self.config.max_tokens))
         for index, answer in zip(missing, fresh, strict=True):
             if answer is not None:
                 self.answers[keys[index]] = answer
@@ -186,7 +210,7 @@ class Annotator:
         self._cache.flush()
         return [self.answers.get(key) for key in keys]
 
-    async def _chat_all(self, prompts: Sequence[str]) -> list[str | None]:
+    async def _chat_all(self, prompts: Sequence[str], max_tokens: int) -> list[str | None]:
         import httpx
 
         config = self.config
@@ -201,7 +225,7 @@ class Annotator:
                     "model": config.model,
                     "messages": [{"role": "user", "content": prompt}],
                     "temperature": 0.0,
-                    "max_tokens": config.max_tokens,
+                    "max_tokens": max_tokens,
                 }
                 for attempt in range(config.retries + 1):
                     if attempt:
@@ -234,6 +258,12 @@ class Annotator:
         examples = [SeedExample(source, SUBSET, source, "doc", text, program, label=int(keep), scores=scores).to_dict()]
         if not keep:
             return examples
+        chunk = self.rewrite_example(source, lines) if self.config.rewrite else self.program_example(source, lines)
+        return examples + ([chunk] if chunk is not None else [])
+
+    def program_example(self, source: str, lines: list[str]) -> dict | None:
+        """The chunk example of the ProX recipe: three prompts per chunk of lines, their programs merged (None
+        when an answer is missing)."""
         merged: list[Program] = []
         step = self.config.chunk_lines
         for first in range(0, len(lines), step):
@@ -241,7 +271,7 @@ class Annotator:
             chunk = "\n".join(number_line(i, lines[i]) for i in range(first, last + 1))
             answers = self.ask([chunk_prompt_text(chunk, kind) for kind in CHUNK_PROMPTS])
             if any(answer is None for answer in answers):
-                return examples
+                return None
             programs = [program_from_answer(answer) for answer in answers]
             merged.append(merge_programs(programs, first, last, self.config.max_removed))
         removed = [False] * len(lines)
@@ -251,8 +281,27 @@ class Annotator:
                     removed[call.start : call.end + 1] = [True] * (call.end + 1 - call.start)
         program = "\n".join(p.render() for p in merged)
         labels = [int(not gone) for gone in removed]
-        examples.append(SeedExample(source, SUBSET, source, "chunk", text, program, labels=labels).to_dict())
-        return examples
+        return SeedExample(source, SUBSET, source, "chunk", "\n".join(lines), program, labels=labels).to_dict()
+
+    def rewrite_example(self, source: str, lines: list[str]) -> dict | None:
+        """The chunk example of a cleaned copy (the RefineX way): each chunk of lines rewritten by the endpoint,
+        and only the deletions the copies imply kept, by the alignment the human gold goes through
+        (`chunk_example`: `remove_lines` for lines gone, safe `normalize` calls for noise inside kept lines);
+        what a copy holds beyond deletions is never taken. `scores` records the copy's words and how many
+        of them were not deletions (invented, reworded or moved). None when an answer is missing."""
+        copies = []
+        for first in range(0, len(lines), self.config.chunk_lines):
+            chunk = "\n".join(lines[first : first + self.config.chunk_lines])
+            room = max(self.config.max_tokens, len(chunk) // 3 + 64)  # a copy is about as long as its chunk
+            [answer] = self.ask([REWRITE_PROMPT.format(document=chunk)], room)
+            if answer is None:
+                return None
+            copies.append(rewritten_text(answer))
+        clean = "\n".join(copies)
+        matched, total = clean_words_aligned(lines, clean)
+        example = chunk_example(source, SUBSET, source, lines, clean)
+        example.scores = {"rewrite_words": total, "rewrite_words_not_deleted": total - matched}
+        return example.to_dict()
 
 
 def annotate_corpus(
@@ -264,13 +313,17 @@ def annotate_corpus(
     limit: int = 0,
 ) -> dict[str, int]:
     """`prox annotate`: every readable document of `inputs` labelled (`Annotator.annotate`) into the seed
-    JSONL `output`, its answers cached beside it (`OUTPUT.cache.jsonl`, so a rerun resumes); returns counts."""
+    JSONL `output`, its answers cached beside it (`OUTPUT.cache.jsonl`, so a rerun resumes); returns counts
+    (with `rewrite`, also the copies' words, the share of them that were not deletions, and the normalize
+    calls written)."""
     from proxkit.outcome import is_pending
     from proxkit.readers import RecordReader
 
     annotator = Annotator(config, output.with_suffix(".cache.jsonl"))
     reader = RecordReader([str(path) for path in inputs], text_key, id_key, limit or -1)
     counts = {"documents": 0, "doc_examples": 0, "chunk_examples": 0, "unanswered": 0}
+    if config.rewrite:
+        counts |= {"rewrite_words": 0, "rewrite_words_not_deleted": 0, "normalize_calls": 0}
     try:
         with output.open("w", encoding="utf-8") as file:
             for document in reader.run():
@@ -280,7 +333,14 @@ def annotate_corpus(
                 counts["unanswered"] += not examples
                 for example in examples:
                     counts[f"{example['stage']}_examples"] += 1
+                    if config.rewrite and example["stage"] == "chunk":
+                        for key in ("rewrite_words", "rewrite_words_not_deleted"):
+                            counts[key] += example["scores"][key]
+                        counts["normalize_calls"] += example["program"].count("normalize(")
                     file.write(json.dumps(example, ensure_ascii=False) + "\n")
     finally:
         annotator.close()
+    if config.rewrite:
+        share = counts["rewrite_words_not_deleted"] / counts["rewrite_words"] if counts["rewrite_words"] else 0.0
+        counts["rewrite_share_not_deleted"] = round(share, 4)
     return counts
