@@ -531,6 +531,32 @@ def train_doc_probe_command(
     typer.echo(json.dumps(report, indent=2))
 
 
+@train_app.command("word-head")
+def train_word_head_command(
+    seed: Annotated[Path, typer.Option(help="Seed examples (JSONL) with chunk pages and their gold.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the tagger directory.")],
+    tagger: Annotated[str, typer.Option(help="The tagger that gets the word head.")] = "proxkit/web-chunk-tagger",
+    max_pages: Annotated[int, typer.Option(help="Chunk pages sampled, fair across collections (0: all).")] = 0,
+    leave_collection_out: Annotated[
+        bool, typer.Option(help="First validate with one fold per collection, left out whole.")
+    ] = False,
+) -> None:
+    """Give a tagger a word head: it marks noise inside kept lines, written as normalize calls (line head
+    and backbone unchanged); validated by held-out sites (and collections); write it."""
+    from proxkit.train.seed import load_seed
+    from proxkit.train.word_head import train_and_validate_word_head
+
+    try:
+        directory = resolve(tagger, Stage.CHUNK).tagger_directory
+        if directory is None:
+            raise ValueError(f"{tagger} is not a tagger directory")
+        examples = load_seed(seed)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    report = train_and_validate_word_head(examples, Path(directory), output, max_pages, leave_collection_out)
+    typer.echo(json.dumps(report, indent=2))
+
+
 SeedOption = Annotated[Path, typer.Option(help="Seed examples (JSONL).")]
 TrainOutput = Annotated[Path, typer.Option("--output", "-o", help="Training folder (best/ is the model).")]
 BaseOption = Annotated[str, typer.Option(help="smollm2-135m, a model directory or a hub id.")]

@@ -27,13 +27,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
 from proxkit.layout import ContentLines, content_lines
 from proxkit.models.backbones import resolve_base
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
+from proxkit.models.word_head import WordHead
 from proxkit.models.writer import Generation, ProgramWriter, dtype_name
-from proxkit.program import DropDoc, KeepChunk, KeepDoc, Program
+from proxkit.program import DropDoc, KeepChunk, KeepDoc, Normalize, Program
 from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
 from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule
 
@@ -60,7 +62,10 @@ class TaggerConfig:
     tokens of a page per chunk prompt when this tagger refines, as it was trained (`prox train tagger
     --chunk-budget`; 0: a whole page per prompt); languages: the languages (`proxkit.languages` codes) where
     the line head was validated at least as good as the C4 line rule — a chunk in another language or a
-    non-Latin script gets the C4 rule's program instead, and says so (None: the head everywhere)."""
+    non-Latin script gets the C4 rule's program instead, and says so (None: the head everywhere);
+    word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
+    of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
+    (`proxkit.inline_noise`; None: no word head, line removals only)."""
 
     base: str
     depth: int = 4
@@ -76,6 +81,7 @@ class TaggerConfig:
     recurrent: bool = False
     chunk_budget: int = CHUNK_TOKEN_BUDGET
     languages: tuple[str, ...] | None = None
+    word_threshold: float | None = None
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
@@ -412,6 +418,7 @@ class TaggerWriter(ProgramWriter):
         self.prompt_tokenizer = tokenizer
         self.backbone = Backbone(self.config, device, dtype)
         self.heads = TaggerHeads.load(directory, self.config)
+        self.word_head = WordHead.load(directory) if self.config.word_threshold is not None else None
         # a CPU runs one full window fastest alone (measured: benchmarks/bench_refine.py); a GPU wants batches
         self.batch_tokens = self.config.max_tokens if device == "cpu" else 8 * self.config.max_tokens
 
@@ -454,8 +461,27 @@ class TaggerWriter(ProgramWriter):
             drop_probability = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states))))
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
-        remove = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
-        return Generation(Program.removing(reading.content.spread(remove), reading.first_number).render())
+        remove = reading.content.spread(
+            (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
+        )
+        program = Program.removing(remove, reading.first_number)
+        if self.word_head is not None:
+            program = with_normalize(program, self._inline_calls(reading, remove))
+        return Generation(program.render())
+
+    def _inline_calls(self, reading: PromptReading, remove: list[bool]) -> list[Normalize]:
+        """The `normalize` calls for the noise the word head marks in the kept lines: read on the content
+        lines, written on the prompt's own lines (so each source is the document's text), checked against
+        every line of the prompt (`inline_noise.normalize_calls`; a whole-page prompt, as the bundled tagger
+        reads, checks the whole document)."""
+        content = reading.content
+        kept = [index for index, position in enumerate(content.positions) if not remove[position]]
+        marks = self.word_head.noise_probabilities([content.lines[index] for index in kept])
+        noise: list[list[bool] | None] = [None] * len(reading.raw)
+        for index, probabilities in zip(kept, marks, strict=True):
+            if probabilities is not None:
+                noise[content.positions[index]] = [p >= self.config.word_threshold for p in probabilities]
+        return normalize_calls(reading.raw, remove, noise)
 
 
 @dataclass(frozen=True)
@@ -466,6 +492,7 @@ class PromptReading:
     is_doc: bool
     content: ContentLines
     first_number: int = 0
+    raw: tuple[str, ...] = ()  # a chunk's lines as the prompt shows them (without their numbers)
 
 
 def _read_prompt(prompt: str) -> PromptReading:
@@ -476,4 +503,5 @@ def _read_prompt(prompt: str) -> PromptReading:
     numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
     numbered = [match for match in numbered if match]
     first = int(numbered[0].group(1)) if numbered else 0
-    return PromptReading(False, content_lines([match.group(2) for match in numbered]), first)
+    raw = tuple(match.group(2) for match in numbered)
+    return PromptReading(False, content_lines(raw), first, raw)
