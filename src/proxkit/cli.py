@@ -508,6 +508,14 @@ def train_tagger_command(
     typer.echo(json.dumps(report, indent=2))
 
 
+def _tagger_directory(name: str, stage: Stage) -> Path:
+    """The directory of the tagger `name` resolves to, or a ValueError when it is no tagger."""
+    directory = resolve(name, stage).tagger_directory
+    if directory is None:
+        raise ValueError(f"{name} is not a tagger directory")
+    return Path(directory)
+
+
 @train_app.command("doc-probe")
 def train_doc_probe_command(
     seed: Annotated[Path, typer.Option(help="Seed examples (JSONL) with DCLM and page-typed (WCXB) doc examples.")],
@@ -522,10 +530,7 @@ def train_doc_probe_command(
     from proxkit.train.seed import load_seed
 
     try:
-        directory = resolve(tagger, Stage.DOC).tagger_directory
-        if directory is None:
-            raise ValueError(f"{tagger} is not a tagger directory")
-        report = refit_doc_probe(directory, load_seed(seed), states, output)
+        report = refit_doc_probe(_tagger_directory(tagger, Stage.DOC), load_seed(seed), states, output)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(report, indent=2))
@@ -547,13 +552,11 @@ def train_word_head_command(
     from proxkit.train.word_head import train_and_validate_word_head
 
     try:
-        directory = resolve(tagger, Stage.CHUNK).tagger_directory
-        if directory is None:
-            raise ValueError(f"{tagger} is not a tagger directory")
+        directory = _tagger_directory(tagger, Stage.CHUNK)
         examples = load_seed(seed)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    report = train_and_validate_word_head(examples, Path(directory), output, max_pages, leave_collection_out)
+    report = train_and_validate_word_head(examples, directory, output, max_pages, leave_collection_out)
     typer.echo(json.dumps(report, indent=2))
 
 

@@ -1,9 +1,11 @@
 """Train a tagger's word head (`proxkit.models.word_head`) from seed pages with a gold (`prox train word-head`).
 
-Labels come from the alignment the seed importer uses (`annotate.human.aligned_words`): in a line the gold
-keeps, the words it does not hold are noise. The head learns from every such line; only what passes the
-safety rules of `inline_noise.normalize_calls` is ever written, so the threshold is chosen on held-out sites
-by what the calls do: the best content-word precision at a recall loss of at most `MAX_RECALL_LOSS`.
+Labels come from the seed: in a line the gold keeps, the words its `normalize` calls delete are noise, the
+words the gold holds (`annotate.human.aligned_words`) are content, and the other words, which no safe call
+deletes, are left out (`line_items`). Only what passes the safety rules of `inline_noise.normalize_calls` is
+ever written, so the threshold is chosen on held-out sites by what the calls do: the best content-word
+precision at a recall loss of at most `MAX_RECALL_LOSS` and content words removed at most
+`MAX_CONTENT_REMOVED` of the gold's.
 Validation holds out whole sites, and with `--leave-collection-out` whole collections. Lines are the gold's
 line labels here, so the scores say what the word head adds to a line head that is right; `prox evaluate
 chunk` says what the whole tagger does.
@@ -20,7 +22,7 @@ import torch
 from loguru import logger
 
 from proxkit.annotate.human import aligned_words
-from proxkit.inline_noise import normalize_calls
+from proxkit.inline_noise import normalize_calls, word_spans
 from proxkit.models.tagger import TaggerConfig
 from proxkit.models.word_head import WordHead, batch, line_words
 from proxkit.train.metrics import inline_report
@@ -28,8 +30,9 @@ from proxkit.train.seed import Example
 from proxkit.train.split import held_out_split, sample_pages
 
 MAX_RECALL_LOSS = 0.002  # content-word recall a threshold may cost (mean per page)
+MAX_CONTENT_REMOVED = 0.0005  # share of the gold's words a threshold's calls may remove
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
-MIN_STEPS = 400  # optimizer steps however few the lines, so a small seed set is still learned
+MIN_STEPS = 200  # optimizer steps however few the lines, so a small seed set is still learned
 CLEAN_LINES_PER_NOISY = 3  # lines without noise kept per line with noise in training (the rest sampled out)
 
 LineItem = tuple[list[int], torch.Tensor, torch.Tensor]  # buckets, shapes, noise labels of one line
@@ -41,19 +44,35 @@ def pages_with_gold(examples: Sequence[Example]) -> list[Example]:
 
 
 def line_items(pages: Sequence[Example], seed: int = 0) -> list[LineItem]:
-    """The training lines of these pages: every content line holding a noise word (one the gold does not
-    hold), and up to `CLEAN_LINES_PER_NOISY` times as many content lines without, drawn at random."""
+    """The training lines of these pages, each word labelled 1 (noise the seed's `normalize` calls delete),
+    0 (a word the gold holds) or -1 (left out of the loss: a word the gold does not hold that no safe call
+    deletes, which is as often an alignment's doubt as noise): every content line with a noise word, and up
+    to `CLEAN_LINES_PER_NOISY` times as many without, drawn at random."""
     noisy, clean = [], []
     for page in pages:
         for line, gone, aligned in zip(page.lines, page.remove, aligned_words(page.lines, page.gold), strict=True):
             read = None if gone else line_words(line)
-            if read is None or len(read[0]) != len(aligned):
+            spans = word_spans(line)
+            if read is None or spans is None or len(spans) != len(aligned):
                 continue
-            item = (read[0], read[1], torch.tensor([not flag for flag in aligned], dtype=torch.float32))
-            (noisy if not all(aligned) else clean).append(item)
+            deleted = _deleted_words(line, spans, page.normalize)
+            labels = [1.0 if cut else 0.0 if kept else -1.0 for cut, kept in zip(deleted, aligned, strict=True)]
+            (noisy if any(deleted) else clean).append((read[0], read[1], torch.tensor(labels)))
     rng = random.Random(seed)
     rng.shuffle(clean)
     return noisy + clean[: CLEAN_LINES_PER_NOISY * len(noisy)]
+
+
+def _deleted_words(line: str, spans: Sequence[tuple[int, int]], sources: Sequence[str]) -> list[bool]:
+    """Which words of the line lie inside an occurrence of one of `sources`."""
+    cut = [False] * len(spans)
+    for source in sources:
+        start = line.find(source)
+        while start >= 0:
+            end = start + len(source)
+            cut = [flag or (start <= s and e <= end) for flag, (s, e) in zip(cut, spans, strict=True)]
+            start = line.find(source, end)
+    return cut
 
 
 def train_word_head(items: Sequence[LineItem], epochs: int = 4, batch_size: int = 64, seed: int = 0) -> WordHead:
@@ -71,11 +90,10 @@ def train_word_head(items: Sequence[LineItem], epochs: int = 4, batch_size: int 
         for start in range(0, len(order), batch_size):
             chosen = [items[i] for i in order[start : start + batch_size]]
             buckets, shapes, lengths = batch([(ids, shape) for ids, shape, _ in chosen])
-            target = torch.zeros(buckets.shape)
-            mask = torch.zeros(buckets.shape, dtype=torch.bool)
+            target = torch.full(buckets.shape, -1.0)
             for row, (_, _, labels) in enumerate(chosen):
                 target[row, : len(labels)] = labels
-                mask[row, : len(labels)] = True
+            mask = target >= 0
             logits = head(buckets, shapes, lengths)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], target[mask])
             optimizer.zero_grad()
@@ -103,7 +121,8 @@ def scored(head: WordHead, pages: Sequence[Example], threshold: float, probabili
 
 def choose_threshold(head: WordHead, pages: Sequence[Example]) -> tuple[float, dict]:
     """The threshold of `THRESHOLDS` with the best content-word precision at a recall loss of at most
-    `MAX_RECALL_LOSS` on these pages (the highest when none gains), and its report."""
+    `MAX_RECALL_LOSS` and content removed at most `MAX_CONTENT_REMOVED` on these pages (the highest when
+    none is that safe), and its report."""
     probabilities = [
         head.noise_probabilities([line for line, gone in zip(p.lines, p.remove, strict=True) if not gone])
         for p in pages
@@ -113,7 +132,8 @@ def choose_threshold(head: WordHead, pages: Sequence[Example]) -> tuple[float, d
         report = scored(head, pages, threshold, probabilities)
         recall, precision = report["content_word_recall"], report["content_word_precision"]
         gain = precision["with"] - precision["without"]
-        if recall["without"] - recall["with"] <= MAX_RECALL_LOSS and (best is None or gain > best[0]):
+        safe = report["content_words_removed_share"] <= MAX_CONTENT_REMOVED
+        if safe and recall["without"] - recall["with"] <= MAX_RECALL_LOSS and (best is None or gain > best[0]):
             best = (gain, threshold, report)
     if best is None:
         return THRESHOLDS[-1], scored(head, pages, THRESHOLDS[-1], probabilities)
