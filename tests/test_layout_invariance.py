@@ -65,5 +65,9 @@ def test_every_layout_of_a_real_page_gives_the_same_decision_and_the_same_kept_w
     assert sorted(outcome) == sorted(documents)
     for name, by_layout in outcome.items():
         assert len(by_layout) == len(LAYOUTS)
-        assert len(set(json.dumps(answer) for answer in by_layout.values())) == 1, (name, by_layout)
+        assert len({json.dumps(answer[:2]) for answer in by_layout.values()}) == 1, (name, by_layout)
+        # the same content lines reach the backbone in every layout; in bfloat16 (auto, on CPUs where it pays)
+        # the batch a document shares with others moves its score in the third or fourth place
+        scores = [score for _, _, score in by_layout.values()]
+        assert max(scores) - min(scores) <= 0.005, (name, scores)
     assert any(place == "data" for by_layout in outcome.values() for place, _, _ in by_layout.values())
