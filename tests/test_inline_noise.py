@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from proxkit.annotate.human import chunk_example
 from proxkit.inline_noise import (
     apply_normalize,
@@ -69,6 +71,13 @@ def test_no_call_for_a_word_an_extractor_split():
     lines = [f"{ARTICLE} Small business es", SECOND]
     gold = f"{ARTICLE} Small businesses\n{SECOND}"
     assert normalize_sources(chunk_example("t/3", "t", "t", lines, gold).program) == []
+
+
+@pytest.mark.parametrize("broken", ["M a ster G a rdener", "editionÂ"])
+def test_no_call_for_words_an_extractor_spaced_out_or_garbled(broken):
+    lines = [f"{ARTICLE} {broken}", SECOND]
+    gold = f"{ARTICLE} Master Gardener edition\n{SECOND}"
+    assert normalize_sources(chunk_example("t/4", "t", "t", lines, gold).program) == []
 
 
 def test_calls_leave_removed_lines_alone_and_keep_chunk_goes():

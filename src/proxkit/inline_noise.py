@@ -16,7 +16,8 @@ call is written only when:
   occurrence overlaps another call's (so calls never disturb one another);
 - its words, as a phrase, are not among the `protected` words (a gold's: where a clean copy holds the
   phrase, removing it anywhere is a risk, however well the alignment placed it), and no word of it run
-  together with its neighbour is a protected word (an extractor split 'business es', the gold has it whole);
+  together with its neighbour is a protected word (an extractor split 'business es', the gold has it whole),
+  nor is it a protected word with a character or two of broken encoding ('editionâ'), nor letters spaced out;
 - the executor, run on the kept text with the calls, deletes exactly those occurrences (checked).
 """
 
@@ -168,15 +169,22 @@ def _occurrences(kept: Sequence[KeptLine], source: str) -> list[tuple[int, int, 
 
 
 def _splits_a_word(line: KeptLine, start: int, end: int, whole: set[str]) -> bool:
-    """Whether the words of `line.text[start:end]`, with the words just before and after it, hold two
-    neighbours that run together make a `whole` word: an extractor split a word the gold holds whole
-    ('business es', 'C innamon'), and its parts are not noise."""
+    """Whether `line.text[start:end]` holds a word the extractor broke that the gold (`whole`) holds intact,
+    which is not noise: two neighbours (with the words just before and after it) that run together make a
+    whole word ('business es', 'C innamon'), letters spaced out ('M a ster'), or a whole word with one or two
+    characters of broken encoding stuck to it ('editionâ')."""
     inside = [i for i, (s, e) in enumerate(line.spans) if start <= s and e <= end]
     if not inside or not whole:
         return False
     first, last = max(inside[0] - 1, 0), min(inside[-1] + 1, len(line.spans) - 1)
     tokens = [words(line.text[s:e])[0] for s, e in line.spans[first : last + 1]]
-    return any(left + right in whole for left, right in itertools.pairwise(tokens))
+    if any(left + right in whole for left, right in itertools.pairwise(tokens)):
+        return True
+    own = [words(line.text[s:e])[0] for s, e in (line.spans[i] for i in inside)]
+    letters = [len(token) == 1 and token.isalpha() for token in own]
+    spaced = any(a and b for a, b in itertools.pairwise(letters))  # 'M a ster': letters spaced out
+    garbled = any(len(t) > 4 and (t[:-1] in whole or t[:-2] in whole) for t in own)  # 'editionâ', 'businessÂ'
+    return spaced or garbled
 
 
 def _checked(kept: Sequence[KeptLine], calls: list[Normalize], taken: Sequence[set[int]]) -> list[Normalize]:
