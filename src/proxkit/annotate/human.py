@@ -125,15 +125,6 @@ def aligned_words(lines: list[str], gold: str) -> list[list[bool]]:
     return per_line
 
 
-def clean_words_aligned(lines: list[str], clean: str) -> tuple[int, int]:
-    """(words of the clean copy the alignment of `align` matched with the page's, all its words): their
-    difference is what the copy did not get by deleting (text invented, reworded or moved)."""
-    page_words = [word for line in lines for word in words(line)]
-    clean_words = words(clean)
-    matched = sum(size for _, _, size in matching_blocks(page_words, clean_words, MIN_RUN)) if clean_words else 0
-    return matched, len(clean_words)
-
-
 def line_labels(aligned: list[list[bool]]) -> list[bool]:
     """Content lines from their aligned words: more than `MIN_SHARE` of a line's words aligned; a line without
     words as its neighbours (`_fill_wordless`)."""
@@ -210,10 +201,19 @@ def doc_example(source: str, subset: str, site: str, text: str, keep: bool, **ab
     return SeedExample(source, subset, site, str(Stage.DOC), text, program, label=int(keep), **about)
 
 
-def chunk_example(source: str, subset: str, site: str, lines: list[str], gold: str, **about: str | None) -> SeedExample:
-    """A chunk-stage example: the page's lines, aligned with the gold, and the program that cleans them.
-    `about`: `collection`, `page_type`, `rendering`, `language`."""
-    aligned = aligned_words(lines, gold)
+def chunk_example(
+    source: str,
+    subset: str,
+    site: str,
+    lines: list[str],
+    gold: str,
+    aligned: list[list[bool]] | None = None,
+    **about: str | None,
+) -> SeedExample:
+    """A chunk-stage example: the page's lines, aligned with the gold (`aligned_words`, unless the caller
+    has it already), and the program that cleans them. `about`: `collection`, `page_type`, `rendering`,
+    `language`."""
+    aligned = aligned_words(lines, gold) if aligned is None else aligned
     keep = line_labels(aligned)
     noise = [[not flag for flag in flags] for flags in aligned]
     inline = normalize_calls(lines, [not kept for kept in keep], noise, protected=gold)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxkit.annotate.human import chunk_example, clean_words_aligned
+from proxkit.annotate.human import aligned_words, chunk_example, words
 from proxkit.program import KeepChunk, Normalize, Program, RemoveLines, Stage, parse_program
 from proxkit.prompts import number_line
 from proxkit.train.seed import SeedExample
@@ -298,8 +298,10 @@ class Annotator:
                 return None
             copies.append(rewritten_text(answer))
         clean = "\n".join(copies)
-        matched, total = clean_words_aligned(lines, clean)
-        example = chunk_example(source, SUBSET, source, lines, clean)
+        aligned = aligned_words(lines, clean)
+        matched = sum(sum(flags) for flags in aligned)  # the alignment pairs words one to one
+        total = len(words(clean))
+        example = chunk_example(source, SUBSET, source, lines, clean, aligned)
         example.scores = {"rewrite_words": total, "rewrite_words_not_deleted": total - matched}
         return example.to_dict()
 

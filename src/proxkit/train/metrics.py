@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proxkit.inline_noise import apply_normalize
 from proxkit.rules import c4_line_rule
 
 __all__ = [
@@ -98,12 +99,10 @@ def inline_report(pages: Sequence, removes: Sequence[Sequence[bool]], calls: Seq
     content_removed = noise_removed = gold_words = count = not_found = 0
     for page, remove, page_calls in zip(pages, removes, calls, strict=True):
         kept = [line for line, gone in zip(page.lines, remove, strict=True) if not gone]
-        edited = list(kept)
+        edited = apply_normalize(kept, page_calls)
         text = "\n".join(page.lines)
-        for call in page_calls:
-            count += 1
-            not_found += call.source not in text
-            edited = [line.replace(call.source, call.target) for line in edited]
+        count += len(page_calls)
+        not_found += sum(call.source not in text for call in page_calls)
         before, after = (
             content_word_f1("\n".join(kept), page.gold or ""),
             content_word_f1("\n".join(edited), page.gold or ""),
