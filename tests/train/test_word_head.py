@@ -95,6 +95,8 @@ def trained(tmp_path_factory, tiny_backbone):
 
 def test_a_trained_word_head_removes_noise_inside_lines_and_no_content(trained):
     _, output, report = trained
+    seed_calls = report["seed_calls"]
+    assert seed_calls["calls"] > 0 and seed_calls["content_words_removed"] == 0
     held_out = report["held_out_sites"]
     assert held_out["content_word_precision"]["with"] > held_out["content_word_precision"]["without"] + 0.02
     assert held_out["content_words_removed"] == 0 and held_out["not_found"] == 0

@@ -25,6 +25,7 @@ from proxkit.annotate.human import aligned_words
 from proxkit.inline_noise import normalize_calls, word_spans
 from proxkit.models.tagger import TaggerConfig
 from proxkit.models.word_head import WordHead, batch, line_words
+from proxkit.program import Normalize
 from proxkit.train.metrics import inline_report
 from proxkit.train.seed import Example
 from proxkit.train.split import held_out_split, sample_pages
@@ -160,10 +161,13 @@ def train_and_validate_word_head(
     """`prox train word-head`: the tagger directory copied to `output` with a word head trained on the
     training sites (threshold from the held-out sites) and its `word_threshold` set; with
     `leave_collection_out`, one fold per collection first (train on the others' training sites, threshold on
-    their held-out sites, test on the collection). The report is saved in `tagger.json` (`metrics.word_head`)."""
+    their held-out sites, test on the collection). The report, with what the seed's own calls do on the same
+    pages (`seed_calls`, the ceiling), is saved in `tagger.json` (`metrics.word_head`)."""
     pages = sample_pages(pages_with_gold(examples), max_pages)
     train, held_out = held_out_split(pages)
-    report: dict = {"pages": len(pages)}
+    seed_calls = [[Normalize(source) for source in page.normalize] for page in pages]
+    # the ceiling: what the seed's own calls do on the gold's line labels
+    report: dict = {"pages": len(pages), "seed_calls": inline_report(pages, [p.remove for p in pages], seed_calls)}
     if leave_collection_out:
         folds = {}
         for collection in sorted({page.collection for page in pages}):
