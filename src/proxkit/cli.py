@@ -91,6 +91,22 @@ ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="opena
 TokenizerOption = Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")]
 Device = Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
+STATES_DTYPES = ("auto", "float32", "bfloat16")
+
+
+def _states_dtype(value: str) -> str:
+    if value not in STATES_DTYPES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(STATES_DTYPES)}")
+    return value
+
+
+StatesDtype = Annotated[
+    str,
+    typer.Option(
+        help="What the backbone computes line states in: auto (the fastest here), float32, bfloat16.",
+        callback=_states_dtype,
+    ),
+]
 RequestTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for one reply.")]
 Retries = Annotated[int, typer.Option(help="openai backend: retries of a request that timed out or got 429/5xx.")]
 
@@ -481,6 +497,7 @@ def train_tagger_command(
         str | None,
         typer.Option(help="Where the backbone computes line states: cpu, cuda, cuda:1 (default: a GPU if any)."),
     ] = PLAN.device,
+    dtype: StatesDtype = PLAN.dtype,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -501,7 +518,7 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device)
+    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype)
     report = tagger.train_and_validate(examples, config, output, states, plan)
     if report is None:
         return
@@ -524,13 +541,14 @@ def train_doc_probe_command(
     states: Annotated[Path, typer.Option(help="Cache of line states (reused across runs).")] = Path(
         ".cache/tagger-states"
     ),
+    dtype: StatesDtype = PLAN.dtype,
 ) -> None:
     """Refit a tagger's doc probe on DCLM and WCXB documents (line head unchanged); validate; write it."""
     from proxkit.train.doc_probe import refit_doc_probe
     from proxkit.train.seed import load_seed
 
     try:
-        report = refit_doc_probe(_tagger_directory(tagger, Stage.DOC), load_seed(seed), states, output)
+        report = refit_doc_probe(_tagger_directory(tagger, Stage.DOC), load_seed(seed), states, output, dtype)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(report, indent=2))

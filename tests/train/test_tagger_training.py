@@ -86,6 +86,25 @@ def test_states_are_computed_once_and_cached(seed, config, tmp_path):
     assert torch.equal(with_surface[0][:, : config.features], first[0])
 
 
+def test_states_computed_in_bfloat16_are_stored_as_float32_in_a_folder_of_their_own(seed, config, tmp_path):
+    examples = load_seed(seed)[:2]
+    full = tagger.StateStore(tmp_path / "states", config)
+    half = tagger.StateStore(tmp_path / "states", config, dtype="bfloat16")
+    assert half.dtype == "bfloat16" and full.dtype == "float32" and half.folder != full.folder
+    exact, rounded = full.all(examples), half.all(examples)
+    assert half._backbone.decoder.dtype == torch.bfloat16
+    assert all(state.dtype == torch.float32 for state in rounded)
+    assert all(not torch.equal(a, b) and torch.allclose(a, b, atol=0.2) for a, b in zip(exact, rounded, strict=True))
+    assert tagger.StateStore(tmp_path / "states", config, dtype="auto").dtype in ("float32", "bfloat16")
+
+
+def test_train_tagger_refuses_an_unknown_states_dtype(seed, tmp_path):
+    result = CliRunner().invoke(
+        app, ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--dtype", "int8"]
+    )
+    assert result.exit_code == 2 and "'int8' is not one of auto, float32, bfloat16" in result.output
+
+
 def test_a_chunked_store_reads_each_run_time_chunk_in_its_own_forward_pass(seed, config, tmp_path):
     page = load_seed(seed)[0]
     store = tagger.StateStore(tmp_path / "states", config, chunk_budget=40)

@@ -98,15 +98,18 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
     return report
 
 
-def refit_doc_probe(tagger: Path, examples: Sequence[Example], states: Path, output: Path) -> dict:
-    """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`;
-    the validation report is recorded in its config (`metrics["doc"]`) and returned."""
+def refit_doc_probe(
+    tagger: Path, examples: Sequence[Example], states: Path, output: Path, dtype: str = "float32"
+) -> dict:
+    """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`
+    (line states computed in `dtype`, `StateStore`); the validation report is recorded in its config
+    (`metrics["doc"]`) and returned."""
     config = TaggerConfig.load(tagger)
     heads = TaggerHeads.load(tagger, config)
     documents = probe_examples(examples)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
-    store = StateStore(states, config)
+    store = StateStore(states, config, dtype=dtype)
     pooled = pool_documents(heads, store.all(documents))
     report = validate(pooled, documents, config.doc_threshold)
     heads.doc.load_state_dict(fitted_probe(pooled, documents, range(len(documents))).state_dict())

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class TrainingPlan:
     """How `train_and_validate` trains: chunk pages sampled (`max_pages`, 0: all, fair across collections),
     cross-validation folds (0: none; by site, or one per collection with `leave_collection_out`), epochs,
-    processes side by side, whether only the line states are computed, and where the backbone computes them
-    (None: the GPU when there is one; the heads train on the CPU)."""
+    processes side by side, whether only the line states are computed, where the backbone computes them
+    (None: the GPU when there is one; the heads train on the CPU) and in what dtype ("auto": bfloat16 on a GPU
+    or a CPU that runs it faster, as `prox refine` does)."""
 
     max_pages: int = 0
     folds: int = 5
@@ -19,3 +20,4 @@ class TrainingPlan:
     leave_collection_out: bool = False
     extract_only: bool = False
     device: str | None = None
+    dtype: str = "auto"

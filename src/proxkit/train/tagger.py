@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from loguru import logger
 
-from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
+from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads, canonical_device
+from proxkit.models.writer import dtype_name
 from proxkit.train.evaluate import doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.plan import TrainingPlan
@@ -41,15 +42,25 @@ class StateStore:
     read their first forward pass either way, so one cache file serves both."""
 
     def __init__(
-        self, folder: str | Path, config: TaggerConfig, chunk_budget: int = 0, device: str | None = None
+        self,
+        folder: str | Path,
+        config: TaggerConfig,
+        chunk_budget: int = 0,
+        device: str | None = None,
+        dtype: str = "float32",
     ) -> None:
-        """device: where the backbone runs (None: the GPU when there is one); states are float32 on any."""
+        """device: where the backbone runs (None: the GPU when there is one); dtype: what it computes in
+        ("auto": the fastest on that device, `auto_dtype`); states are stored as float32 either way, in a
+        folder of their own per compute dtype."""
+        self.device = canonical_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype_name(dtype, self.device)
         settings = [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
+        if self.dtype != "float32":  # float32 keeps its old folder name, so existing caches stay valid
+            settings.append(self.dtype)
         self.folder = Path(folder) / hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.chunk_budget = chunk_budget
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._backbone: Backbone | None = None
         self._chunks: dict[str, Ranges] = {}
 
@@ -83,7 +94,7 @@ class StateStore:
             states = torch.load(path)
         else:
             if self._backbone is None:
-                self._backbone = Backbone(self.config, self.device)
+                self._backbone = Backbone(self.config, self.device, self.dtype)
             # the doc head reads one forward pass's worth, as at run time
             first_window_only = example.stage == "doc"
             items = [(example.lines[start:end], start, first_window_only) for start, end in chunks]
@@ -511,7 +522,7 @@ def train_and_validate(
     validated. None when `plan.extract_only`."""
     chunk = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
     folds, epochs = plan.folds, plan.epochs
-    store = StateStore(states, config, config.chunk_budget, plan.device)
+    store = StateStore(states, config, config.chunk_budget, plan.device, plan.dtype)
     chunk_states = store.all(chunk)
     chunks = [store.chunks(example) for example in chunk]
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
