@@ -498,6 +498,10 @@ def train_tagger_command(
         typer.Option(help="Where the backbone computes line states: cpu, cuda, cuda:1 (default: a GPU if any)."),
     ] = PLAN.device,
     dtype: StatesDtype = PLAN.dtype,
+    clean_copies: Annotated[
+        bool,
+        typer.Option(help="Also train on each page's gold alone, every line content: text already cleaned once."),
+    ] = PLAN.clean_copies,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -518,7 +522,7 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype)
+    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype, clean_copies)
     report = tagger.train_and_validate(examples, config, output, states, plan)
     if report is None:
         return

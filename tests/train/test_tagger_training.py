@@ -16,6 +16,7 @@ from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Program
 from proxkit.prompts import chunk_document, chunk_prompt_ids, line_cost
 from proxkit.train import tagger
+from proxkit.train.evaluate import clean_text_pages
 from proxkit.train.seed import Example, load_seed
 
 NAV = ["Home | About | Contact", "Login | Register", "Share: Facebook Twitter", "Copyright 2024 Example"]
@@ -268,6 +269,31 @@ def test_leave_one_collection_out_tests_each_collection_whole_and_reports_each_r
         }
 
 
+def test_clean_copies_are_trained_on_but_never_validated_or_tested_on(seed, config, tmp_path, monkeypatch):
+    pages = [e for e in load_seed(seed) if e.stage == "chunk"]
+    for index, page in enumerate(pages):
+        page.collection = ("older", "newer")[index % 2]
+    examples = pages + clean_text_pages(pages)
+    assert sum(map(tagger.is_clean_copy, examples)) == len(pages)
+    states = tagger.StateStore(tmp_path / "states", config).all(examples)
+    trained, validated = [], []
+    train_heads, best_threshold = tagger.train_heads, tagger.best_threshold
+    monkeypatch.setattr(tagger, "train_heads", lambda units, *rest: trained.append(units) or train_heads(units, *rest))
+    monkeypatch.setattr(
+        tagger, "best_threshold", lambda pages, *rest: validated.append(pages) or best_threshold(pages, *rest)
+    )
+    results = tagger.run_tasks(tagger.fold_tasks(examples, states, config, epochs=2, by_collection=True))
+    for result, units in zip(results, trained, strict=True):
+        left_out = result["collection"]
+        assert result["tagger"]["pages"] == sum(page.collection == left_out for page in pages)  # no copy tested
+        assert all("rendering=gold" not in name for name in result["groups"])
+        copies = {unit.collection for unit in units if tagger.is_clean_copy(unit)}
+        assert copies == {"older", "newer"} - {left_out}  # the other collection's copies trained on
+    tagger.train_tagger(examples, states, config, epochs=2)
+    assert trained[-1] and any(map(tagger.is_clean_copy, trained[-1]))
+    assert validated and not any(tagger.is_clean_copy(page) for pages in validated for page in pages)
+
+
 def test_validated_languages_are_those_where_the_folds_kept_lines_at_least_as_well_as_the_rule():
     def group(pages: int, tagger_f1: float, rule_f1: float) -> dict:
         return {"tagger": {"pages": pages, "kept_line_f1": tagger_f1}, "c4_line_rule": {"kept_line_f1": rule_f1}}
@@ -398,9 +424,11 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
 def test_the_state_store_runs_the_backbone_where_it_is_told(config, tmp_path, monkeypatch):
     assert tagger.StateStore(tmp_path, config, device="cpu").device == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert tagger.StateStore(tmp_path, config).device == "cuda"  # a GPU when there is one
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    on_a_gpu = tagger.StateStore(tmp_path, config, dtype="auto")
+    assert (on_a_gpu.device, on_a_gpu.dtype) == ("cuda", "bfloat16")  # a GPU when there is one, at its best dtype
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     store = tagger.StateStore(tmp_path, config)
-    assert store.device == "cpu"
+    assert store.device == "cpu" and store.dtype == "float32"
     store.states(Example("p", "s", "chunk", ["Home | About", "The council met."], [True, False]))
     assert store._backbone.device == "cpu"

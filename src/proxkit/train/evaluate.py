@@ -71,16 +71,20 @@ def evaluate_chunk(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.
     return report
 
 
+CLEAN_TEXT = "gold"  # the rendering of a page's gold read alone (`clean_text_pages`)
+
+
 def clean_text_pages(pages: Sequence[Example]) -> list[Example]:
-    """Each page's gold alone (once per page, whatever its renderings): text already cleaned, every line
-    content, as a corpus that went through an extractor's main-content filter reaches `prox refine`."""
+    """Each page's gold alone (once per page, whatever its renderings; rendering `CLEAN_TEXT`): text
+    already cleaned, every line content, as a corpus that went through an extractor's main-content filter
+    reaches `prox refine`."""
     seen, clean = set(), []
     for page in pages:
         lines = content_lines((page.gold or "").split("\n")).lines[:MAX_LINES]
         if page.source in seen or not lines:
             continue
         seen.add(page.source)
-        clean.append(replace(page, lines=lines, remove=[False] * len(lines), rendering="gold"))
+        clean.append(replace(page, lines=lines, remove=[False] * len(lines), rendering=CLEAN_TEXT))
     return clean
 
 

@@ -11,7 +11,8 @@ class TrainingPlan:
     cross-validation folds (0: none; by site, or one per collection with `leave_collection_out`), epochs,
     processes side by side, whether only the line states are computed, where the backbone computes them
     (None: the GPU when there is one; the heads train on the CPU) and in what dtype ("auto": bfloat16 on a GPU
-    or a CPU that runs it faster, as `prox refine` does)."""
+    or a CPU that runs it faster, as `prox refine` does); with `clean_copies` the line head also trains on
+    each sampled page's gold read alone, every line content (text already cleaned once), never tested on."""
 
     max_pages: int = 0
     folds: int = 5
@@ -21,3 +22,4 @@ class TrainingPlan:
     extract_only: bool = False
     device: str | None = None
     dtype: str = "auto"
+    clean_copies: bool = False

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from loguru import logger
 
-from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads, canonical_device
+from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
 from proxkit.models.writer import dtype_name
-from proxkit.train.evaluate import doc_scores, group_rows, rule_doc_scores
+from proxkit.train.evaluate import CLEAN_TEXT, clean_text_pages, doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.plan import TrainingPlan
 from proxkit.train.seed import Example
@@ -52,7 +52,7 @@ class StateStore:
         """device: where the backbone runs (None: the GPU when there is one); dtype: what it computes in
         ("auto": the fastest on that device, `auto_dtype`); states are stored as float32 either way, in a
         folder of their own per compute dtype."""
-        self.device = canonical_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype_name(dtype, self.device)
         settings = [STATES_VERSION, config.base, config.depth, config.layers, config.max_line_tokens, config.max_tokens]
         if self.dtype != "float32":  # float32 keeps its old folder name, so existing caches stay valid
@@ -116,6 +116,11 @@ def line_weights(lines: Sequence[str]) -> torch.Tensor:
     """Each line's weight in the line loss, 1 + log(1 + words): a long content line lost costs more than
     a short menu line, as it does in content-word F1."""
     return torch.tensor([1.0 + math.log1p(len(line.split())) for line in lines])
+
+
+def is_clean_copy(example: Example) -> bool:
+    """Whether the example is a page's gold read alone (`clean_text_pages`), added to the training pages."""
+    return example.rendering == CLEAN_TEXT
 
 
 def whole_ranges(states: Sequence[torch.Tensor]) -> list[Ranges]:
@@ -306,7 +311,8 @@ def fold_tasks(
     this fold's; the C4 line rule is scored on the same test pages, also per rendering and language. Folds
     split by site (`folds` of them; the validation part is the next fold), or with `by_collection` one fold
     per collection, left out whole (the validation part is site fold 0 of the other collections' pages).
-    `chunks`: each page's run-time chunks (`StateStore.chunks`)."""
+    Clean copies (`is_clean_copy`) share their page's site and collection, so its fold; they are trained
+    on, never validated or tested on. `chunks`: each page's run-time chunks (`StateStore.chunks`)."""
     ranges = chunks or whole_ranges(states)
     if by_collection:
         names = sorted({example.collection for example in examples})
@@ -325,7 +331,9 @@ def fold_tasks(
     def run_fold(test_fold: int) -> dict:
         split = {"train": [], "validation": [], "test": []}
         for index, fold in enumerate(assignment):
-            split[part_of(index, fold, test_fold)].append(index)
+            part = part_of(index, fold, test_fold)
+            if part == "train" or not is_clean_copy(examples[index]):  # a clean copy only ever trains
+                split[part].append(index)
 
         def pick(part: str) -> tuple[list[Example], list[torch.Tensor], list[Ranges]]:
             return tuple([sequence[i] for i in split[part]] for sequence in (examples, states, ranges))
@@ -500,12 +508,13 @@ def train_tagger(
     chunks: Sequence[Ranges] | None = None,
 ) -> tuple[TaggerHeads, float]:
     """The shipped tagger's heads and line threshold: the heads trained on all but the held-out sites of the
-    chunk pages (`held_out_split`), on which the threshold is chosen; the doc probe is fitted on all doc
-    examples. `chunks`: each example's run-time chunks (`StateStore.chunks`)."""
+    chunk pages (`held_out_split`), on which the threshold is chosen (their clean copies, if any, are left
+    out); the doc probe is fitted on all doc examples. `chunks`: each example's run-time chunks
+    (`StateStore.chunks`)."""
     ranges = chunks or whole_ranges(states)
     _, validation_pages = held_out_split([e for e in examples if e.stage == "chunk"])
     held_out = {id(example) for example in validation_pages}
-    validation = [i for i, e in enumerate(examples) if id(e) in held_out]
+    validation = [i for i, e in enumerate(examples) if id(e) in held_out and not is_clean_copy(e)]
     train = [i for i, e in enumerate(examples) if id(e) not in held_out]
     units = split_chunks([examples[i] for i in train], [states[i] for i in train], [ranges[i] for i in train])
     heads = train_heads(*units, config, epochs)
@@ -520,7 +529,8 @@ def train_and_validate(
     `states`), the final heads (written to `output` as soon as they are trained) and, beside them, the
     cross-validation folds; then the report (also saved in `tagger.json`) with the languages the folds
     validated. None when `plan.extract_only`."""
-    chunk = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
+    pages = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
+    chunk = pages + (clean_text_pages(pages) if plan.clean_copies else [])
     folds, epochs = plan.folds, plan.epochs
     store = StateStore(states, config, config.chunk_budget, plan.device, plan.dtype)
     chunk_states = store.all(chunk)
@@ -530,7 +540,7 @@ def train_and_validate(
     own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
     own_states = store.all(own)
     docs = [e for e in examples if e.stage == "doc"]
-    pages, page_states = page_doc_states(config, docs, chunk, chunk_states, chunks)
+    labelled, labelled_states = page_doc_states(config, docs, pages, chunk_states, chunks)
     if plan.extract_only:
         return None
     # the folds of the site cross-validation and the final heads: independent trainings, run side by side
@@ -551,10 +561,10 @@ def train_and_validate(
         report["chunk_folds"] = fold_results
         config.languages = validated_languages(fold_results)
         report["doc"] = cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
-    if pages:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
+    if labelled:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
-        drops = [p >= config.doc_threshold for p in drop_probabilities(heads, page_states)]
-        report["doc_labelled_pages"] = doc_scores(drops, pages)
+        drops = [p >= config.doc_threshold for p in drop_probabilities(heads, labelled_states)]
+        report["doc_labelled_pages"] = doc_scores(drops, labelled)
     config.metrics = report
     config.save(output)  # the heads were written when trained (`save_final_heads`)
     return report
