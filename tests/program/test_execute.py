@@ -325,6 +325,13 @@ def test_result_to_dict_is_json_ready():
     assert data["stats"]["lines_removed"] == 2
 
 
+def test_every_record_counts_every_call_kind_so_columnar_writers_see_one_schema():
+    kept = execute(PAGE, "keep_doc()", "remove_lines(0, 1)", mode=STRICT).to_dict()["stats"]["calls"]
+    dropped = execute(PAGE, "drop_doc()", mode=STRICT).to_dict()["stats"]["calls"]
+    assert set(kept) == set(dropped) == {"keep_doc", "drop_doc", "remove_lines", "normalize", "keep_chunk"}
+    assert kept["remove_lines"] == 1 and kept["keep_doc"] == 1 and dropped["drop_doc"] == 1 and kept["normalize"] == 0
+
+
 # --- bounds: untrusted programs never cost unbounded memory or time --------------------------------------
 
 

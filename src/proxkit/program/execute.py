@@ -37,6 +37,9 @@ from proxkit.program.ops import (
 )
 from proxkit.program.parse import parse_program
 
+CALL_NAMES = ("keep_doc", "drop_doc", "remove_lines", "normalize", "keep_chunk")  # always in `stats.calls`, so
+# every record has the same columns (a Parquet writer fixes its schema on the first batch)
+
 
 class DropReason(StrEnum):
     """Why a document was dropped."""
@@ -126,7 +129,7 @@ class Result:
                 "lines_removed": stats.lines_removed,
                 "normalize_applied": stats.normalize_applied,
                 "normalize_missed": stats.normalize_missed,
-                "calls": dict(stats.calls),
+                "calls": {name: stats.calls.get(name, 0) for name in CALL_NAMES} | dict(stats.calls),
                 "program_ignored": self.program_ignored,
             },
         }
