@@ -26,6 +26,7 @@ from itertools import compress
 from proxkit.program.ops import (
     DropDoc,
     ErrorKind,
+    KeepChunk,
     KeepDoc,
     Mode,
     Normalize,
@@ -37,8 +38,11 @@ from proxkit.program.ops import (
 )
 from proxkit.program.parse import parse_program
 
-CALL_NAMES = ("keep_doc", "drop_doc", "remove_lines", "normalize", "keep_chunk")  # always in `stats.calls`, so
-# every record has the same columns (a Parquet writer fixes its schema on the first batch)
+# every call kind, always counted in a record's `stats.calls` so that every record has the same columns
+# (a Parquet writer fixes its schema on the first batch)
+CALL_NAMES = tuple(
+    dict.fromkeys(call.name for call in (KeepDoc, DropDoc, RemoveLines, RemoveAllLines, Normalize, KeepChunk))
+)
 
 
 class DropReason(StrEnum):
@@ -129,7 +133,7 @@ class Result:
                 "lines_removed": stats.lines_removed,
                 "normalize_applied": stats.normalize_applied,
                 "normalize_missed": stats.normalize_missed,
-                "calls": {name: stats.calls.get(name, 0) for name in CALL_NAMES} | dict(stats.calls),
+                "calls": dict.fromkeys(CALL_NAMES, 0) | dict(stats.calls),
                 "program_ignored": self.program_ignored,
             },
         }
