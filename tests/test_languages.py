@@ -1,11 +1,11 @@
-"""The rough language guess that decides where a tagger trusts its head and where the C4 rule writes."""
+"""The language guess that decides where a tagger trusts its head and where the C4 rule writes."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from proxkit.languages import FUNCTION_WORDS, guess_language, latin_share, reads_as
+from proxkit.languages import foreign_language, guess_language, reads_as
 
 LINE_LABELS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "line_quality_labels"
 
@@ -18,28 +18,32 @@ SAMPLES = {
     "sv": "Rådet sa att det nya biblioteket öppnar till våren och att det inte blir dyrare för oss som bor här.",
     "fi": "Valtuusto sanoi, että uusi kirjasto avataan keväällä ja se on myös auki kun sää on hyvä, mutta ei niin. "
     "Hän kertoi, että tämä oli vain alku, jos kaikki menee hyvin.",
+    "ru": "Совет сообщил, что новая библиотека откроется весной и будет бесплатной для всех жителей города.",
 }
+# Finnish infobox rows: almost no function words, yet plainly Finnish (the function-word guess missed these)
+FINNISH_TABLE = [
+    "Syntynyt 3. marraskuuta 1953 Pittsburgh, Pennsylvania",
+    "Kansalaisuus yhdysvaltalainen",
+    "Ammatti koomikko, näyttelijä, televisiojuontaja",
+    "Puoliso Ali Espley (1988–)",
+    "Lapset kaksi poikaa",
+]
 
 
 @pytest.mark.parametrize(("language", "text"), list(SAMPLES.items()))
-def test_each_language_is_told_by_its_function_words(language: str, text: str) -> None:
+def test_each_language_is_told(language: str, text: str) -> None:
     assert guess_language([text]) == language
 
 
-def test_scripts_and_thin_evidence() -> None:
-    russian = "Совет сообщил, что новая библиотека откроется весной и будет бесплатной для всех жителей города."
-    assert guess_language([russian]) == "non-latin" and latin_share(russian) < 0.1
+def test_thin_evidence_counts_as_readable() -> None:
     assert guess_language(["Home | About | Contact"]) is None  # too few letters to judge
-    assert guess_language(["Produkte Preise Kontakt Impressum Datenschutz Warenkorb Anmelden Versand"]) is None
-    assert reads_as(["Home | About"], ["en"]) and not reads_as([russian], ["en", "de"])
+    assert reads_as(["Home | About"], ["en"]) and not reads_as([SAMPLES["ru"]], ["en", "de"])
     assert reads_as([SAMPLES["de"]], ["en", "de"]) and not reads_as([SAMPLES["fi"]], ["en", "de"])
 
 
-def test_no_function_word_belongs_to_two_languages() -> None:
-    languages = list(FUNCTION_WORDS)
-    for index, first in enumerate(languages):
-        for second in languages[index + 1 :]:
-            assert not FUNCTION_WORDS[first] & FUNCTION_WORDS[second]
+def test_rows_without_function_words_are_still_told() -> None:
+    assert foreign_language(FINNISH_TABLE, ["en", "de"]) == "fi"
+    assert foreign_language(FINNISH_TABLE, ["en", "fi"]) is None
 
 
 @pytest.mark.skipif(not LINE_LABELS.is_dir(), reason="../shared is absent")
@@ -48,4 +52,5 @@ def test_the_human_labelled_documents_are_mostly_told_right() -> None:
         documents = [d for path in (LINE_LABELS / language).glob("*.json") for d in json.loads(path.read_text())]
         guesses = [guess_language(document["text"]) for document in documents]
         judged = [guess for guess in guesses if guess is not None]
-        assert sum(guess == language for guess in judged) >= 0.85 * len(judged), language
+        assert len(judged) >= 0.8 * len(documents), language
+        assert sum(guess == language for guess in judged) >= 0.9 * len(judged), language
