@@ -25,7 +25,7 @@ FINNISH_TABLE = [
     "Syntynyt 3. marraskuuta 1953 Pittsburgh, Pennsylvania",
     "Kansalaisuus yhdysvaltalainen",
     "Ammatti koomikko, näyttelijä, televisiojuontaja",
-    "Puoliso Ali Espley (1988–)",
+    "Puoliso Ali Espley (1988-)",
     "Lapset kaksi poikaa",
 ]
 
