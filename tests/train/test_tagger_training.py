@@ -354,6 +354,44 @@ def test_prox_train_tagger_writes_the_final_heads_before_a_fold_fails(seed, conf
     assert TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
 
 
+def test_a_rerun_reads_back_the_tasks_an_interrupted_run_finished_and_trains_only_the_rest(
+    seed, config, tmp_path, monkeypatch
+):
+    out = tmp_path / "tagger"
+    args = ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
+            "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "3", "--epochs", "2"]  # fmt: skip
+    real_fold_tasks = tagger.fold_tasks
+
+    def second_fold_fails(*args, **options):
+        tasks = real_fold_tasks(*args, **options)
+
+        def failing() -> dict:
+            raise RuntimeError("killed")
+
+        return [tasks[0], failing, tasks[2]]
+
+    monkeypatch.setattr(tagger, "fold_tasks", second_fold_fails)
+    assert isinstance(CliRunner().invoke(app, args).exception, RuntimeError)  # final heads and fold 0 finished
+    heads = (out / "heads.safetensors").read_bytes()
+    monkeypatch.setattr(tagger, "fold_tasks", real_fold_tasks)
+    trained = []
+    real_train_heads = tagger.train_heads
+    monkeypatch.setattr(tagger, "train_heads", lambda *a, **k: trained.append(1) or real_train_heads(*a, **k))
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert len(trained) == 2  # folds 1 and 2 only: the final heads and fold 0 were read back
+    assert (out / "heads.safetensors").read_bytes() == heads
+    report = json.loads(resumed.stdout)
+    assert [fold["fold"] for fold in report["chunk_folds"]] == [0, 1, 2]
+    trained.clear()
+    fresh = CliRunner().invoke(app, [*args[:-1], "3"])  # other settings: another run, nothing read back
+    assert fresh.exit_code == 0, fresh.output
+    assert len(trained) == 4
+    (out / "heads.safetensors").write_bytes(heads)  # weights not those the record vouches for: retrained
+    trained.clear()
+    assert CliRunner().invoke(app, [*args[:-1], "3"]).exit_code == 0 and len(trained) == 1
+
+
 @pytest.mark.parametrize("surface", [False, True])
 def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_states(
     seed, tiny_backbone, tmp_path, surface

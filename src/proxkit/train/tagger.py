@@ -24,11 +24,13 @@ from proxkit.models.writer import dtype_name
 from proxkit.train.evaluate import CLEAN_TEXT, clean_text_pages, doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.plan import TrainingPlan
+from proxkit.train.progress import Progress, run_fingerprint
 from proxkit.train.seed import Example
 from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
 Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per run-time chunk
+FINAL_TASK = "final"  # the progress record of the final heads
 
 
 class StateStore:
@@ -527,7 +529,8 @@ def train_and_validate(
 ) -> dict | None:
     """`prox train tagger`: the line states of the sampled chunk pages and the DCLM documents (cached in
     `states`), the final heads (written to `output` as soon as they are trained) and, beside them, the
-    cross-validation folds; then the report (also saved in `tagger.json`) with the languages the folds
+    cross-validation folds, each kept as it finishes so the same command run again reads it back
+    (`proxkit.train.progress`); then the report (also saved in `tagger.json`) with the languages the folds
     validated. None when `plan.extract_only`."""
     pages = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
     chunk = pages + (clean_text_pages(pages) if plan.clean_copies else [])
@@ -543,18 +546,34 @@ def train_and_validate(
     labelled, labelled_states = page_doc_states(config, docs, pages, chunk_states, chunks)
     if plan.extract_only:
         return None
-    # the folds of the site cross-validation and the final heads: independent trainings, run side by side
+    # the folds of the site cross-validation and the final heads: independent trainings, run side by side;
+    # those an earlier run of the same command finished are read back instead (`proxkit.train.progress`)
     fold_options = {"chunks": chunks, "by_collection": plan.leave_collection_out}
     tasks = fold_tasks(chunk, chunk_states, config, folds, epochs, **fold_options) if folds else []
     own_chunks = [store.chunks(example) for example in own]
     final = functools.partial(train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks)
+    settings = {"epochs": epochs, "folds": folds, "by_collection": plan.leave_collection_out, "dtype": store.dtype}
+    progress = Progress(output, run_fingerprint(chunk + own, config, **settings))
+    runnable = {FINAL_TASK: final} | {f"fold-{index}": task for index, task in enumerate(tasks)}  # longest first
+    heads = _finished_heads(progress, output, config)
+    results = {name: progress.result(name) for name in runnable if name != FINAL_TASK}
+    pending = [name for name in runnable if (heads is None if name == FINAL_TASK else results[name] is None)]
+    if len(pending) < len(runnable):
+        logger.info(f"{len(runnable) - len(pending)} of {len(runnable)} training tasks finished earlier: read back")
 
-    def save_final_heads(index: int, result: tuple) -> None:
-        if index == 0:  # written as soon as they are trained: a failure in the folds leaves the model
-            heads, config.line_threshold = result
-            save_tagger(heads, config, output)
+    def keep(index: int, result: object) -> None:  # each as soon as it is done: a later failure leaves it
+        name = pending[index]
+        if name != FINAL_TASK:
+            progress.record(name, result)
+            return
+        trained, config.line_threshold = result
+        save_tagger(trained, config, output)
+        progress.record_weights(FINAL_TASK, output / HEADS_FILE, {"threshold": config.line_threshold})
 
-    (heads, _), *fold_results = run_tasks([final, *tasks], plan.jobs, save_final_heads)  # the longest first
+    for name, result in zip(pending, run_tasks([runnable[name] for name in pending], plan.jobs, keep), strict=True):
+        results[name] = result
+    heads = results.pop(FINAL_TASK)[0] if heads is None else heads
+    fold_results = list(results.values())
     report = {}
     if folds:  # the shipped line head never saw the DCLM documents, so it may pool them for the probe's CV
         report["chunk"] = mean_fold_scores(fold_results)
@@ -568,6 +587,16 @@ def train_and_validate(
     config.metrics = report
     config.save(output)  # the heads were written when trained (`save_final_heads`)
     return report
+
+
+def _finished_heads(progress: Progress, output: Path, config: TaggerConfig) -> TaggerHeads | None:
+    """The final heads an earlier run of the same command wrote to `output` (their threshold set in `config`);
+    None when there are none to trust."""
+    finished = progress.weights(FINAL_TASK, output / HEADS_FILE)
+    if finished is None:
+        return None
+    config.line_threshold = finished["threshold"]
+    return TaggerHeads.load(output, config)
 
 
 def save_tagger(heads: TaggerHeads, config: TaggerConfig, output: Path) -> None:
