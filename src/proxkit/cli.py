@@ -695,7 +695,11 @@ def evaluate_command(
         str, typer.Option(help="Also report per group: comma-separated of collection, rendering, language, page_type.")
     ] = "",
     clean_text: Annotated[
-        bool, typer.Option(help="chunk: refine each page's gold alone (text already cleaned; words_kept should be ~1).")
+        bool,
+        typer.Option(
+            help="Each chunk page's gold alone (text already cleaned): chunk: refine it (words_kept should be ~1); "
+            "doc: judge those with >= 100 words, all labelled keep."
+        ),
     ] = False,
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
@@ -706,7 +710,8 @@ def evaluate_command(
 
     try:
         spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
-        examples = [e for e in load_seed(data) if e.stage == stage and (not collection or e.collection in collection)]
+        read = Stage.CHUNK if clean_text else stage  # clean text is made of the chunk pages' gold
+        examples = [e for e in load_seed(data) if e.stage == read and (not collection or e.collection in collection)]
         groups = [field.strip() for field in by.split(",") if field.strip()]
         evaluate.check_groupings(groups)
     except (ValueError, FileNotFoundError) as error:
@@ -714,8 +719,8 @@ def evaluate_command(
     if held_out:  # the same pages as `prox train ... --max-validation LIMIT` validates on
         examples = sample_pages(held_out_split(examples)[1], limit)
     examples = examples[:limit] if limit else examples
-    if clean_text and stage is Stage.CHUNK:
-        examples = evaluate.clean_text_pages(examples)
+    if clean_text:
+        examples = (evaluate.clean_text_pages if stage is Stage.CHUNK else evaluate.clean_text_documents)(examples)
     if not examples:
         raise typer.BadParameter(f"{data} holds no {stage}-stage examples")
     scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk

@@ -16,6 +16,7 @@ class DocStageRecord(TypedDict, total=False):
     raw_tokens: int
     new_tokens: int
     truncated: bool
+    fallback: int  # 1: kept unjudged, outside the tagger's languages (records before 2026-12-06 lack it)
 
 
 class ChunkStageRecord(TypedDict):
@@ -103,6 +104,7 @@ class Stats(TypedDict):
     program_errors: dict[str, int]
     truncations: Truncations
     fallback_chunks: typing.NotRequired[int]  # chunks a rule wrote instead of the model (runs before 2026-12 lack it)
+    fallback_docs: typing.NotRequired[int]  # documents kept unjudged, outside a tagger's languages (since 2026-12-06)
     throughput: Throughput
     config: dict[str, object]
     counts: dict[str, int]

@@ -276,8 +276,10 @@ def write_stats(config: RunConfig, wall_seconds: float) -> Stats:
             "chunk_prompts": counts.get("chunk_stage_truncated_chunks", 0),
             "unanswered_chunks": counts.get("chunk_stage_unanswered_chunks", 0),
         },
-        # chunks outside a tagger's languages, whose program the C4 line rule wrote
+        # chunks outside a tagger's languages, whose program the C4 line rule wrote; documents outside them,
+        # kept unjudged
         "fallback_chunks": counts.get("chunk_stage_fallback_chunks", 0),
+        "fallback_docs": counts.get("doc_stage_fallback", 0),
         "throughput": {
             "tasks": len(task_files),
             "task_seconds": round(task_seconds, 3),

@@ -242,6 +242,41 @@ def test_chunks_outside_the_taggers_languages_get_the_c4_rules_program_and_say_s
     assert generation.text == "keep_chunk()" and generation.note is None
 
 
+FINNISH_ARTICLE = " ".join(FINNISH[0::2] * 4)
+
+
+def test_documents_outside_the_taggers_languages_are_kept_unjudged_and_a_refine_run_says_so(tmp_path, config):
+    from typer.testing import CliRunner
+
+    from proxkit.cli import app
+    from proxkit.run import read_records
+
+    english = TaggerConfig(**{**config.__dict__, "languages": ("en",)})
+    directory = write_tagger(tmp_path / "tagger", english, -10.0, 10.0)  # drops every document it judges
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(directory, tokenizer)
+    finnish, page = (doc_prompt_ids(text, tokenizer).ids for text in (FINNISH_ARTICLE, "\n".join(LINES)))
+    unjudged, judged = writer.generate([finnish, page], max_new_tokens=1)
+    assert unjudged.text == "keep_doc()" and unjudged.note == "kept_unjudged: fi" and unjudged.score is None
+    assert judged.text == "drop_doc()" and judged.note is None and judged.score == 1.0
+    corpus = tmp_path / "corpus.jsonl"
+    texts = {"fi": "\n".join([FINNISH_ARTICLE, *FINNISH]), "en": "\n".join(LINES)}
+    corpus.write_text("".join(json.dumps({"id": name, "text": text}) + "\n" for name, text in texts.items()))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["refine", str(corpus), "-o", str(out), "--doc-model", str(directory), "--chunk-model", str(directory),
+              "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [kept], [dropped] = read_records(out / "data"), read_records(out / "dropped")
+    assert (kept["id"], dropped["id"]) == ("fi", "en")
+    prox = kept["metadata"]["prox"]
+    assert prox["doc_stage"]["fallback"] == 1 and prox["chunk_stage"]["fallback_chunks"] == 1
+    assert dropped["metadata"]["prox"]["doc_stage"]["fallback"] == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["fallback_docs"], stats["fallback_chunks"]) == (1, 1)
+
+
 def test_a_tagger_directory_is_found_by_the_registry(tmp_path, config):
     directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
     assert is_tagger(directory) and not is_tagger(tmp_path)

@@ -11,7 +11,14 @@ from proxkit.cli import app
 from proxkit.models import resolve
 from proxkit.models.tagger import TaggerConfig
 from proxkit.program import Program, RemoveAllLines, RemoveLines, Stage, removed_lines
-from proxkit.train.evaluate import clean_text_pages, doc_scores, evaluate_chunk, evaluate_doc, write_chunk_programs
+from proxkit.train.evaluate import (
+    clean_text_documents,
+    clean_text_pages,
+    doc_scores,
+    evaluate_chunk,
+    evaluate_doc,
+    write_chunk_programs,
+)
 from proxkit.train.seed import Example
 
 PAGE = ["Home | About", "The council approved new cycle lanes on Tuesday.", "Copyright 2024"]
@@ -84,6 +91,31 @@ def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):
     assert report["model"]["removed_line_f1"] == 0.0 and report["model"]["kept_line_f1"] == 0.5
     missing = CliRunner().invoke(app, ["evaluate", "doc", "--model", str(directory), "--data", str(data)])
     assert missing.exit_code == 2
+
+
+def test_clean_text_documents_are_the_gold_texts_a_reader_keeps(tmp_path, tiny_backbone):
+    long_gold = "\n".join([PAGE[1]] * 15)  # 120 words
+    pages = [
+        Example("long", "s", "chunk", PAGE, [True, False, True], gold=long_gold, language="de"),
+        Example("short", "s", "chunk", PAGE, [True, False, True], gold=PAGE[1], language="en"),
+    ]
+    (document,) = clean_text_documents(pages)
+    assert (document.source, document.stage, document.drop, document.remove) == ("long", "doc", False, None)
+    assert document.lines == [PAGE[1]] * 15 and document.language == "de"
+    data = tmp_path / "seed.jsonl"
+    records = [
+        {"source": p.source, "site": "s", "stage": "chunk", "text": "\n".join(PAGE), "labels": [0, 1, 0],
+         "gold": p.gold, "language": p.language}
+        for p in pages
+    ]  # fmt: skip
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    directory = tagger_dir(tmp_path, tiny_backbone, -10.0, 10.0)  # drops every document
+    command = ["evaluate", "doc", "--model", str(directory), "--data", str(data), "--clean-text", "--by", "language"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"] == {"accuracy": 0.0, "keep_f1": 0.0, "documents": 1}
+    assert list(report["groups"]) == ["language=de"]
 
 
 def test_prox_evaluate_reports_per_collection_and_rendering(tmp_path, tiny_backbone):

@@ -61,8 +61,8 @@ class TaggerConfig:
     recurrent: the line head also reads a bidirectional GRU run over the lines of a chunk; chunk_budget: the
     tokens of a page per chunk prompt when this tagger refines, as it was trained (`prox train tagger
     --chunk-budget`; 0: a whole page per prompt); languages: the languages (`proxkit.languages` codes) where
-    the line head was validated at least as good as the C4 line rule — a chunk in another language or a
-    non-Latin script gets the C4 rule's program instead, and says so (None: the head everywhere);
+    the heads were validated — a chunk in another language gets the C4 line rule's program instead, a
+    document in another language is kept unjudged, and both say so (None: the heads everywhere);
     word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
     of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
     (`proxkit.inline_noise`; None: no word head, line removals only)."""
@@ -127,6 +127,7 @@ class TaggerConfig:
 
 
 C4_FALLBACK = "c4_line_rule"  # what a chunk outside the tagger's languages gets, named in its note
+UNJUDGED = "kept_unjudged"  # the note of a document outside the tagger's languages (kept)
 SURFACE_FEATURES = 10
 _SEPARATORS = ("|", "\u00bb", ">>", "\u00a9", "\u2022")  # |, », >>, ©, •: menus, breadcrumbs, footers
 
@@ -440,16 +441,18 @@ class TaggerWriter(ProgramWriter):
         return generations
 
     def _fallback(self, reading: PromptReading) -> Generation | None:
-        """The program of a chunk the heads need not read: none to write (no lines: it keeps itself), or one
-        outside the tagger's languages (the C4 line rule's program, named in its note); else None."""
+        """The program of a prompt the heads need not or cannot read, named in its note; else None. A chunk
+        without lines keeps itself; one outside the tagger's languages gets the C4 line rule's program. A
+        document outside them is kept unjudged: the doc head was not validated there, and a doc-level rule
+        for other languages is no better (the Gopher rules count English stop words)."""
         lines = reading.content.lines
-        if reading.is_doc:
-            return None
-        if not lines:
+        if not lines and not reading.is_doc:
             return Generation(KeepChunk().render())
         language = foreign_language(lines, self.config.languages) if self.config.languages is not None else None
         if language is None:
             return None
+        if reading.is_doc:
+            return Generation(KeepDoc().render(), note=f"{UNJUDGED}: {language}")
         remove = [not keep for keep in c4_line_rule(lines)]
         program = Program.removing(reading.content.spread(remove), reading.first_number)
         return Generation(program.render(), note=f"{C4_FALLBACK}: {language}")

@@ -173,6 +173,8 @@ class DocRefiner(_ModelStep):
             }
             if generation.score is not None:
                 entry["score"] = generation.score
+            if generation.note is not None:  # a fallback program (a tagger's language check): not judged
+                entry["fallback"] = 1
             written.append(entry)
             self._decide(document, entry)
         if cache and written:
@@ -182,7 +184,7 @@ class DocRefiner(_ModelStep):
         document.metadata["doc_program"] = entry["program"]
         prox = prox_metadata(document)
         fields = ("prompt_tokens", "raw_tokens", "new_tokens", "truncated")
-        prox["doc_stage"] = {k: entry[k] for k in fields if k in entry}
+        prox["doc_stage"] = {k: entry[k] for k in fields if k in entry} | {"fallback": entry.get("fallback", 0)}
         if "score" in entry:  # P(drop) of a scoring writer: a user re-cuts at another threshold without re-running
             prox["doc_score"] = entry["score"]
         prox["doc_model"] = self.model.name

@@ -88,6 +88,19 @@ def clean_text_pages(pages: Sequence[Example]) -> list[Example]:
     return clean
 
 
+READER_WORDS = 100  # gold words from which a page's main text is a document a reader keeps
+
+
+def clean_text_documents(pages: Sequence[Example], min_words: int = READER_WORDS) -> list[Example]:
+    """Each page's gold alone (`clean_text_pages`) as a doc-stage example labelled keep, where it holds at
+    least `min_words` words: text a reader would keep, already cleaned once."""
+    return [
+        replace(page, stage="doc", remove=None, drop=False)
+        for page in clean_text_pages(pages)
+        if len(" ".join(page.lines).split()) >= min_words
+    ]
+
+
 def check_groupings(by: Sequence[str]) -> None:
     """ValueError unless every field of `by` is one of `GROUPINGS`."""
     unknown = [field for field in by if field not in GROUPINGS]
