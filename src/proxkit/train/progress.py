@@ -16,14 +16,17 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from proxkit import __version__
+
 PROGRESS_FOLDER = "progress"
 UNFINGERPRINTED = ("metrics", "line_threshold", "languages")  # what a run writes into its config, not reads
 
 
 def run_fingerprint(examples: Sequence, config: object, **settings: object) -> str:
     """A digest of what decides a run's results: which examples (source, rendering, lines and labels), the
-    tagger config minus what training writes into it, and `settings` (epochs, folds, dtype…)."""
-    digest = hashlib.sha1()
+    tagger config minus what training writes into it, `settings` (epochs, folds, dtype…) and the proxkit
+    version that trains."""
+    digest = hashlib.sha1(__version__.encode())
     for example in examples:
         labels = "".join("1" if flag else "0" for flag in example.remove or ())
         about = [example.source, example.rendering, example.stage, example.drop, labels]
