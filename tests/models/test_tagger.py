@@ -277,6 +277,19 @@ def test_documents_outside_the_taggers_languages_are_kept_unjudged_and_a_refine_
     assert (stats["fallback_docs"], stats["fallback_chunks"]) == (1, 1)
 
 
+def test_the_doc_head_keeps_to_its_own_languages_and_the_line_head_to_its_own(tmp_path, config):
+    both = TaggerConfig(**{**config.__dict__, "languages": ("en", "fi"), "doc_languages": ("en",)})
+    directory = write_tagger(tmp_path / "tagger", both, -10.0, 10.0)  # keeps every line, drops every document
+    assert TaggerConfig.load(directory).doc_languages == ("en",)
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(directory, tokenizer)
+    doc = doc_prompt_ids(FINNISH_ARTICLE, tokenizer).ids
+    chunk = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(FINNISH)), tokenizer).ids
+    unjudged, headed = writer.generate([doc, chunk], max_new_tokens=1)
+    assert unjudged.text == "keep_doc()" and unjudged.note == "kept_unjudged: fi"
+    assert headed.text == "keep_chunk()" and headed.note is None  # fi is one of the line head's languages
+
+
 def test_a_tagger_directory_is_found_by_the_registry(tmp_path, config):
     directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
     assert is_tagger(directory) and not is_tagger(tmp_path)

@@ -312,6 +312,18 @@ def test_validated_languages_are_those_where_the_folds_kept_lines_at_least_as_we
     assert tagger.validated_languages([{"groups": {"rendering=-,language=-": group(9, 1, 0)}}]) is None
 
 
+def test_the_doc_heads_languages_are_those_of_enough_of_its_documents():
+    english = "The council said that it would open the new library in the spring, and that it was planning more."
+    german = "Der Rat hat gesagt, dass die neue Bibliothek im Frühling eröffnet wird und auch nicht teurer ist."
+    documents = [Example(f"d{i}", "s", "doc", [english], drop=False) for i in range(30)]
+    documents += [Example(f"g{i}", "s", "doc", [german], drop=False) for i in range(4)]
+    assert tagger.fitted_languages(documents) == ("en",)  # 4 German documents: too few
+    assert tagger.fitted_languages(documents, min_documents=4) == ("de", "en")
+    assert tagger.fitted_languages(documents, min_share=0.5) == ("en",)
+    assert tagger.fitted_languages(documents[-4:]) == ("de",)  # the commonest always counts
+    assert tagger.fitted_languages([Example("n", "s", "doc", ["Home | About"], drop=True)]) is None
+
+
 @pytest.mark.parametrize("surface", [True, False])
 def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_path, surface):
     attention = surface  # both options on, and both off
@@ -328,7 +340,7 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     report = json.loads(result.stdout)
     assert "chunk" in report and 0.0 <= report["doc"]["accuracy"]["mean"] <= 1.0
     saved = TaggerConfig.load(out)
-    assert saved.metrics == report and 0 < saved.line_threshold < 1
+    assert saved.metrics == report and 0 < saved.line_threshold < 1 and saved.doc_languages == ("en",)
     assert (saved.depth, saved.layers, saved.surface, saved.attention) == (4, (1, 3), surface, attention)
     assert saved.recurrent == attention and saved.chunk_budget == (40 if surface else 0)
     tokenizer = load_tokenizer(config.base)
@@ -450,6 +462,7 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert TaggerConfig.load(out).metrics["doc"] == {**report, "documents": 18, "penalty": 1.0}
+    assert TaggerConfig.load(out).doc_languages == ("en",)
     from safetensors.torch import load_file
 
     before, after = load_file(str(tagger_dir / "heads.safetensors")), load_file(str(out / "heads.safetensors"))

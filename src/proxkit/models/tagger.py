@@ -61,8 +61,9 @@ class TaggerConfig:
     recurrent: the line head also reads a bidirectional GRU run over the lines of a chunk; chunk_budget: the
     tokens of a page per chunk prompt when this tagger refines, as it was trained (`prox train tagger
     --chunk-budget`; 0: a whole page per prompt); languages: the languages (`proxkit.languages` codes) where
-    the heads were validated — a chunk in another language gets the C4 line rule's program instead, a
-    document in another language is kept unjudged, and both say so (None: the heads everywhere);
+    the line head was validated — a chunk in another language gets the C4 line rule's program instead,
+    and says so (None: the head everywhere); doc_languages: the languages the doc head was fitted in — a
+    document in another language is kept unjudged, and says so (None: as `languages`);
     word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
     of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
     (`proxkit.inline_noise`; None: no word head, line removals only)."""
@@ -81,12 +82,14 @@ class TaggerConfig:
     recurrent: bool = False
     chunk_budget: int = CHUNK_TOKEN_BUDGET
     languages: tuple[str, ...] | None = None
+    doc_languages: tuple[str, ...] | None = None
     word_threshold: float | None = None
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
         self.layers = tuple(self.layers)
         self.languages = tuple(self.languages) if self.languages is not None else None
+        self.doc_languages = tuple(self.doc_languages) if self.doc_languages is not None else None
         if not all(0 <= layer <= self.depth for layer in self.layers):
             raise LayersError(f"layers {self.layers} must lie within 0..depth={self.depth}")
         if self.line_threshold is None or self.doc_threshold is None:
@@ -448,7 +451,10 @@ class TaggerWriter(ProgramWriter):
         lines = reading.content.lines
         if not lines and not reading.is_doc:
             return Generation(KeepChunk().render())
-        language = foreign_language(lines, self.config.languages) if self.config.languages is not None else None
+        languages = self.config.languages
+        if reading.is_doc and self.config.doc_languages is not None:
+            languages = self.config.doc_languages
+        language = foreign_language(lines, languages) if languages is not None else None
         if language is None:
             return None
         if reading.is_doc:

@@ -22,7 +22,14 @@ from proxkit.models.tagger import DocProbe, TaggerConfig, TaggerHeads
 from proxkit.train.evaluate import doc_scores
 from proxkit.train.seed import Example
 from proxkit.train.split import site_folds
-from proxkit.train.tagger import StateStore, cross_validated_probabilities, fit_doc_probe, pool_documents, save_tagger
+from proxkit.train.tagger import (
+    StateStore,
+    cross_validated_probabilities,
+    fit_doc_probe,
+    fitted_languages,
+    pool_documents,
+    save_tagger,
+)
 
 PAGE_TYPE_DROPS = frozenset({"listing", "collection", "product"})
 PAGE_TYPES_LEFT_OUT = frozenset({"service"})
@@ -113,6 +120,7 @@ def refit_doc_probe(
     pooled = pool_documents(heads, store.all(documents))
     report = validate(pooled, documents, config.doc_threshold)
     heads.doc.load_state_dict(fitted_probe(pooled, documents, range(len(documents))).state_dict())
+    config.doc_languages = fitted_languages(documents)
     config.metrics = {**config.metrics, "doc": {**report, "documents": len(documents), "penalty": PENALTY}}
     save_tagger(heads, config, Path(output))
     return report

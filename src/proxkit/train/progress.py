@@ -19,7 +19,8 @@ from pathlib import Path
 from proxkit import __version__
 
 PROGRESS_FOLDER = "progress"
-UNFINGERPRINTED = ("metrics", "line_threshold", "languages")  # what a run writes into its config, not reads
+# what a run writes into its config, not what it reads
+UNFINGERPRINTED = ("metrics", "line_threshold", "languages", "doc_languages")
 
 
 def run_fingerprint(examples: Sequence, config: object, **settings: object) -> str:

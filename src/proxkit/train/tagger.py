@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from loguru import logger
 
+from proxkit.languages import guess_language
 from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
 from proxkit.models.writer import dtype_name
 from proxkit.train.evaluate import CLEAN_TEXT, clean_text_pages, doc_scores, group_rows, rule_doc_scores
@@ -495,6 +497,19 @@ def validated_languages(results: Sequence[dict], min_pages: int = 5) -> tuple[st
     return tuple(validated)
 
 
+def fitted_languages(documents: Sequence[Example], min_share: float = 0.05, min_documents: int = 5) -> tuple | None:
+    """The languages (`proxkit.languages.guess_language`) a doc head is fitted in: the commonest among its
+    documents, and any other of at least `min_share` of them and `min_documents` or more; None when none of
+    them can be told."""
+    guesses = Counter(guess_language(document.lines) for document in documents)
+    guesses.pop(None, None)
+    if not guesses:
+        return None
+    least = max(min_documents, min_share * len(documents))
+    enough = {language for language, count in guesses.items() if count >= least}
+    return tuple(sorted(enough | {guesses.most_common(1)[0][0]}))
+
+
 def _spread(values: Sequence[float]) -> dict[str, float]:
     """Mean and sample standard deviation, rounded to 4 places."""
     average = mean(values)
@@ -580,6 +595,7 @@ def train_and_validate(
         report["chunk_folds"] = fold_results
         config.languages = validated_languages(fold_results)
         report["doc"] = cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
+    config.doc_languages = fitted_languages(own)  # the doc probe is fitted on these documents
     if labelled:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
         drops = [p >= config.doc_threshold for p in drop_probabilities(heads, labelled_states)]
