@@ -237,6 +237,24 @@ def test_a_tagger_threshold_keys_the_program_cache():
     assert "line_threshold" not in ChunkRefiner(plain).settings()  # caches of earlier runs stay valid
 
 
+def test_a_taggers_config_and_weights_key_the_program_cache(tmp_path, tiny_backbone):
+    from models.test_tagger import write_tagger
+
+    from proxkit.models.tagger import TaggerConfig
+
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
+    spec = ModelSpec("t", Stage.DOC, str(directory), options={"device": "cpu"})
+    before = DocRefiner(spec).settings()
+    assert len(before["tagger"]) == 16
+    TaggerConfig(**{**config.__dict__, "languages": ("en",)}).save(directory)
+    after_config = DocRefiner(spec).settings()
+    write_tagger(directory, config, 10.0, -10.0)  # other weights, the first config
+    after_weights = DocRefiner(spec).settings()
+    assert len({before["tagger"], after_config["tagger"], after_weights["tagger"]}) == 3
+    assert "tagger" not in DocRefiner(ModelSpec("m", Stage.DOC, "/models/m", options={"device": "cpu"})).settings()
+
+
 def test_the_compute_dtype_keys_the_program_cache(monkeypatch):
     from proxkit.models import writer
 

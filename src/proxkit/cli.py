@@ -722,6 +722,7 @@ def evaluate_command(
     if clean_text:
         examples = (evaluate.clean_text_pages if stage is Stage.CHUNK else evaluate.clean_text_documents)(examples)
     if not examples:
-        raise typer.BadParameter(f"{data} holds no {stage}-stage examples")
+        what = "chunk pages with a gold (of >= 100 words for doc)" if clean_text else f"{stage}-stage examples"
+        raise typer.BadParameter(f"{data} holds no {what}")
     scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk
     typer.echo(json.dumps(scorer(spec, examples, mode, groups), indent=2))

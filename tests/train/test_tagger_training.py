@@ -372,36 +372,39 @@ def test_a_rerun_reads_back_the_tasks_an_interrupted_run_finished_and_trains_onl
     out = tmp_path / "tagger"
     args = ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
             "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "3", "--epochs", "2"]  # fmt: skip
-    real_fold_tasks = tagger.fold_tasks
-
-    def second_fold_fails(*args, **options):
-        tasks = real_fold_tasks(*args, **options)
-
-        def failing() -> dict:
-            raise RuntimeError("killed")
-
-        return [tasks[0], failing, tasks[2]]
-
-    monkeypatch.setattr(tagger, "fold_tasks", second_fold_fails)
-    assert isinstance(CliRunner().invoke(app, args).exception, RuntimeError)  # final heads and fold 0 finished
-    heads = (out / "heads.safetensors").read_bytes()
-    monkeypatch.setattr(tagger, "fold_tasks", real_fold_tasks)
+    real_fold_tasks, real_train_heads = tagger.fold_tasks, tagger.train_heads
     trained = []
-    real_train_heads = tagger.train_heads
     monkeypatch.setattr(tagger, "train_heads", lambda *a, **k: trained.append(1) or real_train_heads(*a, **k))
-    resumed = CliRunner().invoke(app, args)
+
+    def run(*options: str, fold_fails: bool = False):
+        def second_fold_fails(*args, **settings):
+            tasks = real_fold_tasks(*args, **settings)
+            return [tasks[0], lambda: (_ for _ in ()).throw(RuntimeError("killed")), tasks[2]]
+
+        monkeypatch.setattr(tagger, "fold_tasks", second_fold_fails if fold_fails else real_fold_tasks)
+        trained.clear()
+        return CliRunner().invoke(app, [*args, *options])
+
+    assert isinstance(run(fold_fails=True).exception, RuntimeError)  # the final heads and fold 0 finished
+    heads = (out / "heads.safetensors").read_bytes()
+    resumed = run()
     assert resumed.exit_code == 0, resumed.output
     assert len(trained) == 2  # folds 1 and 2 only: the final heads and fold 0 were read back
     assert (out / "heads.safetensors").read_bytes() == heads
-    report = json.loads(resumed.stdout)
-    assert [fold["fold"] for fold in report["chunk_folds"]] == [0, 1, 2]
-    trained.clear()
-    fresh = CliRunner().invoke(app, [*args[:-1], "3"])  # other settings: another run, nothing read back
-    assert fresh.exit_code == 0, fresh.output
-    assert len(trained) == 4
-    (out / "heads.safetensors").write_bytes(heads)  # weights not those the record vouches for: retrained
-    trained.clear()
-    assert CliRunner().invoke(app, [*args[:-1], "3"]).exit_code == 0 and len(trained) == 1
+    assert [fold["fold"] for fold in json.loads(resumed.stdout)["chunk_folds"]] == [0, 1, 2]
+    assert not (out / "progress").exists()  # the run ended: nothing left to resume
+    assert run().exit_code == 0 and len(trained) == 4  # so the same command again is a new run
+    assert isinstance(run(fold_fails=True).exception, RuntimeError)
+    (out / "heads.safetensors").write_bytes(b"not these weights")  # not what the record vouches for
+    assert run().exit_code == 0 and len(trained) == 3  # the final heads again, folds 1 and 2
+    assert isinstance(run(fold_fails=True).exception, RuntimeError)
+    assert run("--epochs", "3").exit_code == 0 and len(trained) == 4  # other settings: nothing read back
+    seed.write_text(seed.read_text().replace('"site": "site1"', '"site": "site9"'))
+    assert isinstance(run(fold_fails=True).exception, RuntimeError)
+    assert run().exit_code == 0 and len(trained) == 2  # same examples, sites and all: read back
+    assert isinstance(run(fold_fails=True).exception, RuntimeError)
+    seed.write_text(seed.read_text().replace('"site": "site9"', '"site": "site1"'))
+    assert run().exit_code == 0 and len(trained) == 4  # another site is another split: nothing read back
 
 
 @pytest.mark.parametrize("surface", [False, True])

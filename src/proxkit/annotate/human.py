@@ -32,11 +32,10 @@ from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from proxkit.annotate.render import DEFAULT_RENDERING, page_lines, render
 from proxkit.inline_noise import normalize_calls, with_normalize, words
 from proxkit.program import DropDoc, KeepDoc, Program, Stage
-from proxkit.train.seed import SeedExample
+from proxkit.train.seed import DOC_KEEP_MIN_WORDS, SeedExample
 
 MIN_RUN = 3  # words: the alignment needs a common run this long to anchor shorter matches
 MIN_SHARE = 0.5  # a line is content when more than this share of its words is aligned
-DOC_KEEP_MIN_WORDS = 100  # content words for a page to also count as a doc-stage keep example
 
 # --------------------------------------------------------------------------------------------- page text
 

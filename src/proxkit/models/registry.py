@@ -5,12 +5,13 @@ imported where a spec loads, so `import proxkit.models` stays light."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from proxkit.errors import OptionError, ProxError
-from proxkit.models.options import TAGGER_THRESHOLDS, is_tagger
+from proxkit.models.options import TAGGER_CONFIG, TAGGER_THRESHOLDS, is_tagger
 from proxkit.models.writer import ProgramWriter
 from proxkit.program import Stage
 from proxkit.prompts import Tokenizer
@@ -113,6 +114,17 @@ class ModelSpec:
     def tagger_directory(self) -> Path | None:
         """The directory of a tagger spec (local, bundled, or a hub tagger in the local cache), else None."""
         return Path(_local_directory(self.source)) if self.kind is ModelKind.TAGGER else None
+
+    def tagger_digest(self) -> str | None:
+        """A digest of a tagger's config and weights (they decide its programs, so they key the program
+        cache: retrained heads or new `languages` are a new cache); None for other models."""
+        if self.kind is not ModelKind.TAGGER:
+            return None
+        directory = self.tagger_directory
+        digest = hashlib.sha1()
+        for path in sorted([directory / TAGGER_CONFIG, *directory.glob("*.safetensors")]):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:16]
 
     def tagger_config(self):
         """The `TaggerConfig` of a tagger spec."""

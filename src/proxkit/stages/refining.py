@@ -82,13 +82,15 @@ class _ModelStep(PipelineStep):
         raise NotImplementedError
 
     def settings(self) -> dict:
-        """What decides the programs this step writes, the dtype it computes in on this machine included: a
-        cache written under other settings is not reused."""
+        """What decides the programs this step writes, the dtype it computes in on this machine and a tagger's
+        files included: a cache written under other settings is not reused."""
         decoding = "free" if self.mode is Mode.REFERENCE else "constrained"
+        tagger = self.model.tagger_digest()
         return (
             {"model": self.model.source, "mode": str(self.mode), "max_new_tokens": self.max_new_tokens}
             | {"decoding": decoding, "dtype": self.model.compute_dtype()}
             | self.model.tagger_thresholds
+            | ({"tagger": tagger} if tagger else {})
         )
 
     def _open_cache(self, rank: int) -> ProgramCache | None:

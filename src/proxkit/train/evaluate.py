@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from proxkit.inline_noise import words
 from proxkit.layout import content_lines
 from proxkit.models import ModelSpec
 from proxkit.program import Mode, Normalize, Stage, execute_doc, parse_program, removed_lines
@@ -17,7 +18,7 @@ from proxkit.train.metrics import (
     inline_report,
     words_kept_share,
 )
-from proxkit.train.seed import MAX_LINES, Example
+from proxkit.train.seed import DOC_KEEP_MIN_WORDS, MAX_LINES, Example
 from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, merged_program
 
 
@@ -88,16 +89,14 @@ def clean_text_pages(pages: Sequence[Example]) -> list[Example]:
     return clean
 
 
-READER_WORDS = 100  # gold words from which a page's main text is a document a reader keeps
-
-
-def clean_text_documents(pages: Sequence[Example], min_words: int = READER_WORDS) -> list[Example]:
-    """Each page's gold alone (`clean_text_pages`) as a doc-stage example labelled keep, where it holds at
-    least `min_words` words: text a reader would keep, already cleaned once."""
+def clean_text_documents(pages: Sequence[Example], min_words: int = DOC_KEEP_MIN_WORDS) -> list[Example]:
+    """Each page's gold alone (`clean_text_pages`) as a doc-stage example labelled keep, where the gold holds
+    at least `min_words` words (as the seed importers count a page's doc keep): text a reader would keep,
+    already cleaned once."""
     return [
         replace(page, stage="doc", remove=None, drop=False)
         for page in clean_text_pages(pages)
-        if len(" ".join(page.lines).split()) >= min_words
+        if len(words(page.gold or "")) >= min_words
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -24,15 +25,12 @@ UNFINGERPRINTED = ("metrics", "line_threshold", "languages", "doc_languages")
 
 
 def run_fingerprint(examples: Sequence, config: object, **settings: object) -> str:
-    """A digest of what decides a run's results: which examples (source, rendering, lines and labels), the
-    tagger config minus what training writes into it, `settings` (epochs, folds, dtype…) and the proxkit
-    version that trains."""
+    """A digest of what decides a run's results: the examples (every field: lines, labels, gold, site,
+    collection…), the tagger config minus what training writes into it, `settings` (epochs, folds, dtype…)
+    and the proxkit version that trains."""
     digest = hashlib.sha1(__version__.encode())
     for example in examples:
-        labels = "".join("1" if flag else "0" for flag in example.remove or ())
-        about = [example.source, example.rendering, example.stage, example.drop, labels]
-        digest.update(json.dumps(about).encode())
-        digest.update(hashlib.sha1("\n".join(example.lines).encode()).digest())
+        digest.update(hashlib.sha1(json.dumps(asdict(example), sort_keys=True).encode()).digest())
     fixed = {key: value for key, value in asdict(config).items() if key not in UNFINGERPRINTED}
     digest.update(json.dumps([fixed, settings], sort_keys=True, default=str).encode())
     return digest.hexdigest()
@@ -76,3 +74,7 @@ class Progress:
     def record_weights(self, name: str, path: Path, result: dict) -> None:
         """Keep task `name`'s result together with the digest of the weights file it wrote to `path`."""
         self.record(name, {**result, "weights": file_digest(path)})
+
+    def clear(self) -> None:
+        """Forget the run's finished tasks (once the whole run has ended)."""
+        shutil.rmtree(self.folder, ignore_errors=True)

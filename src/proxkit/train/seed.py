@@ -14,6 +14,7 @@ from proxkit.layout import content_lines
 from proxkit.program import Normalize, Stage, parse_program
 
 MAX_LINES = 300  # lines of a page read (the rest is rare and costly)
+DOC_KEEP_MIN_WORDS = 100  # content words for a page to also count as a doc-stage keep example
 
 
 @dataclass

@@ -568,6 +568,8 @@ def train_and_validate(
     own_chunks = [store.chunks(example) for example in own]
     final = functools.partial(train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks)
     settings = {"epochs": epochs, "folds": folds, "by_collection": plan.leave_collection_out, "dtype": store.dtype}
+    settings["states_version"] = STATES_VERSION
+    config.doc_languages = fitted_languages(own)  # the doc probe is fitted on these documents
     progress = Progress(output, run_fingerprint(chunk + own, config, **settings))
     runnable = {FINAL_TASK: final} | {f"fold-{index}": task for index, task in enumerate(tasks)}  # longest first
     heads = _finished_heads(progress, output, config)
@@ -595,13 +597,13 @@ def train_and_validate(
         report["chunk_folds"] = fold_results
         config.languages = validated_languages(fold_results)
         report["doc"] = cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
-    config.doc_languages = fitted_languages(own)  # the doc probe is fitted on these documents
     if labelled:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
         drops = [p >= config.doc_threshold for p in drop_probabilities(heads, labelled_states)]
         report["doc_labelled_pages"] = doc_scores(drops, labelled)
     config.metrics = report
-    config.save(output)  # the heads were written when trained (`save_final_heads`)
+    config.save(output)  # the heads were written when trained (`keep`)
+    progress.clear()  # the run has ended: nothing is left to resume
     return report
 
 
