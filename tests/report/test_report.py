@@ -114,7 +114,11 @@ def test_report_of_a_baseline_run_uses_words(tmp_path):
     assert invoke("baseline", "fineweb", str(corpus), "-o", str(tmp_path / "out"), "--no-progress").exit_code == 0
     output = tmp_path / "page.html"
     assert invoke("report", str(tmp_path / "out"), "-o", str(output)).exit_code == 0
-    assert "words kept<b>100.0%</b>" in output.read_text()
+    assert "words kept<b>100.0%</b>" in output.read_text() and "other languages" not in output.read_text()
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    (tmp_path / "out" / "stats.json").write_text(json.dumps(stats | {"fallback_docs": 2, "fallback_chunks": 1234}))
+    assert invoke("report", str(tmp_path / "out"), "-o", str(output)).exit_code == 0
+    assert "other languages<b>2 docs · 1,234 chunks</b>" in output.read_text()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
