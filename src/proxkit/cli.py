@@ -502,6 +502,9 @@ def train_tagger_command(
         bool,
         typer.Option(help="Also train on each page's gold alone, every line content: text already cleaned once."),
     ] = PLAN.clean_copies,
+    doc_statistics: Annotated[
+        bool, typer.Option(help="The doc probe also reads statistics of the text (punctuation, function words…).")
+    ] = False,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -514,7 +517,13 @@ def train_tagger_command(
     except ValueError:
         raise typer.BadParameter(f"{layers!r} is not a comma-separated list of layers", param_hint="--layers") from None
     try:
-        options = {"surface": surface, "attention": attention, "recurrent": recurrent, "chunk_budget": chunk_budget}
+        options = {
+            "surface": surface,
+            "attention": attention,
+            "recurrent": recurrent,
+            "chunk_budget": chunk_budget,
+            "doc_statistics": doc_statistics,
+        }
         config = TaggerConfig.for_base(base, depth, chosen, **options)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached
         raise typer.BadParameter(f"cannot load {base}: {error}", param_hint="--base") from None
@@ -546,13 +555,17 @@ def train_doc_probe_command(
         ".cache/tagger-states"
     ),
     dtype: StatesDtype = PLAN.dtype,
+    statistics: Annotated[
+        bool, typer.Option(help="The probe also reads statistics of the text (punctuation, function words…).")
+    ] = True,
 ) -> None:
     """Refit a tagger's doc probe on DCLM and WCXB documents (line head unchanged); validate; write it."""
     from proxkit.train.doc_probe import refit_doc_probe
     from proxkit.train.seed import load_seed
 
     try:
-        report = refit_doc_probe(_tagger_directory(tagger, Stage.DOC), load_seed(seed), states, output, dtype)
+        directory = _tagger_directory(tagger, Stage.DOC)
+        report = refit_doc_probe(directory, load_seed(seed), states, output, dtype, statistics)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(report, indent=2))

@@ -11,10 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 from proxkit.cli import app
+from proxkit.models.doc_statistics import DOCUMENT_STATISTICS
 from proxkit.models.tagger import SURFACE_FEATURES, Backbone, DocProbe, TaggerConfig, TaggerHeads, TaggerWriter
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Program
-from proxkit.prompts import chunk_document, chunk_prompt_ids, line_cost
+from proxkit.prompts import chunk_document, chunk_prompt_ids, doc_prompt_ids, line_cost
 from proxkit.train import tagger
 from proxkit.train.evaluate import clean_text_pages
 from proxkit.train.seed import Example, load_seed
@@ -207,7 +208,7 @@ def test_the_heads_learn_the_labels_of_their_training_pages(seed, config, tmp_pa
     correct = sum(p == r for p, r in zip(predicted, [r for e, _ in pages for r in e.remove], strict=True))
     assert correct / sum(len(e.remove) for e, _ in pages) >= 0.9
     docs = [(e, s) for e, s in zip(examples, states, strict=True) if e.drop is not None]
-    drops = tagger.drop_probabilities(heads, [s for _, s in docs])
+    drops = tagger.drop_probabilities(heads, [s for _, s in docs], [e.lines for e, _ in docs])
     assert [p >= 0.5 for p in drops] == [e.drop for e, _ in docs]
 
 
@@ -334,7 +335,8 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
          "--layers", "1,3", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "5",
          "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention",
          "--recurrent" if attention else "--no-recurrent", "--chunk-budget", "40" if surface else "0",
-         "--jobs", "3" if surface else "1", "--device", "cpu"],
+         "--jobs", "3" if surface else "1", "--device", "cpu",
+         "--doc-statistics" if surface else "--no-doc-statistics"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -342,7 +344,7 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1 and saved.doc_languages == ("en",)
     assert (saved.depth, saved.layers, saved.surface, saved.attention) == (4, (1, 3), surface, attention)
-    assert saved.recurrent == attention and saved.chunk_budget == (40 if surface else 0)
+    assert saved.recurrent == saved.doc_statistics == attention and saved.chunk_budget == (40 if surface else 0)
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")
@@ -464,13 +466,25 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     result = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert TaggerConfig.load(out).metrics["doc"] == {**report, "documents": 18, "penalty": 1.0}
+    refitted = TaggerConfig.load(out)
+    assert refitted.metrics["doc"] == {**report, "documents": 18, "penalty": 1.0, "statistics": True}
+    assert refitted.doc_statistics and not config.doc_statistics  # the probe reads the text's statistics too
     assert TaggerConfig.load(out).doc_languages == ("en",)
     from safetensors.torch import load_file
 
     before, after = load_file(str(tagger_dir / "heads.safetensors")), load_file(str(out / "heads.safetensors"))
     assert all(torch.equal(before[name], after[name]) for name in before if not name.startswith("doc."))
-    assert not torch.equal(before["doc.linear.weight"], after["doc.linear.weight"])
+    assert after["doc.linear.weight"].shape[1] == before["doc.linear.weight"].shape[1] + DOCUMENT_STATISTICS
+    tokenizer = load_tokenizer(config.base)  # the refitted tagger runs: its doc probe reads the lines' text
+    [program] = TaggerWriter(out, tokenizer).generate([doc_prompt_ids("\n".join(PROSE), tokenizer).ids], 1)
+    assert program.text in ("keep_doc()", "drop_doc()") and program.score is not None
+    plain = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states"), "-o", str(tmp_path / "plain"),
+                                     "--no-statistics"])  # fmt: skip
+    assert plain.exit_code == 0 and not TaggerConfig.load(tmp_path / "plain").doc_statistics
+    assert (
+        load_file(str(tmp_path / "plain" / "heads.safetensors"))["doc.linear.weight"].shape
+        == before["doc.linear.weight"].shape
+    )
     not_a_tagger = CliRunner().invoke(app, [*args[:-4], "--tagger", str(tmp_path), "-o", str(out)])
     assert not_a_tagger.exit_code != 0
 

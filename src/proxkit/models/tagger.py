@@ -31,6 +31,7 @@ from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
 from proxkit.layout import ContentLines, content_lines
 from proxkit.models.backbones import resolve_base
+from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
 from proxkit.models.tokenizers import auto_tokenizer
 from proxkit.models.word_head import WordHead
@@ -66,7 +67,8 @@ class TaggerConfig:
     document in another language is kept unjudged, and says so (None: as `languages`);
     word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
     of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
-    (`proxkit.inline_noise`; None: no word head, line removals only)."""
+    (`proxkit.inline_noise`; None: no word head, line removals only); doc_statistics: the doc probe also
+    reads `document_statistics` of the text of the lines it pools."""
 
     base: str
     depth: int = 4
@@ -84,6 +86,7 @@ class TaggerConfig:
     languages: tuple[str, ...] | None = None
     doc_languages: tuple[str, ...] | None = None
     word_threshold: float | None = None
+    doc_statistics: bool = False
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
@@ -202,11 +205,14 @@ class TaggerHeads(nn.Module):
         surface_columns: int = 0,
         attention: bool = False,
         recurrent: bool = False,
+        doc_statistics: bool = False,
     ) -> None:
         """features: columns of the line states; surface_columns: columns of surface features after them; attention:
-        one transformer encoder layer (4 heads) over the lines; recurrent: a bidirectional GRU over them."""
+        one transformer encoder layer (4 heads) over the lines; recurrent: a bidirectional GRU over them;
+        doc_statistics: the doc probe also reads `document_statistics` of the lines' text."""
         super().__init__()
         self.features = features
+        self.doc_statistics = doc_statistics
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
         self.surface = nn.Sequential(nn.Linear(surface_columns, width), nn.GELU()) if surface_columns else None
         self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
@@ -215,12 +221,14 @@ class TaggerHeads(nn.Module):
         )
         self.recurrent = nn.GRU(width, width // 2, batch_first=True, bidirectional=True) if recurrent else None
         self.line = nn.Linear((2 + attention + recurrent) * width, 1)
-        self.doc = DocProbe(features + surface_columns)
+        self.doc = DocProbe(features + surface_columns + (DOCUMENT_STATISTICS if doc_statistics else 0))
 
     @classmethod
     def for_config(cls, config: TaggerConfig) -> TaggerHeads:
         surface_columns = SURFACE_FEATURES if config.surface else 0
-        return cls(config.features, config.width, surface_columns, config.attention, config.recurrent)
+        return cls(
+            config.features, config.width, surface_columns, config.attention, config.recurrent, config.doc_statistics
+        )
 
     @classmethod
     def load(cls, directory: str | Path, config: TaggerConfig) -> TaggerHeads:
@@ -246,15 +254,25 @@ class TaggerHeads(nn.Module):
             parts.append(self.recurrent(mixed.unsqueeze(0))[0].squeeze(0))
         return self.line(torch.cat(parts, dim=-1)).squeeze(-1)
 
-    def pooled(self, lines: torch.Tensor, line_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """What the doc probe reads: the lines' mean weighted by P(content) (from `line_logits` when given)."""
+    def pooled(
+        self, lines: torch.Tensor, line_logits: torch.Tensor | None = None, texts: Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """What the doc probe reads: the lines' mean weighted by P(content) (from `line_logits` when given),
+        and with `doc_statistics` the `document_statistics` of `texts`, the same lines' text (required then)."""
         logits = self.line_logits(lines) if line_logits is None else line_logits
-        return self.doc.pool(lines, 1.0 - torch.sigmoid(logits))
+        content = 1.0 - torch.sigmoid(logits)
+        pooled = self.doc.pool(lines, content)
+        if not self.doc_statistics:
+            return pooled
+        if texts is None:
+            raise ValueError("this doc probe reads the text of the lines too")
+        return torch.cat([pooled, document_statistics(texts[: len(lines)], content)])
 
-    def forward(self, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """lines: [n_lines, features (+ surface)] of one document → (line logits [n_lines], doc logit [])."""
+    def forward(self, lines: torch.Tensor, texts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """lines: [n_lines, features (+ surface)] of one document (`texts`: their text, for `doc_statistics`)
+        → (line logits [n_lines], doc logit [])."""
         line_logits = self.line_logits(lines)
-        return line_logits, self.doc(self.pooled(lines, line_logits))
+        return line_logits, self.doc(self.pooled(lines, line_logits, texts))
 
 
 class Segmenter:
@@ -467,7 +485,9 @@ class TaggerWriter(ProgramWriter):
         """The program the heads write from the states of a prompt's content lines; a doc program comes with
         its drop probability."""
         if reading.is_doc:
-            drop_probability = float(torch.sigmoid(self.heads.doc(self.heads.pooled(states))))
+            drop_probability = float(
+                torch.sigmoid(self.heads.doc(self.heads.pooled(states, texts=reading.content.lines)))
+            )
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
         remove = reading.content.spread(

@@ -105,22 +105,43 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
     return report
 
 
+def with_new_probe(tagger: Path, statistics: bool) -> tuple[TaggerConfig, TaggerHeads]:
+    """The config and heads of the tagger directory `tagger` with an unfitted doc probe, reading
+    `document_statistics` too when `statistics`; its line head as trained."""
+    config = replace(TaggerConfig.load(tagger), doc_statistics=statistics)
+    line_head = {
+        name: value
+        for name, value in TaggerHeads.load(tagger, TaggerConfig.load(tagger)).state_dict().items()
+        if not name.startswith("doc.")
+    }
+    heads = TaggerHeads.for_config(config)
+    heads.load_state_dict({**heads.state_dict(), **line_head})
+    return config, heads.eval()
+
+
 def refit_doc_probe(
-    tagger: Path, examples: Sequence[Example], states: Path, output: Path, dtype: str = "float32"
+    tagger: Path,
+    examples: Sequence[Example],
+    states: Path,
+    output: Path,
+    dtype: str = "float32",
+    statistics: bool = True,
 ) -> dict:
     """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`
-    (line states computed in `dtype`, `StateStore`); the validation report is recorded in its config
-    (`metrics["doc"]`) and returned."""
-    config = TaggerConfig.load(tagger)
-    heads = TaggerHeads.load(tagger, config)
+    (line states computed in `dtype`, `StateStore`; with `statistics`, the probe reads `document_statistics`
+    too); the validation report is recorded in its config (`metrics["doc"]`) and returned."""
+    config, heads = with_new_probe(tagger, statistics)
     documents = probe_examples(examples)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
     store = StateStore(states, config, dtype=dtype)
-    pooled = pool_documents(heads, store.all(documents))
+    pooled = pool_documents(heads, store.all(documents), [document.lines for document in documents])
     report = validate(pooled, documents, config.doc_threshold)
     heads.doc.load_state_dict(fitted_probe(pooled, documents, range(len(documents))).state_dict())
     config.doc_languages = fitted_languages(documents)
-    config.metrics = {**config.metrics, "doc": {**report, "documents": len(documents), "penalty": PENALTY}}
+    config.metrics = {
+        **config.metrics,
+        "doc": {**report, "documents": len(documents), "penalty": PENALTY, "statistics": statistics},
+    }
     save_tagger(heads, config, Path(output))
     return report

@@ -180,18 +180,19 @@ def train_heads(
             loss.backward()
             optimizer.step()
     heads.eval()
-    docs = [(state, example.drop) for example, state in zip(examples, states, strict=True) if example.drop is not None]
+    docs = [(example, state) for example, state in zip(examples, states, strict=True) if example.drop is not None]
     if docs:
-        pooled = pool_documents(heads, [state for state, _ in docs])
-        drops = [drop for _, drop in docs]
+        pooled = pool_documents(heads, [state for _, state in docs], [example.lines for example, _ in docs])
+        drops = [bool(example.drop) for example, _ in docs]
         fit_doc_probe(heads.doc, pooled, drops, choose_penalty(pooled, drops, seed=seed))
     return heads
 
 
 @torch.no_grad()
-def pool_documents(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> torch.Tensor:
-    """[documents, features]: what the doc probe reads of each document."""
-    return torch.stack([heads.pooled(state) for state in states])
+def pool_documents(heads: TaggerHeads, states: Sequence[torch.Tensor], texts: Sequence[Sequence[str]]) -> torch.Tensor:
+    """[documents, features]: what the doc probe reads of each document (`texts`: each one's lines, of which
+    the first `len(state)` were read)."""
+    return torch.stack([heads.pooled(state, texts=lines) for state, lines in zip(states, texts, strict=True)])
 
 
 @torch.inference_mode()
@@ -207,9 +208,11 @@ def line_probabilities(
 
 
 @torch.inference_mode()
-def drop_probabilities(heads: TaggerHeads, states: Sequence[torch.Tensor]) -> list[float]:
-    """P(drop) of each document."""
-    return torch.sigmoid(heads.doc(pool_documents(heads, states))).reshape(-1).tolist()
+def drop_probabilities(
+    heads: TaggerHeads, states: Sequence[torch.Tensor], texts: Sequence[Sequence[str]]
+) -> list[float]:
+    """P(drop) of each document (`texts`: its lines, as for `pool_documents`)."""
+    return torch.sigmoid(heads.doc(pool_documents(heads, states, texts))).reshape(-1).tolist()
 
 
 PENALTIES = (0.3, 1.0, 3.0, 10.0, 30.0)  # L2 strengths tried for the doc probe (mean loss + penalty/2·|w|²)
@@ -451,7 +454,7 @@ def cross_validate_docs(
     """Doc-level accuracy and keep-F1 of the doc probe, cross-validated over `examples` and repeated over
     `repeats` shufflings (mean and sd over repeats). The penalty is chosen inside each training side;
     `heads`' line head, which pools the documents, must not have been trained on them."""
-    pooled = pool_documents(heads, states)
+    pooled = pool_documents(heads, states, [example.lines for example in examples])
     drops = [bool(example.drop) for example in examples]
     runs = []
     for repeat in range(repeats):
@@ -599,7 +602,8 @@ def train_and_validate(
         report["doc"] = cross_validate_docs(own, own_states, heads, config.doc_threshold, folds)
     if labelled:  # a sanity check, not training data: labelled pages (keep: >= 100 gold words; drop: no gold);
         # with a chunk budget the probe reads each page's first chunk only (`page_doc_states`)
-        drops = [p >= config.doc_threshold for p in drop_probabilities(heads, labelled_states)]
+        probabilities = drop_probabilities(heads, labelled_states, [example.lines for example in labelled])
+        drops = [p >= config.doc_threshold for p in probabilities]
         report["doc_labelled_pages"] = doc_scores(drops, labelled)
     config.metrics = report
     config.save(output)  # the heads were written when trained (`keep`)
