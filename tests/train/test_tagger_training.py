@@ -453,7 +453,8 @@ def test_prox_train_tagger_names_a_base_it_cannot_load(seed, tmp_path):
 def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config, tmp_path):
     tagger_dir = tmp_path / "tagger"
     heads = TaggerHeads.for_config(config)
-    tagger.save_tagger(heads, config, tagger_dir)
+    trained = replace(config, metrics={"chunk": {"folds": 5}, "doc_labelled_pages": {"accuracy": 0.5}})
+    tagger.save_tagger(heads, trained, tagger_dir)
     records = [json.loads(line) for line in seed.read_text().splitlines()]
     for index in range(10):  # page-typed documents of five sites: articles keep, listings drop
         kind = "article" if index % 2 else "listing"
@@ -469,6 +470,7 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     refitted = TaggerConfig.load(out)
     assert refitted.metrics["doc"] == {**report, "documents": 18, "penalty": 1.0, "statistics": True}
     assert refitted.doc_statistics and not config.doc_statistics  # the probe reads the text's statistics too
+    assert refitted.metrics["chunk"] == {"folds": 5} and "doc_labelled_pages" not in refitted.metrics  # stale
     assert TaggerConfig.load(out).doc_languages == ("en",)
     from safetensors.torch import load_file
 
@@ -481,10 +483,9 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     plain = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states"), "-o", str(tmp_path / "plain"),
                                      "--no-statistics"])  # fmt: skip
     assert plain.exit_code == 0 and not TaggerConfig.load(tmp_path / "plain").doc_statistics
-    assert (
-        load_file(str(tmp_path / "plain" / "heads.safetensors"))["doc.linear.weight"].shape
-        == before["doc.linear.weight"].shape
-    )
+    plain_weights = load_file(str(tmp_path / "plain" / "heads.safetensors"))["doc.linear.weight"]
+    assert plain_weights.shape == before["doc.linear.weight"].shape
+    assert not torch.equal(plain_weights, before["doc.linear.weight"])  # refitted, not copied
     not_a_tagger = CliRunner().invoke(app, [*args[:-4], "--tagger", str(tmp_path), "-o", str(out)])
     assert not_a_tagger.exit_code != 0
 
@@ -500,3 +501,21 @@ def test_the_state_store_runs_the_backbone_where_it_is_told(config, tmp_path, mo
     assert store.device == "cpu" and store.dtype == "float32"
     store.states(Example("p", "s", "chunk", ["Home | About", "The council met."], [True, False]))
     assert store._backbone.device == "cpu"
+
+
+def test_the_doc_probe_learns_from_what_the_writer_reads_of_a_long_document(config, tmp_path):
+    long = Example("dclm/long", "dclm/long", "doc", [" ".join(PROSE)] * 120, drop=False)  # past the prompt's budget
+    [read] = tagger.as_read_at_run_time([long], config)
+    assert 0 < len(read.lines) < 60  # the doc prompt's 2000 tokens, not a 2048-token window of 32-token lines
+    assert read.lines[:-1] == long.lines[: len(read.lines) - 1] and long.lines[0].startswith(read.lines[-1][:20])
+    page = Example("p", "s", "chunk", long.lines, remove=[False] * 120)
+    assert tagger.as_read_at_run_time([page], config) == [page]  # chunk pages are read whole
+    with_statistics = replace(config, doc_statistics=True)
+    heads = TaggerHeads.for_config(with_statistics)
+    tagger.save_tagger(heads, with_statistics, tmp_path / "tagger")
+    states = tagger.StateStore(tmp_path / "states", config).states(read)
+    [trained_on] = tagger.drop_probabilities(heads, [states], [read.lines])
+    tokenizer = load_tokenizer(config.base)
+    prompt = doc_prompt_ids("\n".join(long.lines), tokenizer).ids
+    [written] = TaggerWriter(tmp_path / "tagger", tokenizer, dtype="float32").generate([prompt], 1)
+    assert written.score == pytest.approx(trained_on, abs=1e-4)

@@ -29,7 +29,7 @@ from torch import nn
 
 from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
-from proxkit.layout import ContentLines, content_lines
+from proxkit.layout import ContentLines, content_lines, content_text
 from proxkit.models.backbones import resolve_base
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
@@ -37,7 +37,7 @@ from proxkit.models.tokenizers import auto_tokenizer
 from proxkit.models.word_head import WordHead
 from proxkit.models.writer import Generation, ProgramWriter, dtype_name
 from proxkit.program import DropDoc, KeepChunk, KeepDoc, Normalize, Program
-from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, number_line
+from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, doc_prompt_ids, number_line
 from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule
 
 HEADS_FILE = "heads.safetensors"
@@ -171,8 +171,9 @@ def line_surface(lines: Sequence[str]) -> torch.Tensor:
 class DocProbe(nn.Module):
     """Document head: a logistic regression on the standardized mean of a document's line states, each
     line weighted by the line head's probability that it is content — so the probe judges the quality of
-    what would be kept, not how much boilerplate surrounds it. A linear probe, because a couple of hundred
-    labelled documents is all there is to fit it."""
+    what would be kept, not how much boilerplate surrounds it — and, when the tagger has `doc_statistics`,
+    on `document_statistics` of the same lines (the columns after the states; `TaggerHeads.pooled` builds
+    the input). A linear probe, because a couple of hundred labelled documents is all there is to fit it."""
 
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -188,7 +189,7 @@ class DocProbe(nn.Module):
         return (content[:, None] * lines).sum(dim=0) / content.sum().clamp_min(1e-6)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Drop logit(s) of pooled line states ([features] or [documents, features])."""
+        """Drop logit(s) of what `TaggerHeads.pooled` gives ([features] or [documents, features])."""
         return self.linear((pooled - self.center) / self.scale).squeeze(-1)
 
 
@@ -522,6 +523,14 @@ class PromptReading:
     content: ContentLines
     first_number: int = 0
     raw: tuple[str, ...] = ()  # a chunk's lines as the prompt shows them (without their numbers)
+
+
+def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:
+    """The content lines a tagger reads of a document of `lines` at run time: its doc prompt (content lines
+    only, cut to the prompt's token budget with `tokenizer`, the tagger's prompt tokenizer) read back as the
+    writer reads it. Training reads documents through this, so the doc probe learns from what it will see."""
+    ids = doc_prompt_ids(content_text("\n".join(lines)), tokenizer).ids
+    return list(_read_prompt(tokenizer.decode(list(ids))).content.lines)
 
 
 def _read_prompt(prompt: str) -> PromptReading:

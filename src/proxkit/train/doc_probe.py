@@ -24,6 +24,7 @@ from proxkit.train.seed import Example
 from proxkit.train.split import site_folds
 from proxkit.train.tagger import (
     StateStore,
+    as_read_at_run_time,
     cross_validated_probabilities,
     fit_doc_probe,
     fitted_languages,
@@ -131,7 +132,7 @@ def refit_doc_probe(
     (line states computed in `dtype`, `StateStore`; with `statistics`, the probe reads `document_statistics`
     too); the validation report is recorded in its config (`metrics["doc"]`) and returned."""
     config, heads = with_new_probe(tagger, statistics)
-    documents = probe_examples(examples)
+    documents = as_read_at_run_time(probe_examples(examples), config)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
     store = StateStore(states, config, dtype=dtype)
@@ -139,8 +140,8 @@ def refit_doc_probe(
     report = validate(pooled, documents, config.doc_threshold)
     heads.doc.load_state_dict(fitted_probe(pooled, documents, range(len(documents))).state_dict())
     config.doc_languages = fitted_languages(documents)
-    config.metrics = {
-        **config.metrics,
+    config.metrics = {  # the old probe's check on the labelled pages no longer describes this one
+        **{name: value for name, value in config.metrics.items() if name != "doc_labelled_pages"},
         "doc": {**report, "documents": len(documents), "penalty": PENALTY, "statistics": statistics},
     }
     save_tagger(heads, config, Path(output))

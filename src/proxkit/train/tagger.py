@@ -21,7 +21,7 @@ import torch
 from loguru import logger
 
 from proxkit.languages import guess_language
-from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads
+from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads, doc_prompt_lines
 from proxkit.models.writer import dtype_name
 from proxkit.train.evaluate import CLEAN_TEXT, clean_text_pages, doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
@@ -415,6 +415,19 @@ def run_tasks(
         _TASKS = []
 
 
+def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> list[Example]:
+    """The examples with each doc example's lines cut to what the writer reads of its doc prompt
+    (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
+    from proxkit.models.backbones import resolve_base
+    from proxkit.models.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(resolve_base(config.base))
+    return [
+        replace(example, lines=doc_prompt_lines(example.lines, tokenizer)) if example.stage == "doc" else example
+        for example in examples
+    ]
+
+
 def page_doc_states(
     config: TaggerConfig,
     docs: Sequence[Example],
@@ -437,6 +450,8 @@ def page_doc_states(
             end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
             if chunks is not None:
                 end = min(end, chunks[index][0][1])
+            [read] = as_read_at_run_time([doc], config)  # the run-time doc prompt may hold fewer lines
+            end = min(end, len(read.lines))
             chosen.append(doc)
             # the backbone's columns of the page's states, with surface features of these lines alone
             states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines[:end]))
@@ -558,7 +573,7 @@ def train_and_validate(
     chunks = [store.chunks(example) for example in chunk]
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
     # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states, as a check
-    own = [e for e in examples if e.stage == "doc" and e.site.startswith("dclm")]
+    own = as_read_at_run_time([e for e in examples if e.stage == "doc" and e.site.startswith("dclm")], config)
     own_states = store.all(own)
     docs = [e for e in examples if e.stage == "doc"]
     labelled, labelled_states = page_doc_states(config, docs, pages, chunk_states, chunks)
