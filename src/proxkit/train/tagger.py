@@ -43,7 +43,8 @@ class StateStore:
     it: cut into chunks of numbered lines (`chunk_document` with the backbone's tokenizer), each chunk its
     own prompt and its own set of surface features, so what the heads learn from is what they see at run
     time. `chunks` gives the (start, end) line ranges; without a budget a page is one range. Doc examples
-    read their first forward pass either way, so one cache file serves both."""
+    read their first forward pass either way, so one cache file serves both; the trainers hand them over cut
+    to their run-time doc prompt (`as_read_at_run_time`)."""
 
     def __init__(
         self,
