@@ -17,6 +17,7 @@ from proxkit.models.tagger import (
     TaggerHeads,
     TaggerWriter,
     canonical_device,
+    doc_prompt_lines,
     line_surface,
 )
 from proxkit.models.tokenizers import load_tokenizer
@@ -386,3 +387,13 @@ def test_device_names_of_one_device_are_one_name(monkeypatch):
 
 def test_the_backbone_and_the_prompts_share_one_loaded_tokenizer(backbone, config):
     assert backbone.tokenizer is load_tokenizer(config.base).hf_tokenizer
+
+
+def test_doc_prompt_lines_are_the_content_lines_of_the_doc_prompt_in_any_layout(config):
+    tokenizer = load_tokenizer(config.base)
+    spread = ["Home  |  About", "", "", "The council met.\t ", "  "]
+    assert doc_prompt_lines(spread, tokenizer) == doc_prompt_lines(["Home | About", "The council met."], tokenizer)
+    assert doc_prompt_lines(spread, tokenizer) == ["Home | About", "The council met."]
+    long = ["The council approved the new lanes on Tuesday evening."] * 500
+    read = doc_prompt_lines(long, tokenizer)
+    assert 0 < len(read) < 500 and read[:-1] == long[: len(read) - 1]  # cut at the prompt's token budget
