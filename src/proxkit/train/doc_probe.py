@@ -109,10 +109,11 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
 def with_new_probe(tagger: Path, statistics: bool) -> tuple[TaggerConfig, TaggerHeads]:
     """The config and heads of the tagger directory `tagger` with an unfitted doc probe, reading
     `document_statistics` too when `statistics`; its line head as trained."""
-    config = replace(TaggerConfig.load(tagger), doc_statistics=statistics)
+    trained = TaggerConfig.load(tagger)
+    config = replace(trained, doc_statistics=statistics)
     line_head = {
         name: value
-        for name, value in TaggerHeads.load(tagger, TaggerConfig.load(tagger)).state_dict().items()
+        for name, value in TaggerHeads.load(tagger, trained).state_dict().items()
         if not name.startswith("doc.")
     }
     heads = TaggerHeads.for_config(config)

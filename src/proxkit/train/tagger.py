@@ -23,6 +23,7 @@ from loguru import logger
 from proxkit.languages import guess_language
 from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads, doc_prompt_lines
 from proxkit.models.writer import dtype_name
+from proxkit.prompts import Tokenizer
 from proxkit.train.evaluate import CLEAN_TEXT, clean_text_pages, doc_scores, group_rows, rule_doc_scores
 from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.plan import TrainingPlan
@@ -83,11 +84,9 @@ class StateStore:
             return [(0, len(example.lines))]
         key = self._key(example)
         if key not in self._chunks:
-            from proxkit.models.backbones import resolve_base
-            from proxkit.models.tokenizers import load_tokenizer
             from proxkit.prompts import chunk_document, line_cost
 
-            cost = line_cost(load_tokenizer(resolve_base(self.config.base)))  # the tagger's prompt tokenizer
+            cost = line_cost(prompt_tokenizer(self.config))
             chunks = chunk_document("\n".join(example.lines), cost, self.chunk_budget)
             self._chunks[key] = [(chunk.first_line, chunk.last_line + 1) for chunk in chunks]
         return self._chunks[key]
@@ -416,13 +415,18 @@ def run_tasks(
         _TASKS = []
 
 
-def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> list[Example]:
-    """The examples with each doc example's lines cut to what the writer reads of its doc prompt
-    (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
+def prompt_tokenizer(config: TaggerConfig) -> Tokenizer:
+    """The tokenizer `prox refine` builds a tagger's prompts with: its backbone's (`ModelSpec.load_tokenizer`)."""
     from proxkit.models.backbones import resolve_base
     from proxkit.models.tokenizers import load_tokenizer
 
-    tokenizer = load_tokenizer(resolve_base(config.base))
+    return load_tokenizer(resolve_base(config.base))
+
+
+def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> list[Example]:
+    """The examples with each doc example's lines cut to what the writer reads of its doc prompt
+    (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
+    tokenizer = prompt_tokenizer(config)
     return [
         replace(example, lines=doc_prompt_lines(example.lines, tokenizer)) if example.stage == "doc" else example
         for example in examples
@@ -443,6 +447,7 @@ def page_doc_states(
     from proxkit.models.tagger import Segmenter
 
     segmenter = Segmenter(config)
+    tokenizer = prompt_tokenizer(config)
     by_source = {page.source: index for index, page in enumerate(pages)}
     chosen, states = [], []
     for doc in docs:
@@ -451,8 +456,7 @@ def page_doc_states(
             end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
             if chunks is not None:
                 end = min(end, chunks[index][0][1])
-            [read] = as_read_at_run_time([doc], config)  # the run-time doc prompt may hold fewer lines
-            end = min(end, len(read.lines))
+            end = min(end, len(doc_prompt_lines(doc.lines, tokenizer)))  # the run-time prompt may hold fewer
             chosen.append(doc)
             # the backbone's columns of the page's states, with surface features of these lines alone
             states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines[:end]))
