@@ -1,12 +1,15 @@
 """The text statistics a doc probe reads beside its pooled line states."""
 
+import json
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics, line_counts
-from proxkit.models.tagger import TaggerConfig, TaggerHeads
+from proxkit.models.options import TAGGER_CONFIG
+from proxkit.models.tagger import FEATURES_VERSION, TaggerConfig, TaggerHeads, line_surface
 
 PROSE = "The council said that the new library will open in the spring, and it will not cost more."
 MENU = "Home | Products | Contact"
@@ -56,3 +59,32 @@ def test_a_probe_with_statistics_reads_the_text_of_the_lines_it_pools():
         heads.pooled(states)
     plain = TaggerHeads.for_config(TaggerConfig("unused", depth=2, layers=(1, 2), hidden_size=4))
     assert plain.pooled(states).shape == (config.features,)  # without statistics the text is not needed
+
+
+FEATURE_LINES = [MENU, PROSE, "\u00a9 2024 Example Ltd. 12 items \u2022 Read more", PROSE]
+
+
+def test_the_text_features_are_those_of_features_version_1():
+    """If this fails, the features changed: bump `FEATURES_VERSION`, retrain the bundled heads, update here."""
+    assert FEATURES_VERSION == 1
+    statistics = document_statistics(FEATURE_LINES, torch.tensor([0.2, 0.9, 0.5, 0.7]))
+    expected = [3.9475, 0.5277, 0.93, 0.0, 0.0179, 0.0221, 0.6957, 0.0, 0.0, 0.3043, 14.913, 3.5639, 1.1939]
+    assert statistics.tolist() == pytest.approx(expected, abs=1e-4)
+    surface = line_surface(FEATURE_LINES)
+    assert surface[2].tolist() == pytest.approx([0.7675, 0.7427, 0, 0, 0.575, 0.15, 0.075, 0, 1, 0.6667], abs=1e-4)
+    assert surface[:, 9].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+
+
+def test_a_tagger_trained_on_other_text_features_does_not_load(tmp_path):
+    config = TaggerConfig("unused", depth=2, layers=(1, 2), hidden_size=4, doc_statistics=True)
+    assert config.features_version == FEATURES_VERSION
+    settings = asdict(config)
+    del settings["features_version"]  # as written before the field existed: version 1
+    (tmp_path / TAGGER_CONFIG).write_text(json.dumps(settings))
+    assert TaggerConfig.load(tmp_path).features_version == 1
+    (tmp_path / TAGGER_CONFIG).write_text(json.dumps(settings | {"features_version": FEATURES_VERSION + 1}))
+    with pytest.raises(ValueError, match=rf"{TAGGER_CONFIG}: heads trained on text features version"):
+        TaggerConfig.load(tmp_path)
+    plain = settings | {"doc_statistics": False, "features_version": FEATURES_VERSION + 1}
+    (tmp_path / TAGGER_CONFIG).write_text(json.dumps(plain))
+    assert not TaggerConfig.load(tmp_path).doc_statistics  # heads without text features load anyway

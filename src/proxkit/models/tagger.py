@@ -41,6 +41,7 @@ from proxkit.prompts import CHUNK_TOKEN_BUDGET, Tokenizer, doc_prompt_ids, numbe
 from proxkit.rules import TERMINAL_PUNCTUATION, c4_line_rule
 
 HEADS_FILE = "heads.safetensors"
+FEATURES_VERSION = 1  # bump when `line_surface` or `document_statistics` compute anything differently
 _NUMBERED = re.compile(r"\[(\d{3,})\](.*)")
 
 
@@ -68,7 +69,8 @@ class TaggerConfig:
     word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
     of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
     (`proxkit.inline_noise`; None: no word head, line removals only); doc_statistics: the doc probe also
-    reads `document_statistics` of the text of the lines it pools."""
+    reads `document_statistics` of the text of the lines it pools; features_version: the `FEATURES_VERSION`
+    of the text features the heads were trained on (a tagger trained on other ones does not load)."""
 
     base: str
     depth: int = 4
@@ -87,6 +89,7 @@ class TaggerConfig:
     doc_languages: tuple[str, ...] | None = None
     word_threshold: float | None = None
     doc_statistics: bool = False
+    features_version: int = FEATURES_VERSION
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
     def __post_init__(self) -> None:
@@ -129,7 +132,16 @@ class TaggerConfig:
 
     @classmethod
     def load(cls, directory: Path) -> TaggerConfig:
-        return cls(**json.loads((Path(directory) / TAGGER_CONFIG).read_text()))
+        """The config in `directory`; ValueError when its heads read text features this proxkit computes
+        differently (`FEATURES_VERSION`)."""
+        path = Path(directory) / TAGGER_CONFIG
+        config = cls(**{"features_version": 1} | json.loads(path.read_text()))  # 1: written before the field
+        if (config.surface or config.doc_statistics) and config.features_version != FEATURES_VERSION:
+            raise ValueError(
+                f"{path}: heads trained on text features version {config.features_version}, this proxkit computes "
+                f"version {FEATURES_VERSION}: retrain them (`prox train tagger`, or `prox train doc-probe`)"
+            )
+        return config
 
 
 C4_FALLBACK = "c4_line_rule"  # what a chunk outside the tagger's languages gets, named in its note

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from proxkit.models.tagger import DocProbe, TaggerConfig, TaggerHeads
+from proxkit.models.tagger import FEATURES_VERSION, DocProbe, TaggerConfig, TaggerHeads
 from proxkit.train.evaluate import doc_scores
 from proxkit.train.seed import Example
 from proxkit.train.split import site_folds
@@ -110,7 +110,7 @@ def with_new_probe(tagger: Path, statistics: bool) -> tuple[TaggerConfig, Tagger
     """The config and heads of the tagger directory `tagger` with an unfitted doc probe, reading
     `document_statistics` too when `statistics`; its line head as trained."""
     trained = TaggerConfig.load(tagger)
-    config = replace(trained, doc_statistics=statistics)
+    config = replace(trained, doc_statistics=statistics, features_version=FEATURES_VERSION)
     line_head = {
         name: value
         for name, value in TaggerHeads.load(tagger, trained).state_dict().items()
