@@ -714,6 +714,13 @@ def evaluate_command(
             "doc: judge those with >= 100 words, all labelled keep."
         ),
     ] = False,
+    full_pages: Annotated[
+        bool,
+        typer.Option(
+            help="doc: judge each chunk page in each of its renderings (a page is a keep with >= 100 content "
+            "words, a drop with none): how the doc stage fares on each extractor's text (--by rendering)."
+        ),
+    ] = False,
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
     removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
@@ -723,7 +730,9 @@ def evaluate_command(
 
     try:
         spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
-        read = Stage.CHUNK if clean_text else stage  # clean text is made of the chunk pages' gold
+        if full_pages and (stage is Stage.CHUNK or clean_text):
+            raise ValueError("--full-pages judges the doc stage on chunk pages: give it doc, without --clean-text")
+        read = Stage.CHUNK if clean_text or full_pages else stage  # both are made of the chunk pages
         examples = [e for e in load_seed(data) if e.stage == read and (not collection or e.collection in collection)]
         groups = [field.strip() for field in by.split(",") if field.strip()]
         evaluate.check_groupings(groups)
@@ -734,8 +743,11 @@ def evaluate_command(
     examples = examples[:limit] if limit else examples
     if clean_text:
         examples = (evaluate.clean_text_pages if stage is Stage.CHUNK else evaluate.clean_text_documents)(examples)
+    if full_pages:
+        examples = evaluate.full_page_documents(examples)
     if not examples:
         what = "chunk pages with a gold (of >= 100 words for doc)" if clean_text else f"{stage}-stage examples"
+        what = "chunk pages with no content or >= 100 words of it" if full_pages else what
         raise typer.BadParameter(f"{data} holds no {what}")
     scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk
     typer.echo(json.dumps(scorer(spec, examples, mode, groups), indent=2))

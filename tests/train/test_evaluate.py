@@ -17,9 +17,10 @@ from proxkit.train.evaluate import (
     doc_scores,
     evaluate_chunk,
     evaluate_doc,
+    full_page_documents,
     write_chunk_programs,
 )
-from proxkit.train.seed import Example
+from proxkit.train.seed import Example, load_seed
 
 PAGE = ["Home | About", "The council approved new cycle lanes on Tuesday.", "Copyright 2024"]
 
@@ -229,3 +230,36 @@ def test_evaluate_writes_exactly_the_programs_refine_runs(tmp_path, tiny_refiner
         ]
         chunk_programs = write_chunk_programs(resolve(chunk_model, Stage.CHUNK), pages)
         assert [refined[f"p{i}"]["metadata"]["chunk_program"] for i in kept] == chunk_programs
+
+
+def test_full_pages_judge_the_doc_stage_on_every_rendering_of_a_page(tmp_path, tiny_backbone):
+    article = [PAGE[0], *[PAGE[1]] * 15, PAGE[2]]  # 120 content words between a menu and a footer
+    labels = [0] + [1] * 15 + [0]
+    records = [
+        {"source": "long", "site": "s", "stage": "chunk", "text": "\n".join(article), "labels": labels,
+         "rendering": rendering}
+        for rendering in ("resiliparse", "inscriptis")
+    ] + [
+        {"source": "empty", "site": "s", "stage": "chunk", "text": "\n".join(PAGE), "labels": [0, 0, 0]},
+        {"source": "short", "site": "s", "stage": "chunk", "text": "\n".join(PAGE), "labels": [0, 1, 0]},
+    ]  # fmt: skip
+    data = tmp_path / "seed.jsonl"
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    documents = full_page_documents(load_seed(data))
+    assert [(d.source, d.rendering, d.drop) for d in documents] == [
+        ("long", "resiliparse", False),
+        ("long", "inscriptis", False),
+        ("empty", None, True),
+    ]  # the page of 8 content words is neither: no label
+    assert documents[0].stage == "doc" and documents[0].remove is None and documents[0].lines == article
+    directory = tagger_dir(tmp_path, tiny_backbone, -10.0, 10.0)  # drops every document
+    command = ["evaluate", "doc", "--model", str(directory), "--data", str(data), "--full-pages", "--by", "rendering"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"] == {"accuracy": round(1 / 3, 4), "keep_f1": 0.0, "documents": 3}
+    assert list(report["groups"]) == ["rendering=-", "rendering=inscriptis", "rendering=resiliparse"]
+    chunk = CliRunner().invoke(
+        app, ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--full-pages"]
+    )
+    assert chunk.exit_code == 2 and "--full-pages judges the doc stage" in chunk.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from proxkit.annotate.human import doc_decision
 from proxkit.inline_noise import words
 from proxkit.layout import content_lines
 from proxkit.models import ModelSpec
@@ -98,6 +99,19 @@ def clean_text_documents(pages: Sequence[Example], min_words: int = DOC_KEEP_MIN
         for page in clean_text_pages(pages)
         if len(words(page.gold or "")) >= min_words
     ]
+
+
+def full_page_documents(pages: Sequence[Example], min_words: int = DOC_KEEP_MIN_WORDS) -> list[Example]:
+    """Each chunk page, in each of its renderings, as a doc-stage example labelled as the seed importers
+    label a page (`doc_decision`: drop when none of its lines is content, keep when its content holds at
+    least `min_words` words; pages in between are left out). The seed's own doc examples are of one
+    rendering; these judge the doc stage on every extractor's text of the same pages."""
+    documents = []
+    for page in pages:
+        keep = doc_decision(page.lines, [not noise for noise in page.remove or []], min_words)
+        if keep is not None:
+            documents.append(replace(page, stage="doc", remove=None, drop=not keep))
+    return documents
 
 
 def check_groupings(by: Sequence[str]) -> None:
