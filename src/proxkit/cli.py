@@ -558,6 +558,9 @@ def train_doc_probe_command(
     statistics: Annotated[
         bool, typer.Option(help="The probe also reads statistics of the text (punctuation, function words…).")
     ] = True,
+    all_renderings: Annotated[
+        bool, typer.Option(help="Learn from every rendering of the labelled pages, not only the first.")
+    ] = True,
 ) -> None:
     """Refit a tagger's doc probe on DCLM and WCXB documents (line head unchanged); validate; write it."""
     from proxkit.train.doc_probe import refit_doc_probe
@@ -565,7 +568,7 @@ def train_doc_probe_command(
 
     try:
         directory = _tagger_directory(tagger, Stage.DOC)
-        report = refit_doc_probe(directory, load_seed(seed), states, output, dtype, statistics)
+        report = refit_doc_probe(directory, load_seed(seed), states, output, dtype, statistics, all_renderings)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(report, indent=2))

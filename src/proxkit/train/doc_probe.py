@@ -1,10 +1,11 @@
 """Refit a tagger's doc probe on documents, its line head and backbone unchanged (`prox train doc-probe`).
 
 The probe learns from two kinds of labels: DCLM's human quality labels (keep / drop as rated) and WCXB's
-pages, full page and gold text alike, labelled by page type — articles, documentation, forum threads and
-the rest keep when their gold holds a document; listing, collection and product pages drop (link lists and
-shop pages, what quality raters drop); service pages, whose worth varies, are left out. Each collection
-weighs the same in the loss, so 218 DCLM documents are not drowned by 2,500 WCXB ones. Validation: DCLM
+pages, full page (in each rendering) and gold text alike, labelled by page type — articles, documentation,
+forum threads and the rest keep when their gold holds a document; listing, collection and product pages
+drop (link lists and shop pages, what quality raters drop); service pages, whose worth varies, are left
+out. Each collection weighs the same in the loss, so 218 DCLM documents are not drowned by thousands of
+WCXB ones. Validation: DCLM
 cross-validated (the other collections always in training) and WCXB by site fold, with the share kept of
 the article, documentation and forum pages holding at least 300 gold words.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from proxkit.models.tagger import FEATURES_VERSION, DocProbe, TaggerConfig, TaggerHeads
-from proxkit.train.evaluate import doc_scores
+from proxkit.train.evaluate import doc_scores, full_page_documents
 from proxkit.train.seed import Example
 from proxkit.train.split import site_folds
 from proxkit.train.tagger import (
@@ -39,11 +40,18 @@ MIN_GOLD_WORDS = 300
 PENALTY = 1.0
 
 
-def probe_examples(examples: Sequence[Example]) -> list[Example]:
-    """The doc examples the probe learns from, labelled as above (DCLM and page-typed collections)."""
+def probe_examples(examples: Sequence[Example], renderings: bool = True) -> list[Example]:
+    """The doc examples the probe learns from, labelled as above (DCLM and page-typed collections); with
+    `renderings`, also each page-typed page's full text in its other renderings (`full_page_documents` of its
+    chunk examples), so that no extractor's way of breaking lines is what the probe learns."""
+    documents = [example for example in examples if example.stage == "doc"]
+    if renderings:
+        seen = {(document.source, document.rendering) for document in documents}
+        pages = [e for e in examples if e.stage == "chunk" and (e.source, e.rendering) not in seen]
+        documents += full_page_documents([page for page in pages if page.page_type is not None])
     chosen = []
-    for example in examples:
-        if example.stage != "doc" or (example.collection != "dclm" and example.page_type is None):
+    for example in documents:
+        if example.collection != "dclm" and example.page_type is None:
             continue
         if example.page_type in PAGE_TYPES_LEFT_OUT:
             continue
@@ -69,7 +77,8 @@ def fitted_probe(pooled: torch.Tensor, examples: Sequence[Example], rows: Sequen
 @torch.no_grad()
 def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float, folds: int = 5) -> dict:
     """DCLM accuracy and keep-F1 cross-validated (mean over 3 shufflings); WCXB-style collections by site
-    fold: the share kept of reader pages with >= MIN_GOLD_WORDS gold words, full page and gold text."""
+    fold: the share kept of reader pages with >= MIN_GOLD_WORDS gold words, full page (all renderings, and
+    each: `page@RENDERING`) and gold text."""
     dclm = [i for i, e in enumerate(examples) if e.collection == "dclm"]
     others = [i for i, e in enumerate(examples) if e.collection != "dclm"]
     report: dict = {}
@@ -100,6 +109,8 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
             words = gold_words.get(example.source if kind == "gold" else f"{example.source}/gold", 0)
             if example.page_type in READER_TYPES and words >= MIN_GOLD_WORDS:
                 kept[kind].append(keep)
+                if kind == "page" and example.rendering:
+                    kept.setdefault(f"page@{example.rendering}", []).append(keep)
     for kind, values in kept.items():
         if values:
             report[f"reader_pages_kept_{kind}"] = {"share": round(sum(values) / len(values), 4), "pages": len(values)}
@@ -128,12 +139,14 @@ def refit_doc_probe(
     output: Path,
     dtype: str = "float32",
     statistics: bool = True,
+    renderings: bool = True,
 ) -> dict:
     """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`
     (line states computed in `dtype`, `StateStore`; with `statistics`, the probe reads `document_statistics`
-    too); the validation report is recorded in its config (`metrics["doc"]`) and returned."""
+    too; with `renderings`, it learns from every rendering of the labelled pages); the validation report is
+    recorded in its config (`metrics["doc"]`) and returned."""
     config, heads = with_new_probe(tagger, statistics)
-    documents = as_read_at_run_time(probe_examples(examples), config)
+    documents = as_read_at_run_time(probe_examples(examples, renderings), config)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
     store = StateStore(states, config, dtype=dtype)
@@ -143,7 +156,8 @@ def refit_doc_probe(
     config.doc_languages = fitted_languages(documents)
     config.metrics = {  # the old probe's check on the labelled pages no longer describes this one
         **{name: value for name, value in config.metrics.items() if name != "doc_labelled_pages"},
-        "doc": {**report, "documents": len(documents), "penalty": PENALTY, "statistics": statistics},
+        "doc": {**report, "documents": len(documents), "penalty": PENALTY}
+        | {"statistics": statistics, "renderings": renderings},
     }
     save_tagger(heads, config, Path(output))
     return report
