@@ -468,7 +468,13 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     refitted = TaggerConfig.load(out)
-    assert refitted.metrics["doc"] == {**report, "documents": 18, "penalty": 1.0, "statistics": True}
+    assert refitted.metrics["doc"] == {
+        **report,
+        "documents": 18,
+        "penalty": 1.0,
+        "statistics": True,
+        "renderings": True,
+    }
     assert refitted.doc_statistics and not config.doc_statistics  # the probe reads the text's statistics too
     assert refitted.metrics["chunk"] == {"folds": 5} and "doc_labelled_pages" not in refitted.metrics  # stale
     assert TaggerConfig.load(out).doc_languages == ("en",)
