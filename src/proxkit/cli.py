@@ -505,6 +505,13 @@ def train_tagger_command(
     doc_statistics: Annotated[
         bool, typer.Option(help="The doc probe also reads statistics of the text (punctuation, function words…).")
     ] = False,
+    only_collection: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only this collection's leave-one-out fold (repeatable): no final heads, the folds' report "
+            "in OUT/folds.json."
+        ),
+    ] = None,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -531,8 +538,14 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--depth") from None
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
-    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype, clean_copies)
-    report = tagger.train_and_validate(examples, config, output, states, plan)
+    only = tuple(only_collection or ())
+    plan = TrainingPlan(
+        max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype, clean_copies, only
+    )
+    try:
+        report = tagger.train_and_validate(examples, config, output, states, plan)
+    except tagger.UnknownCollections as error:
+        raise typer.BadParameter(str(error), param_hint="--only-collection") from None
     if report is None:
         return
     typer.echo(json.dumps(report, indent=2))

@@ -525,3 +525,23 @@ def test_the_doc_probe_learns_from_what_the_writer_reads_of_a_long_document(conf
     prompt = doc_prompt_ids("\n".join(long.lines), tokenizer).ids
     [written] = TaggerWriter(tmp_path / "tagger", tokenizer, dtype="float32").generate([prompt], 1)
     assert written.score == pytest.approx(trained_on, abs=1e-4)
+
+
+def test_only_some_collections_folds_run_alone_and_write_their_report_not_a_tagger(seed, config, tmp_path):
+    records = [json.loads(line) for line in seed.read_text().splitlines()]
+    for index, record in enumerate(records):
+        record["collection"] = ("older", "newer", "newest")[index % 3] if record["stage"] == "chunk" else "dclm"
+    seed.write_text("".join(json.dumps(record) + "\n" for record in records))
+    out, states = tmp_path / "folds", tmp_path / "states"
+    args = ["train", "tagger", "--seed", str(seed), "-o", str(out), "--base", config.base, "--depth", "4",
+            "--layers", "1,3", "--states", str(states), "--epochs", "2", "--device", "cpu"]  # fmt: skip
+    unknown = CliRunner().invoke(app, [*args, "--only-collection", "newer", "--only-collection", "oldest"])
+    assert unknown.exit_code == 2 and "no chunk pages of oldest to leave out" in unknown.output
+    assert not states.exists()  # refused before any line state was computed
+    result = CliRunner().invoke(app, [*args, "--only-collection", "newest", "--only-collection", "older"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [fold["collection"] for fold in report["chunk_folds"]] == ["newest", "older"]
+    assert report["chunk_folds"][0]["tagger"]["pages"] == 4  # every page of the collection left out, tested
+    assert json.loads((out / tagger.FOLDS_REPORT).read_text()) == report
+    assert not (out / "tagger.json").exists() and not (out / "heads.safetensors").exists()

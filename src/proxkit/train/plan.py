@@ -12,7 +12,8 @@ class TrainingPlan:
     processes side by side, whether only the line states are computed, where the backbone computes them
     (None: the GPU when there is one; the heads train on the CPU) and in what dtype ("auto": bfloat16 on a GPU
     or a CPU that runs it faster, as `prox refine` does); with `clean_copies` the line head also trains on
-    each sampled page's gold read alone, every line content (text already cleaned once), never tested on."""
+    each sampled page's gold read alone, every line content (text already cleaned once), never tested on;
+    with `only_collections`, only those collections' leave-one-collection-out folds run (no final heads)."""
 
     max_pages: int = 0
     folds: int = 5
@@ -23,3 +24,4 @@ class TrainingPlan:
     device: str | None = None
     dtype: str = "auto"
     clean_copies: bool = False
+    only_collections: tuple[str, ...] = ()

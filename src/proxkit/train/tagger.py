@@ -312,6 +312,7 @@ def fold_tasks(
     epochs: int = 30,
     chunks: Sequence[Ranges] | None = None,
     by_collection: bool = False,
+    only: Sequence[str] = (),
 ) -> list[Callable[[], dict]]:
     """One task per fold of the cross-validation (`run_tasks` runs them; `mean_fold_scores` sums up their
     results): train on the other folds' pages (minus a validation part, which sets the threshold), test on
@@ -319,7 +320,8 @@ def fold_tasks(
     split by site (`folds` of them; the validation part is the next fold), or with `by_collection` one fold
     per collection, left out whole (the validation part is site fold 0 of the other collections' pages).
     Clean copies (`is_clean_copy`) share their page's site and collection, so its fold; they are trained
-    on, never validated or tested on. `chunks`: each page's run-time chunks (`StateStore.chunks`)."""
+    on, never validated or tested on. `chunks`: each page's run-time chunks (`StateStore.chunks`); `only`:
+    with `by_collection`, the folds of these collections alone (`check_collections`)."""
     ranges = chunks or whole_ranges(states)
     if by_collection:
         names = sorted({example.collection for example in examples})
@@ -365,7 +367,22 @@ def fold_tasks(
         )
         return result
 
-    return [functools.partial(run_fold, fold) for fold in range(folds)]
+    if only and not by_collection:
+        raise ValueError("only some folds: of a leave-one-collection-out cross-validation")
+    chosen = [names.index(name) for name in only] if only else range(folds)
+    return [functools.partial(run_fold, fold) for fold in chosen]
+
+
+class UnknownCollections(ValueError):
+    """Collections to leave out that no chunk page belongs to."""
+
+
+def check_collections(pages: Sequence[Example], names: Sequence[str]) -> None:
+    """UnknownCollections unless each of `names` is the collection of some of `pages`."""
+    known = sorted({page.collection for page in pages})
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UnknownCollections(f"no chunk pages of {', '.join(unknown)} to leave out; there are {', '.join(known)}")
 
 
 def scored(pages: Sequence[Example], removes: Sequence[Sequence[bool]], rule: Sequence[Sequence[bool]]) -> dict:
@@ -569,8 +586,11 @@ def train_and_validate(
     `states`), the final heads (written to `output` as soon as they are trained) and, beside them, the
     cross-validation folds, each kept as it finishes so the same command run again reads it back
     (`proxkit.train.progress`); then the report (also saved in `tagger.json`) with the languages the folds
-    validated. None when `plan.extract_only`."""
+    validated. None when `plan.extract_only`. With `plan.only_collections`, those folds alone: their report,
+    written to `FOLDS_REPORT` in `output`, and no heads."""
     pages = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
+    only = plan.only_collections
+    check_collections(pages, only)  # before hours of line states
     chunk = pages + (clean_text_pages(pages) if plan.clean_copies else [])
     folds, epochs = plan.folds, plan.epochs
     store = StateStore(states, config, config.chunk_budget, plan.device, plan.dtype)
@@ -586,16 +606,19 @@ def train_and_validate(
         return None
     # the folds of the site cross-validation and the final heads: independent trainings, run side by side;
     # those an earlier run of the same command finished are read back instead (`proxkit.train.progress`)
-    fold_options = {"chunks": chunks, "by_collection": plan.leave_collection_out}
-    tasks = fold_tasks(chunk, chunk_states, config, folds, epochs, **fold_options) if folds else []
+    by_collection = plan.leave_collection_out or bool(only)
+    fold_options = {"chunks": chunks, "by_collection": by_collection, "only": only}
+    tasks = fold_tasks(chunk, chunk_states, config, folds, epochs, **fold_options) if folds or only else []
     own_chunks = [store.chunks(example) for example in own]
     final = functools.partial(train_tagger, chunk + own, chunk_states + own_states, config, epochs, chunks + own_chunks)
-    settings = {"epochs": epochs, "folds": folds, "by_collection": plan.leave_collection_out, "dtype": store.dtype}
+    settings = {"epochs": epochs, "folds": folds, "by_collection": by_collection, "dtype": store.dtype}
+    settings |= {"only": list(only)} if only else {}
     settings["states_version"] = STATES_VERSION
     config.doc_languages = fitted_languages(own)  # the doc probe is fitted on these documents
     progress = Progress(output, run_fingerprint(chunk + own, config, **settings))
-    runnable = {FINAL_TASK: final} | {f"fold-{index}": task for index, task in enumerate(tasks)}  # longest first
-    heads = _finished_heads(progress, output, config)
+    runnable = {} if only else {FINAL_TASK: final}  # the longest first
+    runnable |= {f"fold-{index}": task for index, task in enumerate(tasks)}
+    heads = None if only else _finished_heads(progress, output, config)
     results = {name: progress.result(name) for name in runnable if name != FINAL_TASK}
     pending = [name for name in runnable if (heads is None if name == FINAL_TASK else results[name] is None)]
     if len(pending) < len(runnable):
@@ -612,6 +635,8 @@ def train_and_validate(
 
     for name, result in zip(pending, run_tasks([runnable[name] for name in pending], plan.jobs, keep), strict=True):
         results[name] = result
+    if only:  # some folds alone: their report, and no tagger
+        return _folds_report(list(results.values()), output, progress)
     heads = results.pop(FINAL_TASK)[0] if heads is None else heads
     fold_results = list(results.values())
     report = {}
@@ -628,6 +653,18 @@ def train_and_validate(
     config.metrics = report
     config.save(output)  # the heads were written when trained (`keep`)
     progress.clear()  # the run has ended: nothing is left to resume
+    return report
+
+
+FOLDS_REPORT = "folds.json"  # what `prox train tagger --only-collection` writes instead of a tagger
+
+
+def _folds_report(fold_results: list[dict], output: Path, progress: Progress) -> dict:
+    """The report of folds run alone (`TrainingPlan.only_collections`), also written to `FOLDS_REPORT`."""
+    report = {"chunk": mean_fold_scores(fold_results), "chunk_folds": fold_results}
+    output.mkdir(parents=True, exist_ok=True)
+    (output / FOLDS_REPORT).write_text(json.dumps(report, indent=2))
+    progress.clear()
     return report
 
 
