@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxkit.layout import canonical_line, content_lines
+from proxkit.layout import canonical_line, content_lines, word_pieces
 from proxkit.program import Guards, Program, execute_chunk
 
 
@@ -36,3 +36,14 @@ def test_a_text_without_content_removes_nothing_and_decisions_must_match_the_con
     assert content_lines(["", "  "]).spread([]) == [False, False]
     with pytest.raises(ValueError, match="2 decisions for 1 content lines"):
         content_lines(["a", ""]).spread([True, False])
+
+
+def test_long_lines_are_cut_into_pieces_of_whole_words():
+    row = "Home Football Reading 0-2 Portsmouth made the best possible start"  # 10 words
+    assert word_pieces([row, "Login"], 4) == [
+        "Home Football Reading 0-2",
+        "Portsmouth made the best",
+        "possible start",
+        "Login",
+    ]
+    assert word_pieces([row], 10) == [row] and word_pieces([""], 3) == [""]

@@ -574,6 +574,9 @@ def train_doc_probe_command(
     all_renderings: Annotated[
         bool, typer.Option(help="Learn from every rendering of the labelled pages, not only the first.")
     ] = True,
+    piece_words: Annotated[
+        int, typer.Option(min=0, help="Read a document's long lines in pieces of at most this many words (0: whole).")
+    ] = 0,
 ) -> None:
     """Refit a tagger's doc probe on DCLM and WCXB documents (line head unchanged); validate; write it."""
     from proxkit.train.doc_probe import refit_doc_probe
@@ -581,7 +584,8 @@ def train_doc_probe_command(
 
     try:
         directory = _tagger_directory(tagger, Stage.DOC)
-        report = refit_doc_probe(directory, load_seed(seed), states, output, dtype, statistics, all_renderings)
+        options = {"statistics": statistics, "renderings": all_renderings, "piece_words": piece_words or None}
+        report = refit_doc_probe(directory, load_seed(seed), states, output, dtype, **options)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(report, indent=2))

@@ -62,3 +62,14 @@ def content_text(text: str) -> str:
     """The content lines of `text`, one per line: what a layout-blind reader needs of a whole document (the
     doc stage's prompt is cut to a token budget, so blank lines must not spend it)."""
     return "\n".join(content_lines(text.split("\n")).lines)
+
+
+def word_pieces(lines: Sequence[str], words: int) -> list[str]:
+    """The lines with each one longer than `words` words cut into pieces of at most `words` words: a reader
+    that sees only a line's first tokens then sees all of a long line (a paragraph, or a table row holding a
+    page's menu and article side by side, as some extractors write them)."""
+    pieces = []
+    for line in lines:
+        split = line.split()
+        pieces += [" ".join(split[start : start + words]) for start in range(0, len(split), words)] or [line]
+    return pieces

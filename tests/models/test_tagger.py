@@ -184,6 +184,24 @@ def test_the_writer_reads_prox_prompts_and_writes_valid_programs(tmp_path, confi
     assert generations[-1].text == ("drop_doc()" if doc_bias > 0 else "keep_doc()")
 
 
+def test_a_tagger_with_doc_piece_words_reads_a_documents_long_lines_in_pieces(tmp_path, config):
+    pieced = TaggerConfig(**{**config.__dict__, "doc_piece_words": 3})
+    directory = write_tagger(tmp_path / "tagger", pieced, -10.0, -10.0)
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(directory, tokenizer)
+    read, batch_line_states = [], writer.backbone.batch_line_states
+    writer.backbone.batch_line_states = lambda items, tokens: read.extend(items) or batch_line_states(items, tokens)
+    text = "Home | About\nThe council met on Tuesday evening."
+    prompts = [
+        doc_prompt_ids(text, tokenizer).ids,
+        chunk_prompt_ids("[000]" + text.replace("\n", "\n[001]"), tokenizer).ids,
+    ]
+    doc, chunk = writer.generate(prompts, max_new_tokens=1)
+    assert read[0][0] == ["Home | About", "The council met", "on Tuesday evening."] and read[0][2]  # first window
+    assert read[1][0] == ["Home | About", "The council met on Tuesday evening."]  # chunk lines stay whole
+    assert doc.text == "keep_doc()" and chunk.text == "keep_chunk()"
+
+
 def test_a_surface_tagger_reads_the_text_of_the_prompts_lines(tmp_path, config):
     surfaced = TaggerConfig(**{**config.__dict__, "surface": True, "width": 8})
     heads = TaggerHeads.for_config(surfaced)
@@ -397,3 +415,5 @@ def test_doc_prompt_lines_are_the_content_lines_of_the_doc_prompt_in_any_layout(
     long = ["The council approved the new lanes on Tuesday evening."] * 500
     read = doc_prompt_lines(long, tokenizer)
     assert 0 < len(read) < 500 and read[:-1] == long[: len(read) - 1]  # cut at the prompt's token budget
+    pieces = doc_prompt_lines(["Home | About", " ".join(["word"] * 45)], tokenizer, piece_words=20)
+    assert pieces == ["Home | About", " ".join(["word"] * 20), " ".join(["word"] * 20), " ".join(["word"] * 5)]

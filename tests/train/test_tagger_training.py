@@ -468,13 +468,8 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     refitted = TaggerConfig.load(out)
-    assert refitted.metrics["doc"] == {
-        **report,
-        "documents": 18,
-        "penalty": 1.0,
-        "statistics": True,
-        "renderings": True,
-    }
+    expected = {**report, "documents": 18, "penalty": 1.0, "statistics": True, "renderings": True}
+    assert refitted.metrics["doc"] == expected | {"piece_words": None} and refitted.doc_piece_words is None
     assert refitted.doc_statistics and not config.doc_statistics  # the probe reads the text's statistics too
     assert refitted.metrics["chunk"] == {"folds": 5} and "doc_labelled_pages" not in refitted.metrics  # stale
     assert TaggerConfig.load(out).doc_languages == ("en",)
@@ -489,6 +484,10 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     plain = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states"), "-o", str(tmp_path / "plain"),
                                      "--no-statistics"])  # fmt: skip
     assert plain.exit_code == 0 and not TaggerConfig.load(tmp_path / "plain").doc_statistics
+    pieces = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states"), "-o", str(tmp_path / "pieces"),
+                                      "--piece-words", "3"])  # fmt: skip
+    assert pieces.exit_code == 0 and TaggerConfig.load(tmp_path / "pieces").doc_piece_words == 3
+    assert TaggerConfig.load(tmp_path / "pieces").metrics["doc"]["piece_words"] == 3
     plain_weights = load_file(str(tmp_path / "plain" / "heads.safetensors"))["doc.linear.weight"]
     assert plain_weights.shape == before["doc.linear.weight"].shape
     assert not torch.equal(plain_weights, before["doc.linear.weight"])  # refitted, not copied

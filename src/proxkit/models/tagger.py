@@ -29,7 +29,7 @@ from torch import nn
 
 from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
-from proxkit.layout import ContentLines, content_lines, content_text
+from proxkit.layout import ContentLines, content_lines, content_text, word_pieces
 from proxkit.models.backbones import resolve_base
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
@@ -69,7 +69,9 @@ class TaggerConfig:
     word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
     of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
     (`proxkit.inline_noise`; None: no word head, line removals only); doc_statistics: the doc probe also
-    reads `document_statistics` of the text of the lines it pools; features_version: the `FEATURES_VERSION`
+    reads `document_statistics` of the text of the lines it pools; doc_piece_words: the doc head reads a
+    document's lines cut into pieces of at most this many words (`proxkit.layout.word_pieces`; None: each
+    line whole, read by its first `max_line_tokens` tokens); features_version: the `FEATURES_VERSION`
     of the text features the heads were trained on (a tagger trained on other ones does not load)."""
 
     base: str
@@ -89,6 +91,7 @@ class TaggerConfig:
     doc_languages: tuple[str, ...] | None = None
     word_threshold: float | None = None
     doc_statistics: bool = False
+    doc_piece_words: int | None = None
     features_version: int = FEATURES_VERSION
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
@@ -462,7 +465,8 @@ class TaggerWriter(ProgramWriter):
     ) -> list[Generation]:  # classification writes only valid programs: no grammar needed
         """Every prompt's program: the heads' from one batched pass of the backbone over the lines of the prompts
         they decide, the others' from `_fallback`."""
-        readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt))) for prompt in prompts]
+        pieces = self.config.doc_piece_words
+        readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt)), pieces) for prompt in prompts]
         generations: list[Generation | None] = [self._fallback(reading) for reading in readings]
         headed = [index for index, generation in enumerate(generations) if generation is None]
         items = [(readings[i].content.lines, readings[i].first_number, readings[i].is_doc) for i in headed]
@@ -537,19 +541,23 @@ class PromptReading:
     raw: tuple[str, ...] = ()  # a chunk's lines as the prompt shows them (without their numbers)
 
 
-def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:
+def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer, piece_words: int | None = None) -> list[str]:
     """The content lines a tagger reads of a document of `lines` at run time: its doc prompt (content lines
     only, cut to the prompt's token budget with `tokenizer`, the tagger's prompt tokenizer) read back as the
-    writer reads it. Training reads documents through this, so the doc probe learns from what it will see."""
+    writer reads it, in pieces of at most `piece_words` words (`TaggerConfig.doc_piece_words`). Training reads
+    documents through this, so the doc probe learns from what it will see."""
     ids = doc_prompt_ids(content_text("\n".join(lines)), tokenizer).ids
-    return list(_read_prompt(tokenizer.decode(list(ids))).content.lines)
+    return list(_read_prompt(tokenizer.decode(list(ids)), piece_words).content.lines)
 
 
-def _read_prompt(prompt: str) -> PromptReading:
+def _read_prompt(prompt: str, doc_piece_words: int | None = None) -> PromptReading:
     body = prompt.split("<</SYS>>", 1)[-1].strip()
     body = body.removesuffix("[/INST]").rstrip()
     if not body.startswith("[doc]\n"):
-        return PromptReading(True, content_lines(body.split("\n")))
+        content = content_lines(body.split("\n"))
+        if doc_piece_words:  # a doc program decides no line: the pieces need not map back
+            content = content_lines(word_pieces(content.lines, doc_piece_words))
+        return PromptReading(True, content)
     numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
     numbered = [match for match in numbered if match]
     first = int(numbered[0].group(1)) if numbered else 0

@@ -117,11 +117,13 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
     return report
 
 
-def with_new_probe(tagger: Path, statistics: bool) -> tuple[TaggerConfig, TaggerHeads]:
+def with_new_probe(tagger: Path, statistics: bool, piece_words: int | None = None) -> tuple[TaggerConfig, TaggerHeads]:
     """The config and heads of the tagger directory `tagger` with an unfitted doc probe, reading
-    `document_statistics` too when `statistics`; its line head as trained."""
+    `document_statistics` too when `statistics`, and long lines in pieces of `piece_words` words
+    (`TaggerConfig.doc_piece_words`); its line head as trained."""
     trained = TaggerConfig.load(tagger)
-    config = replace(trained, doc_statistics=statistics, features_version=FEATURES_VERSION)
+    settings = {"doc_statistics": statistics, "doc_piece_words": piece_words}
+    config = replace(trained, **settings, features_version=FEATURES_VERSION)
     line_head = {
         name: value
         for name, value in TaggerHeads.load(tagger, trained).state_dict().items()
@@ -140,12 +142,14 @@ def refit_doc_probe(
     dtype: str = "float32",
     statistics: bool = True,
     renderings: bool = True,
+    piece_words: int | None = None,
 ) -> dict:
     """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`
     (line states computed in `dtype`, `StateStore`; with `statistics`, the probe reads `document_statistics`
-    too; with `renderings`, it learns from every rendering of the labelled pages); the validation report is
-    recorded in its config (`metrics["doc"]`) and returned."""
-    config, heads = with_new_probe(tagger, statistics)
+    too; with `renderings`, it learns from every rendering of the labelled pages; with `piece_words`, it reads
+    long lines in pieces of that many words); the validation report is recorded in its config
+    (`metrics["doc"]`) and returned."""
+    config, heads = with_new_probe(tagger, statistics, piece_words)
     documents = as_read_at_run_time(probe_examples(examples, renderings), config)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
@@ -157,7 +161,7 @@ def refit_doc_probe(
     config.metrics = {  # the old probe's check on the labelled pages no longer describes this one
         **{name: value for name, value in config.metrics.items() if name != "doc_labelled_pages"},
         "doc": {**report, "documents": len(documents), "penalty": PENALTY}
-        | {"statistics": statistics, "renderings": renderings},
+        | {"statistics": statistics, "renderings": renderings, "piece_words": piece_words},
     }
     save_tagger(heads, config, Path(output))
     return report

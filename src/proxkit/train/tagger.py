@@ -445,7 +445,9 @@ def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> li
     (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
     tokenizer = prompt_tokenizer(config)
     return [
-        replace(example, lines=doc_prompt_lines(example.lines, tokenizer)) if example.stage == "doc" else example
+        replace(example, lines=doc_prompt_lines(example.lines, tokenizer, config.doc_piece_words))
+        if example.stage == "doc"
+        else example
         for example in examples
     ]
 
@@ -463,6 +465,8 @@ def page_doc_states(
     depend on what follows it), so the window is cut to that chunk."""
     from proxkit.models.tagger import Segmenter
 
+    if config.doc_piece_words:  # the doc head reads pieces of lines, not the page's lines
+        return [], []
     segmenter = Segmenter(config)
     tokenizer = prompt_tokenizer(config)
     by_source = {page.source: index for index, page in enumerate(pages)}
