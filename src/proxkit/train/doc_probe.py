@@ -5,9 +5,8 @@ pages, full page (in each rendering) and gold text alike, labelled by page type 
 forum threads and the rest keep when their gold holds a document; listing, collection and product pages
 drop (link lists and shop pages, what quality raters drop); service pages, whose worth varies, are left
 out. Each collection weighs the same in the loss, so 218 DCLM documents are not drowned by thousands of
-WCXB ones. Validation: DCLM
-cross-validated (the other collections always in training) and WCXB by site fold, with the share kept of
-the article, documentation and forum pages holding at least 300 gold words.
+WCXB ones. Validation: DCLM cross-validated (the other collections always in training) and WCXB by site
+fold, with the share kept of the article, documentation and forum pages holding at least 300 gold words.
 """
 
 from __future__ import annotations
@@ -122,8 +121,7 @@ def with_new_probe(tagger: Path, statistics: bool, piece_words: int | None = Non
     `document_statistics` too when `statistics`, and long lines in pieces of `piece_words` words
     (`TaggerConfig.doc_piece_words`); its line head as trained."""
     trained = TaggerConfig.load(tagger)
-    settings = {"doc_statistics": statistics, "doc_piece_words": piece_words}
-    config = replace(trained, **settings, features_version=FEATURES_VERSION)
+    config = replace(trained, doc_statistics=statistics, doc_piece_words=piece_words, features_version=FEATURES_VERSION)
     line_head = {
         name: value
         for name, value in TaggerHeads.load(tagger, trained).state_dict().items()
