@@ -47,3 +47,5 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
         "Login",
     ]
     assert word_pieces([row], 10) == [row] and word_pieces([""], 3) == [""]
+    assert word_pieces([row, "Login now"], 4, longer_than=9) == [*word_pieces([row], 4), "Login now"]
+    assert word_pieces([row, "Login now"], 1, longer_than=10) == [row, "Login now"]  # 10 words: not longer

@@ -577,6 +577,9 @@ def train_doc_probe_command(
     piece_words: Annotated[
         int, typer.Option(min=0, help="Read a document's long lines in pieces of at most this many words (0: whole).")
     ] = 0,
+    pieces_above: Annotated[
+        int, typer.Option(min=0, help="With --piece-words, cut only lines longer than this many words (0: all).")
+    ] = 0,
 ) -> None:
     """Refit a tagger's doc probe on DCLM and WCXB documents (line head unchanged); validate; write it."""
     from proxkit.train.doc_probe import refit_doc_probe
@@ -584,7 +587,8 @@ def train_doc_probe_command(
 
     try:
         directory = _tagger_directory(tagger, Stage.DOC)
-        options = {"statistics": statistics, "renderings": all_renderings, "piece_words": piece_words or None}
+        options = {"statistics": statistics, "renderings": all_renderings}
+        options |= {"piece_words": piece_words or None, "pieces_above": pieces_above or None}
         report = refit_doc_probe(directory, load_seed(seed), states, output, dtype, **options)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

@@ -64,12 +64,16 @@ def content_text(text: str) -> str:
     return "\n".join(content_lines(text.split("\n")).lines)
 
 
-def word_pieces(lines: Sequence[str], words: int) -> list[str]:
-    """The lines with each one longer than `words` words cut into pieces of at most `words` words: a reader
-    that sees only a line's first tokens then sees all of a long line (a paragraph, or a table row holding a
-    page's menu and article side by side, as some extractors write them)."""
+def word_pieces(lines: Sequence[str], words: int, longer_than: int | None = None) -> list[str]:
+    """The lines with each one longer than `longer_than` words (default: `words`) cut into pieces of at most
+    `words` words: a reader that sees only a line's first tokens then sees all of a long line (a paragraph,
+    or a table row holding a page's menu and article side by side, as some extractors write them)."""
+    limit = words if longer_than is None else longer_than
     pieces = []
     for line in lines:
         split = line.split()
-        pieces += [" ".join(split[start : start + words]) for start in range(0, len(split), words)] or [line]
+        if len(split) <= limit:
+            pieces.append(line)
+        else:
+            pieces += [" ".join(split[start : start + words]) for start in range(0, len(split), words)]
     return pieces

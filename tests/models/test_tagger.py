@@ -1,6 +1,7 @@
 """The line tagger: segmenting lines, heads, rendering programs, and writing them from ProX prompts."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -415,5 +416,9 @@ def test_doc_prompt_lines_are_the_content_lines_of_the_doc_prompt_in_any_layout(
     long = ["The council approved the new lanes on Tuesday evening."] * 500
     read = doc_prompt_lines(long, tokenizer)
     assert 0 < len(read) < 500 and read[:-1] == long[: len(read) - 1]  # cut at the prompt's token budget
-    pieces = doc_prompt_lines(["Home | About", " ".join(["word"] * 45)], tokenizer, piece_words=20)
+    pieced = replace(config, doc_piece_words=20)
+    pieces = doc_prompt_lines(["Home | About", " ".join(["word"] * 45)], tokenizer, pieced)
     assert pieces == ["Home | About", " ".join(["word"] * 20), " ".join(["word"] * 20), " ".join(["word"] * 5)]
+    only_long = replace(pieced, doc_pieces_above=40)  # the 41-word line is cut, the 40-word one read whole
+    read = doc_prompt_lines([" ".join(["word"] * 40), " ".join(["word"] * 41)], tokenizer, only_long)
+    assert read == [" ".join(["word"] * 40), " ".join(["word"] * 20), " ".join(["word"] * 20), "word"]

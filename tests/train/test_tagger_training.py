@@ -469,7 +469,8 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     report = json.loads(result.stdout)
     refitted = TaggerConfig.load(out)
     expected = {**report, "documents": 18, "penalty": 1.0, "statistics": True, "renderings": True}
-    assert refitted.metrics["doc"] == expected | {"piece_words": None} and refitted.doc_piece_words is None
+    assert refitted.metrics["doc"] == expected | {"piece_words": None, "pieces_above": None}
+    assert refitted.doc_piece_words is None
     assert refitted.doc_statistics and not config.doc_statistics  # the probe reads the text's statistics too
     assert refitted.metrics["chunk"] == {"folds": 5} and "doc_labelled_pages" not in refitted.metrics  # stale
     assert TaggerConfig.load(out).doc_languages == ("en",)
@@ -485,9 +486,11 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
                                      "--no-statistics"])  # fmt: skip
     assert plain.exit_code == 0 and not TaggerConfig.load(tmp_path / "plain").doc_statistics
     pieces = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "states"), "-o", str(tmp_path / "pieces"),
-                                      "--piece-words", "3"])  # fmt: skip
-    assert pieces.exit_code == 0 and TaggerConfig.load(tmp_path / "pieces").doc_piece_words == 3
-    assert TaggerConfig.load(tmp_path / "pieces").metrics["doc"]["piece_words"] == 3
+                                      "--piece-words", "3", "--pieces-above", "12"])  # fmt: skip
+    assert pieces.exit_code == 0, pieces.output
+    pieced = TaggerConfig.load(tmp_path / "pieces")
+    assert (pieced.doc_piece_words, pieced.doc_pieces_above) == (3, 12)
+    assert {"piece_words": 3, "pieces_above": 12}.items() <= pieced.metrics["doc"].items()
     plain_weights = load_file(str(tmp_path / "plain" / "heads.safetensors"))["doc.linear.weight"]
     assert plain_weights.shape == before["doc.linear.weight"].shape
     assert not torch.equal(plain_weights, before["doc.linear.weight"])  # refitted, not copied

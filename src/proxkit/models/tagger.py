@@ -71,8 +71,10 @@ class TaggerConfig:
     (`proxkit.inline_noise`; None: no word head, line removals only); doc_statistics: the doc probe also
     reads `document_statistics` of the text of the lines it pools; doc_piece_words: the doc head reads a
     document's lines cut into pieces of at most this many words (`proxkit.layout.word_pieces`; None: each
-    line whole, read by its first `max_line_tokens` tokens); features_version: the `FEATURES_VERSION`
-    of the text features the heads were trained on (a tagger trained on other ones does not load)."""
+    line whole, read by its first `max_line_tokens` tokens); doc_pieces_above: with `doc_piece_words`, only
+    lines longer than this many words are cut (None: every line longer than `doc_piece_words`);
+    features_version: the `FEATURES_VERSION` of the text features the heads were trained on (a tagger trained
+    on other ones does not load)."""
 
     base: str
     depth: int = 4
@@ -92,6 +94,7 @@ class TaggerConfig:
     word_threshold: float | None = None
     doc_statistics: bool = False
     doc_piece_words: int | None = None
+    doc_pieces_above: int | None = None
     features_version: int = FEATURES_VERSION
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
@@ -123,6 +126,12 @@ class TaggerConfig:
     def features(self) -> int:
         """Columns of the backbone's line states."""
         return self.hidden_size * len(self.layers)
+
+    def doc_lines(self, lines: Sequence[str]) -> list[str]:
+        """The lines as the doc head reads them: whole, or cut into pieces (`doc_piece_words`)."""
+        if not self.doc_piece_words:
+            return list(lines)
+        return word_pieces(lines, self.doc_piece_words, self.doc_pieces_above)
 
     def head_inputs(self, states: torch.Tensor, lines: Sequence[str]) -> torch.Tensor:
         """What the heads read of these lines: their backbone states, with `line_surface` appended when used."""
@@ -465,8 +474,7 @@ class TaggerWriter(ProgramWriter):
     ) -> list[Generation]:  # classification writes only valid programs: no grammar needed
         """Every prompt's program: the heads' from one batched pass of the backbone over the lines of the prompts
         they decide, the others' from `_fallback`."""
-        pieces = self.config.doc_piece_words
-        readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt)), pieces) for prompt in prompts]
+        readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt)), self.config) for prompt in prompts]
         generations: list[Generation | None] = [self._fallback(reading) for reading in readings]
         headed = [index for index, generation in enumerate(generations) if generation is None]
         items = [(readings[i].content.lines, readings[i].first_number, readings[i].is_doc) for i in headed]
@@ -541,22 +549,22 @@ class PromptReading:
     raw: tuple[str, ...] = ()  # a chunk's lines as the prompt shows them (without their numbers)
 
 
-def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer, piece_words: int | None = None) -> list[str]:
+def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer, config: TaggerConfig | None = None) -> list[str]:
     """The content lines a tagger reads of a document of `lines` at run time: its doc prompt (content lines
     only, cut to the prompt's token budget with `tokenizer`, the tagger's prompt tokenizer) read back as the
-    writer reads it, in pieces of at most `piece_words` words (`TaggerConfig.doc_piece_words`). Training reads
-    documents through this, so the doc probe learns from what it will see."""
+    writer of `config` reads it (`TaggerConfig.doc_lines`; None: whole lines). Training reads documents
+    through this, so the doc probe learns from what it will see."""
     ids = doc_prompt_ids(content_text("\n".join(lines)), tokenizer).ids
-    return list(_read_prompt(tokenizer.decode(list(ids)), piece_words).content.lines)
+    return list(_read_prompt(tokenizer.decode(list(ids)), config).content.lines)
 
 
-def _read_prompt(prompt: str, doc_piece_words: int | None = None) -> PromptReading:
+def _read_prompt(prompt: str, config: TaggerConfig | None = None) -> PromptReading:
     body = prompt.split("<</SYS>>", 1)[-1].strip()
     body = body.removesuffix("[/INST]").rstrip()
     if not body.startswith("[doc]\n"):
         content = content_lines(body.split("\n"))
-        if doc_piece_words:  # a doc program decides no line: the pieces need not map back
-            content = content_lines(word_pieces(content.lines, doc_piece_words))
+        if config is not None and config.doc_piece_words:  # a doc program decides no line: pieces need not map back
+            content = content_lines(config.doc_lines(content.lines))
         return PromptReading(True, content)
     numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
     numbered = [match for match in numbered if match]

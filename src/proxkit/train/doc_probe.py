@@ -116,12 +116,15 @@ def validate(pooled: torch.Tensor, examples: Sequence[Example], threshold: float
     return report
 
 
-def with_new_probe(tagger: Path, statistics: bool, piece_words: int | None = None) -> tuple[TaggerConfig, TaggerHeads]:
+def with_new_probe(
+    tagger: Path, statistics: bool, piece_words: int | None = None, pieces_above: int | None = None
+) -> tuple[TaggerConfig, TaggerHeads]:
     """The config and heads of the tagger directory `tagger` with an unfitted doc probe, reading
-    `document_statistics` too when `statistics`, and long lines in pieces of `piece_words` words
-    (`TaggerConfig.doc_piece_words`); its line head as trained."""
+    `document_statistics` too when `statistics`, and lines longer than `pieces_above` words (default:
+    `piece_words`) in pieces of `piece_words` words (`TaggerConfig.doc_lines`); its line head as trained."""
     trained = TaggerConfig.load(tagger)
-    config = replace(trained, doc_statistics=statistics, doc_piece_words=piece_words, features_version=FEATURES_VERSION)
+    pieces = {"doc_piece_words": piece_words, "doc_pieces_above": pieces_above if piece_words else None}
+    config = replace(trained, doc_statistics=statistics, **pieces, features_version=FEATURES_VERSION)
     line_head = {
         name: value
         for name, value in TaggerHeads.load(tagger, trained).state_dict().items()
@@ -141,13 +144,15 @@ def refit_doc_probe(
     statistics: bool = True,
     renderings: bool = True,
     piece_words: int | None = None,
+    pieces_above: int | None = None,
 ) -> dict:
     """Write `output`: the tagger of directory `tagger` with its doc probe refitted on `probe_examples`
     (line states computed in `dtype`, `StateStore`; with `statistics`, the probe reads `document_statistics`
     too; with `renderings`, it learns from every rendering of the labelled pages; with `piece_words`, it reads
-    long lines in pieces of that many words); the validation report is recorded in its config
+    lines longer than `pieces_above` words, default `piece_words`, in pieces of that many words); the
+    validation report is recorded in its config
     (`metrics["doc"]`) and returned."""
-    config, heads = with_new_probe(tagger, statistics, piece_words)
+    config, heads = with_new_probe(tagger, statistics, piece_words, pieces_above)
     documents = as_read_at_run_time(probe_examples(examples, renderings), config)
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
@@ -159,7 +164,8 @@ def refit_doc_probe(
     config.metrics = {  # the old probe's check on the labelled pages no longer describes this one
         **{name: value for name, value in config.metrics.items() if name != "doc_labelled_pages"},
         "doc": {**report, "documents": len(documents), "penalty": PENALTY}
-        | {"statistics": statistics, "renderings": renderings, "piece_words": piece_words},
+        | {"statistics": statistics, "renderings": renderings}
+        | {"piece_words": config.doc_piece_words, "pieces_above": config.doc_pieces_above},
     }
     save_tagger(heads, config, Path(output))
     return report

@@ -445,7 +445,7 @@ def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> li
     (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
     tokenizer = prompt_tokenizer(config)
     return [
-        replace(example, lines=doc_prompt_lines(example.lines, tokenizer, config.doc_piece_words))
+        replace(example, lines=doc_prompt_lines(example.lines, tokenizer, config))
         if example.stage == "doc"
         else example
         for example in examples
