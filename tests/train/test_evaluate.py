@@ -71,7 +71,11 @@ def test_doc_evaluation_compares_with_the_datatrove_rules(tmp_path, tiny_backbon
     assert report["model"]["accuracy"] == 0.5  # keeps both
     assert report["gopher_c4_fineweb_rules"]["accuracy"] == 0.5  # drops both: too short
     assert report["model"]["documents"] == 2
-    assert doc_scores([True, False], documents) == {"accuracy": 1.0, "keep_f1": 1.0, "documents": 2}
+    assert report["model"]["kept_of_keeps"] == 1.0 and report["model"]["dropped_of_drops"] == 0.0
+    assert report["gopher_c4_fineweb_rules"]["kept_of_keeps"] == 0.0
+    right = {"accuracy": 1.0, "keep_f1": 1.0, "kept_of_keeps": 1.0, "dropped_of_drops": 1.0, "documents": 2}
+    assert doc_scores([True, False], documents) == right
+    assert doc_scores([True], documents[:1])["kept_of_keeps"] is None  # no keep label: no share
 
 
 def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):
@@ -115,7 +119,9 @@ def test_clean_text_documents_are_the_gold_texts_a_reader_keeps(tmp_path, tiny_b
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["model"] == {"accuracy": 0.0, "keep_f1": 0.0, "documents": 1}
+    assert report["model"] == {
+        "accuracy": 0.0, "keep_f1": 0.0, "kept_of_keeps": 0.0, "dropped_of_drops": None, "documents": 1
+    }  # fmt: skip
     assert list(report["groups"]) == ["language=de"]
 
 
@@ -171,7 +177,9 @@ def test_prox_evaluate_scores_a_served_model(tmp_path, tiny_refiner):
     finally:
         server.close()
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["model"] == {"accuracy": 0.5, "keep_f1": 0.6667, "documents": 2}
+    assert json.loads(result.stdout)["model"] == {
+        "accuracy": 0.5, "keep_f1": 0.6667, "kept_of_keeps": 1.0, "dropped_of_drops": 0.0, "documents": 2
+    }  # fmt: skip
     assert server.requests == 2
     no_endpoint = CliRunner().invoke(app, [*args, "--tokenizer", str(tiny_refiner)])
     assert no_endpoint.exit_code == 2 and "--base-url" in no_endpoint.output
@@ -257,7 +265,9 @@ def test_full_pages_judge_the_doc_stage_on_every_rendering_of_a_page(tmp_path, t
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["model"] == {"accuracy": round(1 / 3, 4), "keep_f1": 0.0, "documents": 3}
+    assert report["model"] == {
+        "accuracy": round(1 / 3, 4), "keep_f1": 0.0, "kept_of_keeps": 0.0, "dropped_of_drops": 1.0, "documents": 3
+    }  # fmt: skip
     assert list(report["groups"]) == ["rendering=-", "rendering=inscriptis", "rendering=resiliparse"]
     chunk = CliRunner().invoke(
         app, ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--full-pages"]

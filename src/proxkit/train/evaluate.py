@@ -149,12 +149,21 @@ def evaluate_doc(
 
 
 def doc_scores(drops: Sequence[bool], documents: Sequence[Example]) -> dict:
-    """Accuracy and keep-F1 (keep is the positive class) of predicted drops against the labels."""
+    """Accuracy and keep-F1 (keep is the positive class) of predicted drops against the labels, and the share
+    of each class decided right (`kept_of_keeps`, `dropped_of_drops`; None without documents of the class):
+    on a set of nearly all keeps, accuracy alone is the keep rate."""
     keeps = [not drop for drop in drops]
     actual = [not document.drop for document in documents]
+
+    def share_right(label: bool) -> float | None:
+        decided = [keep for keep, keep_label in zip(keeps, actual, strict=True) if keep_label == label]
+        return round(sum(keep == label for keep in decided) / len(decided), 4) if decided else None
+
     return {
         "accuracy": round(accuracy(keeps, actual), 4),
         "keep_f1": round(binary_f1(keeps, actual).f1, 4),
+        "kept_of_keeps": share_right(True),
+        "dropped_of_drops": share_right(False),
         "documents": len(documents),
     }
 
