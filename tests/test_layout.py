@@ -40,12 +40,10 @@ def test_a_text_without_content_removes_nothing_and_decisions_must_match_the_con
 
 def test_long_lines_are_cut_into_pieces_of_whole_words():
     row = "Home Football Reading 0-2 Portsmouth made the best possible start"  # 10 words
-    assert word_pieces([row, "Login"], 4) == [
-        "Home Football Reading 0-2",
-        "Portsmouth made the best",
-        "possible start",
-        "Login",
-    ]
-    assert word_pieces([row], 10) == [row] and word_pieces([""], 3) == [""]
-    assert word_pieces([row, "Login now"], 4, longer_than=9) == [*word_pieces([row], 4), "Login now"]
-    assert word_pieces([row, "Login now"], 1, longer_than=10) == [row, "Login now"]  # 10 words: not longer
+    cut = word_pieces([row, "Login"], 4)
+    assert cut.pieces == ["Home Football Reading 0-2", "Portsmouth made the best", "possible start", "Login"]
+    assert cut.origins == [0, 0, 0, 1]
+    assert word_pieces([row], 10).pieces == [row] and word_pieces([""], 3).pieces == [""]
+    only_long = word_pieces([row, "Login now"], 4, longer_than=9)
+    assert only_long.pieces == [*cut.pieces[:3], "Login now"] and only_long.origins == [0, 0, 0, 1]
+    assert word_pieces([row, "Login now"], 1, longer_than=10).pieces == [row, "Login now"]  # 10 words: not longer

@@ -64,16 +64,25 @@ def content_text(text: str) -> str:
     return "\n".join(content_lines(text.split("\n")).lines)
 
 
-def word_pieces(lines: Sequence[str], words: int, longer_than: int | None = None) -> list[str]:
+@dataclass(frozen=True)
+class WordPieces:
+    """Lines cut into pieces of words (`word_pieces`): the pieces, and for each the index of its line."""
+
+    pieces: list[str]
+    origins: list[int]
+
+
+def word_pieces(lines: Sequence[str], words: int, longer_than: int | None = None) -> WordPieces:
     """The lines with each one longer than `longer_than` words (default: `words`) cut into pieces of at most
     `words` words: a reader that sees only a line's first tokens then sees all of a long line (a paragraph,
-    or a table row holding a page's menu and article side by side, as some extractors write them)."""
+    or a table row holding a page's menu and article side by side, as some extractors write them). Every
+    line gives at least one piece."""
     limit = words if longer_than is None else longer_than
-    pieces = []
-    for line in lines:
+    pieces, origins = [], []
+    for index, line in enumerate(lines):
         split = line.split()
-        if len(split) <= limit:
-            pieces.append(line)
-        else:
-            pieces += [" ".join(split[start : start + words]) for start in range(0, len(split), words)]
-    return pieces
+        cut = [" ".join(split[start : start + words]) for start in range(0, len(split), words)]
+        cut = cut if len(split) > limit else [line]
+        pieces += cut
+        origins += [index] * len(cut)
+    return WordPieces(pieces, origins)

@@ -7,7 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from proxkit.layout import word_pieces
 from proxkit.models import resolve
+from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import is_tagger
 from proxkit.models.tagger import (
     HEADS_FILE,
@@ -20,6 +22,7 @@ from proxkit.models.tagger import (
     canonical_device,
     doc_prompt_lines,
     line_surface,
+    per_line_means,
 )
 from proxkit.models.tokenizers import load_tokenizer
 from proxkit.program import Stage, parse_program
@@ -186,12 +189,14 @@ def test_the_writer_reads_prox_prompts_and_writes_valid_programs(tmp_path, confi
 
 
 def test_a_tagger_with_doc_piece_words_reads_a_documents_long_lines_in_pieces(tmp_path, config):
-    pieced = TaggerConfig(**{**config.__dict__, "doc_piece_words": 3})
+    pieced = replace(config, doc_piece_words=3, doc_statistics=True)
     directory = write_tagger(tmp_path / "tagger", pieced, -10.0, -10.0)
     tokenizer = load_tokenizer(config.base)
     writer = TaggerWriter(directory, tokenizer)
     read, batch_line_states = [], writer.backbone.batch_line_states
     writer.backbone.batch_line_states = lambda items, tokens: read.extend(items) or batch_line_states(items, tokens)
+    pooled, pool = [], writer.heads.pooled
+    writer.heads.pooled = lambda states, **text: pooled.append(text) or pool(states, **text)
     text = "Home | About\nThe council met on Tuesday evening."
     prompts = [
         doc_prompt_ids(text, tokenizer).ids,
@@ -201,6 +206,23 @@ def test_a_tagger_with_doc_piece_words_reads_a_documents_long_lines_in_pieces(tm
     assert read[0][0] == ["Home | About", "The council met", "on Tuesday evening."] and read[0][2]  # first window
     assert read[1][0] == ["Home | About", "The council met on Tuesday evening."]  # chunk lines stay whole
     assert doc.text == "keep_doc()" and chunk.text == "keep_chunk()"
+    # the statistics are of the document's lines, each piece counted toward its line
+    assert pooled == [{"texts": ["Home | About", "The council met on Tuesday evening."], "origins": [0, 1, 1]}]
+
+
+def test_the_statistics_of_a_document_read_in_pieces_are_of_its_lines(config):
+    heads = TaggerHeads.for_config(replace(config, doc_statistics=True))
+    lines = ["Home | About", "The council met on Tuesday evening."]
+    pieces = word_pieces(lines, 3)
+    states = torch.randn(len(pieces.pieces), config.features)
+    with torch.no_grad():
+        statistics = heads.pooled(states, texts=lines, origins=pieces.origins)[-DOCUMENT_STATISTICS:]
+        content = 1.0 - torch.sigmoid(heads.line_logits(states))
+    per_line = torch.stack([content[0], (content[1] + content[2]) / 2])
+    assert torch.allclose(per_line_means(content, pieces.origins), per_line)
+    assert torch.allclose(statistics, document_statistics(lines, per_line))
+    assert not torch.allclose(statistics, document_statistics(pieces.pieces, content))  # 1 of 3 lines ends a sentence
+    assert torch.equal(per_line_means(torch.tensor([1.0, 2.0, 4.0]), [0, 1, 1]), torch.tensor([1.0, 3.0]))
 
 
 def test_a_surface_tagger_reads_the_text_of_the_prompts_lines(tmp_path, config):
@@ -417,8 +439,10 @@ def test_doc_prompt_lines_are_the_content_lines_of_the_doc_prompt_in_any_layout(
     read = doc_prompt_lines(long, tokenizer)
     assert 0 < len(read) < 500 and read[:-1] == long[: len(read) - 1]  # cut at the prompt's token budget
     pieced = replace(config, doc_piece_words=20)
-    pieces = doc_prompt_lines(["Home | About", " ".join(["word"] * 45)], tokenizer, pieced)
-    assert pieces == ["Home | About", " ".join(["word"] * 20), " ".join(["word"] * 20), " ".join(["word"] * 5)]
+    pieces = pieced.doc_reading(doc_prompt_lines(["Home | About", " ".join(["word"] * 45)], tokenizer))
+    assert pieces.pieces == ["Home | About", " ".join(["word"] * 20), " ".join(["word"] * 20), " ".join(["word"] * 5)]
+    assert pieces.origins == [0, 1, 1, 1]
     only_long = replace(pieced, doc_pieces_above=40)  # the 41-word line is cut, the 40-word one read whole
-    read = doc_prompt_lines([" ".join(["word"] * 40), " ".join(["word"] * 41)], tokenizer, only_long)
-    assert read == [" ".join(["word"] * 40), " ".join(["word"] * 20), " ".join(["word"] * 20), "word"]
+    read = only_long.doc_reading([" ".join(["word"] * 40), " ".join(["word"] * 41)])
+    assert read.pieces == [" ".join(["word"] * 40), " ".join(["word"] * 20), " ".join(["word"] * 20), "word"]
+    assert config.doc_reading(["a b", "c"]).pieces == ["a b", "c"]  # whole lines by default

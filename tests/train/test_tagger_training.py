@@ -100,6 +100,28 @@ def test_states_computed_in_bfloat16_are_stored_as_float32_in_a_folder_of_their_
     assert tagger.StateStore(tmp_path / "states", config, dtype="auto").dtype in ("float32", "bfloat16")
 
 
+def test_a_store_reads_a_document_as_its_doc_head_does_and_pools_the_statistics_of_its_lines(config, tmp_path):
+    lines = ["Home | About", "The council met on Tuesday evening and approved the new lanes."]
+    doc = Example("d", "d", "doc", lines, drop=False)
+    pieced = replace(config, doc_piece_words=4, doc_pieces_above=6, doc_statistics=True)
+    store, whole = tagger.StateStore(tmp_path / "states", pieced), tagger.StateStore(tmp_path / "states", config)
+    assert store.read_lines(doc) == [
+        "Home | About",
+        "The council met on",
+        "Tuesday evening and approved",
+        "the new lanes.",
+    ]
+    assert store.states(doc).shape == (4, config.features) and whole.states(doc).shape == (2, config.features)
+    assert store._key(doc) != whole._key(doc) and store.chunks(doc) == [(0, 4)]
+    page = Example("p", "p", "chunk", lines, remove=[True, False])
+    assert store.read_lines(page) == lines  # a page's lines stay whole: its program decides each one
+    heads = tagger.TaggerHeads.for_config(pieced)
+    [pooled] = tagger.pool_documents(heads, [store.states(doc)], [lines], pieced)
+    assert torch.allclose(pooled, heads.pooled(store.states(doc), texts=lines, origins=[0, 1, 1, 1]))
+    [of_pieces] = tagger.pool_documents(heads, [store.states(doc)], [store.read_lines(doc)])
+    assert not torch.allclose(pooled, of_pieces)  # the statistics are not those of the pieces
+
+
 def test_train_tagger_refuses_an_unknown_states_dtype(seed, tmp_path):
     result = CliRunner().invoke(
         app, ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--dtype", "int8"]

@@ -29,7 +29,7 @@ from torch import nn
 
 from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
-from proxkit.layout import ContentLines, content_lines, content_text, word_pieces
+from proxkit.layout import ContentLines, WordPieces, content_lines, content_text, word_pieces
 from proxkit.models.backbones import resolve_base
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
@@ -69,8 +69,8 @@ class TaggerConfig:
     word_threshold: with a word head (`proxkit.models.word_head`, trained by `prox train word-head`), a word
     of a kept line is noise when its probability is at least this, and the noise becomes `normalize` calls
     (`proxkit.inline_noise`; None: no word head, line removals only); doc_statistics: the doc probe also
-    reads `document_statistics` of the text of the lines it pools; doc_piece_words: the doc head reads a
-    document's lines cut into pieces of at most this many words (`proxkit.layout.word_pieces`; None: each
+    reads `document_statistics` of the text of the lines it pools; doc_piece_words: the backbone reads a
+    document's lines cut into pieces of at most this many words for the doc head (`doc_reading`; None: each
     line whole, read by its first `max_line_tokens` tokens); doc_pieces_above: with `doc_piece_words`, only
     lines longer than this many words are cut (None: every line longer than `doc_piece_words`);
     features_version: the `FEATURES_VERSION` of the text features the heads were trained on (a tagger trained
@@ -127,10 +127,11 @@ class TaggerConfig:
         """Columns of the backbone's line states."""
         return self.hidden_size * len(self.layers)
 
-    def doc_lines(self, lines: Sequence[str]) -> list[str]:
-        """The lines as the doc head reads them: whole, or cut into pieces (`doc_piece_words`)."""
+    def doc_reading(self, lines: Sequence[str]) -> WordPieces:
+        """How the backbone reads a document's lines for the doc head: whole, or cut into pieces
+        (`doc_piece_words`). The pieces are only its reading: the text's statistics are of the lines."""
         if not self.doc_piece_words:
-            return list(lines)
+            return WordPieces(list(lines), list(range(len(lines))))
         return word_pieces(lines, self.doc_piece_words, self.doc_pieces_above)
 
     def head_inputs(self, states: torch.Tensor, lines: Sequence[str]) -> torch.Tensor:
@@ -280,10 +281,16 @@ class TaggerHeads(nn.Module):
         return self.line(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def pooled(
-        self, lines: torch.Tensor, line_logits: torch.Tensor | None = None, texts: Sequence[str] | None = None
+        self,
+        lines: torch.Tensor,
+        line_logits: torch.Tensor | None = None,
+        texts: Sequence[str] | None = None,
+        origins: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """What the doc probe reads: the lines' mean weighted by P(content) (from `line_logits` when given),
-        and with `doc_statistics` the `document_statistics` of `texts`, the same lines' text (required then)."""
+        and with `doc_statistics` the `document_statistics` of `texts`, the same lines' text (required then).
+        With `origins` (`WordPieces.origins`), the states are of pieces of `texts`, and each line of the text
+        counts with the mean P(content) of its pieces."""
         logits = self.line_logits(lines) if line_logits is None else line_logits
         content = 1.0 - torch.sigmoid(logits)
         pooled = self.doc.pool(lines, content)
@@ -291,13 +298,26 @@ class TaggerHeads(nn.Module):
             return pooled
         if texts is None:
             raise ValueError("this doc probe reads the text of the lines too")
-        return torch.cat([pooled, document_statistics(texts[: len(lines)], content)])
+        if origins is not None:
+            content = per_line_means(content, origins[: len(content)])
+        return torch.cat([pooled, document_statistics(texts[: len(content)], content)])
 
     def forward(self, lines: torch.Tensor, texts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """lines: [n_lines, features (+ surface)] of one document (`texts`: their text, for `doc_statistics`)
         → (line logits [n_lines], doc logit [])."""
         line_logits = self.line_logits(lines)
         return line_logits, self.doc(self.pooled(lines, line_logits, texts))
+
+
+def per_line_means(values: torch.Tensor, origins: Sequence[int]) -> torch.Tensor:
+    """The mean of `values` (one per piece) over the pieces of each line (`origins`: each piece's line, in
+    order, every line up to the last one having a piece)."""
+    if not len(values):
+        return values
+    index = torch.tensor(list(origins), dtype=torch.long)
+    lines = int(index[-1]) + 1
+    sums = torch.zeros(lines, dtype=values.dtype).index_add_(0, index, values)
+    return sums / torch.zeros(lines, dtype=values.dtype).index_add_(0, index, torch.ones_like(values))
 
 
 class Segmenter:
@@ -477,12 +497,12 @@ class TaggerWriter(ProgramWriter):
         readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt)), self.config) for prompt in prompts]
         generations: list[Generation | None] = [self._fallback(reading) for reading in readings]
         headed = [index for index, generation in enumerate(generations) if generation is None]
-        items = [(readings[i].content.lines, readings[i].first_number, readings[i].is_doc) for i in headed]
+        items = [(readings[i].read.pieces, readings[i].first_number, readings[i].is_doc) for i in headed]
         with torch.inference_mode():  # the backbone reads only the prompts its heads decide
             states = self.backbone.batch_line_states(items, self.batch_tokens)
             for index, state in zip(headed, states, strict=True):
                 generations[index] = self._write(
-                    readings[index], self.config.head_inputs(state, readings[index].content.lines)
+                    readings[index], self.config.head_inputs(state, readings[index].read.pieces)
                 )
         return generations
 
@@ -510,9 +530,8 @@ class TaggerWriter(ProgramWriter):
         """The program the heads write from the states of a prompt's content lines; a doc program comes with
         its drop probability."""
         if reading.is_doc:
-            drop_probability = float(
-                torch.sigmoid(self.heads.doc(self.heads.pooled(states, texts=reading.content.lines)))
-            )
+            pooled = self.heads.pooled(states, texts=reading.content.lines, origins=reading.read.origins)
+            drop_probability = float(torch.sigmoid(self.heads.doc(pooled)))
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
         remove = reading.content.spread(
@@ -541,21 +560,28 @@ class TaggerWriter(ProgramWriter):
 @dataclass(frozen=True)
 class PromptReading:
     """What the tagger reads in a ProX prompt: the content lines (`proxkit.layout`) of the document (doc
-    prompt) or of a chunk's numbered lines without their numbers, and the number of the chunk's first line."""
+    prompt) or of a chunk's numbered lines without their numbers, and the number of the chunk's first line;
+    `read`: what of them the backbone reads (`TaggerConfig.doc_reading` of a document; a chunk's content
+    lines whole, since its program decides each line)."""
 
     is_doc: bool
     content: ContentLines
     first_number: int = 0
     raw: tuple[str, ...] = ()  # a chunk's lines as the prompt shows them (without their numbers)
+    read: WordPieces | None = None
+
+    def __post_init__(self) -> None:
+        if self.read is None:
+            whole = WordPieces(list(self.content.lines), list(range(len(self.content.lines))))
+            object.__setattr__(self, "read", whole)
 
 
-def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer, config: TaggerConfig | None = None) -> list[str]:
+def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:
     """The content lines a tagger reads of a document of `lines` at run time: its doc prompt (content lines
     only, cut to the prompt's token budget with `tokenizer`, the tagger's prompt tokenizer) read back as the
-    writer of `config` reads it (`TaggerConfig.doc_lines`; None: whole lines). Training reads documents
-    through this, so the doc probe learns from what it will see."""
+    writer reads it. Training reads documents through this, so the doc probe learns from what it will see."""
     ids = doc_prompt_ids(content_text("\n".join(lines)), tokenizer).ids
-    return list(_read_prompt(tokenizer.decode(list(ids)), config).content.lines)
+    return list(_read_prompt(tokenizer.decode(list(ids))).content.lines)
 
 
 def _read_prompt(prompt: str, config: TaggerConfig | None = None) -> PromptReading:
@@ -563,9 +589,7 @@ def _read_prompt(prompt: str, config: TaggerConfig | None = None) -> PromptReadi
     body = body.removesuffix("[/INST]").rstrip()
     if not body.startswith("[doc]\n"):
         content = content_lines(body.split("\n"))
-        if config is not None and config.doc_piece_words:  # a doc program decides no line: pieces need not map back
-            content = content_lines(config.doc_lines(content.lines))
-        return PromptReading(True, content)
+        return PromptReading(True, content, read=config.doc_reading(content.lines) if config is not None else None)
     numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
     numbered = [match for match in numbered if match]
     first = int(numbered[0].group(1)) if numbered else 0

@@ -157,7 +157,7 @@ def refit_doc_probe(
     if not documents:
         raise ValueError("no doc examples from DCLM or a page-typed collection in the seed set")
     store = StateStore(states, config, dtype=dtype)
-    pooled = pool_documents(heads, store.all(documents), [document.lines for document in documents])
+    pooled = pool_documents(heads, store.all(documents), [document.lines for document in documents], config)
     report = validate(pooled, documents, config.doc_threshold)
     heads.doc.load_state_dict(fitted_probe(pooled, documents, range(len(documents))).state_dict())
     config.doc_languages = fitted_languages(documents)

@@ -70,10 +70,17 @@ class StateStore:
         self._backbone: Backbone | None = None
         self._chunks: dict[str, Ranges] = {}
 
+    def read_lines(self, example: Example) -> list[str]:
+        """The lines the backbone reads of the example: a document's as its doc head reads them
+        (`TaggerConfig.doc_reading`), a page's as they are."""
+        if example.stage == "doc":
+            return self.config.doc_reading(example.lines).pieces
+        return list(example.lines)
+
     def _key(self, example: Example) -> str:
-        """The example's cache name: its content, and for a chunked chunk page the budget."""
+        """The example's cache name: what the backbone reads of it, and for a chunked chunk page the budget."""
         budget = self.chunk_budget if example.stage == "chunk" else 0
-        text = "\n".join(example.lines)
+        text = "\n".join(self.read_lines(example))
         name = f"{example.stage}\0{example.source}\0{text}" + (f"\0chunks of {budget}" if budget else "")
         return hashlib.sha1(name.encode(errors="surrogatepass")).hexdigest()
 
@@ -81,7 +88,7 @@ class StateStore:
         """The (start, end) line ranges the writer reads this example in: its run-time chunks (chunk stage,
         with a budget), else the whole example."""
         if not self.chunk_budget or example.stage != "chunk":
-            return [(0, len(example.lines))]
+            return [(0, len(self.read_lines(example)))]
         key = self._key(example)
         if key not in self._chunks:
             from proxkit.prompts import chunk_document, line_cost
@@ -94,6 +101,7 @@ class StateStore:
     def states(self, example: Example) -> torch.Tensor:
         path = self.folder / f"{self._key(example)}.pt"
         chunks = self.chunks(example)
+        lines = self.read_lines(example)
         if path.exists():
             states = torch.load(path)
         else:
@@ -101,14 +109,12 @@ class StateStore:
                 self._backbone = Backbone(self.config, self.device, self.dtype)
             # the doc head reads one forward pass's worth, as at run time
             first_window_only = example.stage == "doc"
-            items = [(example.lines[start:end], start, first_window_only) for start, end in chunks]
+            items = [(lines[start:end], start, first_window_only) for start, end in chunks]
             # one pass at a time, as the writer on a CPU: padded batches cost more there
             states = torch.cat(self._backbone.batch_line_states(items, self.config.max_tokens))
             torch.save(states, path.with_suffix(".tmp"))
             path.with_suffix(".tmp").rename(path)
-        return torch.cat(
-            [self.config.head_inputs(states[start:end], example.lines[start:end]) for start, end in chunks]
-        )
+        return torch.cat([self.config.head_inputs(states[start:end], lines[start:end]) for start, end in chunks])
 
     def all(self, examples: Sequence[Example]) -> list[torch.Tensor]:
         from tqdm import tqdm
@@ -189,10 +195,20 @@ def train_heads(
 
 
 @torch.no_grad()
-def pool_documents(heads: TaggerHeads, states: Sequence[torch.Tensor], texts: Sequence[Sequence[str]]) -> torch.Tensor:
+def pool_documents(
+    heads: TaggerHeads,
+    states: Sequence[torch.Tensor],
+    texts: Sequence[Sequence[str]],
+    config: TaggerConfig | None = None,
+) -> torch.Tensor:
     """[documents, features]: what the doc probe reads of each document (`texts`: each one's lines, of which
-    the first `len(state)` were read)."""
-    return torch.stack([heads.pooled(state, texts=lines) for state, lines in zip(states, texts, strict=True)])
+    the first `len(state)` were read; `config`: how the backbone read them, `TaggerConfig.doc_reading`, when
+    not whole)."""
+    rows = []
+    for state, lines in zip(states, texts, strict=True):
+        origins = config.doc_reading(lines).origins if config is not None and config.doc_piece_words else None
+        rows.append(heads.pooled(state, texts=lines, origins=origins))
+    return torch.stack(rows)
 
 
 @torch.inference_mode()
@@ -445,9 +461,7 @@ def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> li
     (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
     tokenizer = prompt_tokenizer(config)
     return [
-        replace(example, lines=doc_prompt_lines(example.lines, tokenizer, config))
-        if example.stage == "doc"
-        else example
+        replace(example, lines=doc_prompt_lines(example.lines, tokenizer)) if example.stage == "doc" else example
         for example in examples
     ]
 
