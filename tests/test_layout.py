@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxkit.layout import canonical_line, content_lines, word_pieces
+from proxkit.layout import WordPieces, canonical_line, content_lines, word_pieces
 from proxkit.program import Guards, Program, execute_chunk
 
 
@@ -47,3 +47,4 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
     only_long = word_pieces([row, "Login now"], 4, longer_than=9)
     assert only_long.pieces == [*cut.pieces[:3], "Login now"] and only_long.origins == [0, 0, 0, 1]
     assert word_pieces([row, "Login now"], 1, longer_than=10).pieces == [row, "Login now"]  # 10 words: not longer
+    assert WordPieces.whole([row, ""]) == WordPieces([row, ""], [0, 1])

@@ -71,6 +71,11 @@ class WordPieces:
     pieces: list[str]
     origins: list[int]
 
+    @classmethod
+    def whole(cls, lines: Sequence[str]) -> WordPieces:
+        """The lines uncut: each its own piece."""
+        return cls(list(lines), list(range(len(lines))))
+
 
 def word_pieces(lines: Sequence[str], words: int, longer_than: int | None = None) -> WordPieces:
     """The lines with each one longer than `longer_than` words (default: `words`) cut into pieces of at most

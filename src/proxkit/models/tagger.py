@@ -131,7 +131,7 @@ class TaggerConfig:
         """How the backbone reads a document's lines for the doc head: whole, or cut into pieces
         (`doc_piece_words`). The pieces are only its reading: the text's statistics are of the lines."""
         if not self.doc_piece_words:
-            return WordPieces(list(lines), list(range(len(lines))))
+            return WordPieces.whole(lines)
         return word_pieces(lines, self.doc_piece_words, self.doc_pieces_above)
 
     def head_inputs(self, states: torch.Tensor, lines: Sequence[str]) -> torch.Tensor:
@@ -572,8 +572,7 @@ class PromptReading:
 
     def __post_init__(self) -> None:
         if self.read is None:
-            whole = WordPieces(list(self.content.lines), list(range(len(self.content.lines))))
-            object.__setattr__(self, "read", whole)
+            object.__setattr__(self, "read", WordPieces.whole(self.content.lines))
 
 
 def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:
