@@ -121,7 +121,7 @@ def with_new_probe(
 ) -> tuple[TaggerConfig, TaggerHeads]:
     """The config and heads of the tagger directory `tagger` with an unfitted doc probe, reading
     `document_statistics` too when `statistics`, and lines longer than `pieces_above` words (default:
-    `piece_words`) in pieces of `piece_words` words (`TaggerConfig.doc_lines`); its line head as trained."""
+    `piece_words`) in pieces of `piece_words` words (`TaggerConfig.doc_reading`); its line head as trained."""
     trained = TaggerConfig.load(tagger)
     pieces = {"doc_piece_words": piece_words, "doc_pieces_above": pieces_above if piece_words else None}
     config = replace(trained, doc_statistics=statistics, **pieces, features_version=FEATURES_VERSION)
@@ -150,8 +150,7 @@ def refit_doc_probe(
     (line states computed in `dtype`, `StateStore`; with `statistics`, the probe reads `document_statistics`
     too; with `renderings`, it learns from every rendering of the labelled pages; with `piece_words`, it reads
     lines longer than `pieces_above` words, default `piece_words`, in pieces of that many words); the
-    validation report is recorded in its config
-    (`metrics["doc"]`) and returned."""
+    validation report is recorded in its config (`metrics["doc"]`) and returned."""
     config, heads = with_new_probe(tagger, statistics, piece_words, pieces_above)
     documents = as_read_at_run_time(probe_examples(examples, renderings), config)
     if not documents:

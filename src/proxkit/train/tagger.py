@@ -206,7 +206,7 @@ def pool_documents(
     not whole)."""
     rows = []
     for state, lines in zip(states, texts, strict=True):
-        origins = config.doc_reading(lines).origins if config is not None and config.doc_piece_words else None
+        origins = config.doc_reading(lines).origins if config is not None else None
         rows.append(heads.pooled(state, texts=lines, origins=origins))
     return torch.stack(rows)
 
