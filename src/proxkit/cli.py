@@ -585,6 +585,8 @@ def train_doc_probe_command(
     from proxkit.train.doc_probe import refit_doc_probe
     from proxkit.train.seed import load_seed
 
+    if pieces_above and not piece_words:
+        raise typer.BadParameter("cuts only lines into pieces, so it needs --piece-words", param_hint="--pieces-above")
     try:
         directory = _tagger_directory(tagger, Stage.DOC)
         options = {"statistics": statistics, "renderings": all_renderings}

@@ -518,6 +518,8 @@ def test_prox_train_doc_probe_refits_only_the_doc_probe_of_a_tagger(seed, config
     assert not torch.equal(plain_weights, before["doc.linear.weight"])  # refitted, not copied
     not_a_tagger = CliRunner().invoke(app, [*args[:-4], "--tagger", str(tmp_path), "-o", str(out)])
     assert not_a_tagger.exit_code != 0
+    uncut = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "uncut"), "--pieces-above", "12"])
+    assert uncut.exit_code != 0 and "--piece-words" in uncut.output and not (tmp_path / "uncut").exists()
 
 
 def test_the_state_store_runs_the_backbone_where_it_is_told(config, tmp_path, monkeypatch):
