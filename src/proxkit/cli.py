@@ -19,7 +19,7 @@ from proxkit.models.registry import NEEDS_BASE_URL
 from proxkit.program import Guards, Mode, Stage, execute, split_stages
 from proxkit.prompts import CHUNK_TOKEN_BUDGET
 from proxkit.run import ExecutorKind, RefineConfig
-from proxkit.train.plan import TrainingPlan
+from proxkit.train.plan import TrainingPlan, parse_shard
 
 
 def _defaults(config: type) -> dict:
@@ -512,12 +512,25 @@ def train_tagger_command(
             "in OUT/folds.json."
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="With --extract-only, compute only share K/N of the line states (K from 0), so N processes or "
+            "machines fill one --states cache; then run without it to train."
+        ),
+    ] = None,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
     from proxkit.train import tagger
     from proxkit.train.seed import load_seed
 
+    try:
+        share = parse_shard(shard) if shard is not None else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--shard") from None
+    if share and not extract_only:
+        raise typer.BadParameter("needs --extract-only (a share of the states trains nothing)", param_hint="--shard")
     examples = load_seed(seed)
     try:
         chosen = [int(layer) for layer in layers.split(",")] if layers else None
@@ -540,7 +553,7 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--layers") from None
     only = tuple(only_collection or ())
     plan = TrainingPlan(
-        max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype, clean_copies, only
+        max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype, clean_copies, only, share
     )
     try:
         report = tagger.train_and_validate(examples, config, output, states, plan)

@@ -431,6 +431,28 @@ def test_a_rerun_reads_back_the_tasks_an_interrupted_run_finished_and_trains_onl
     assert run().exit_code == 0 and len(trained) == 4  # another site is another split: nothing read back
 
 
+def test_shares_of_the_line_states_fill_the_cache_a_whole_extraction_does(seed, config, tmp_path):
+    args = ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "t"), "--base", config.base, "--depth", "4",
+            "--device", "cpu", "--extract-only"]  # fmt: skip
+
+    def cached(states) -> set[str]:
+        return {path.name for path in states.glob("*/*.pt")}
+
+    whole = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    assert len(cached(tmp_path / "whole")) == 12 + 8 and not (tmp_path / "t").exists()  # states only
+    first = CliRunner().invoke(app, [*args, "--states", str(tmp_path / "shared"), "--shard", "0/2"])
+    assert first.exit_code == 0, first.output
+    assert len(cached(tmp_path / "shared")) == 10 and cached(tmp_path / "shared") < cached(tmp_path / "whole")
+    assert CliRunner().invoke(app, [*args, "--states", str(tmp_path / "shared"), "--shard", "1/2"]).exit_code == 0
+    assert cached(tmp_path / "shared") == cached(tmp_path / "whole")
+    for bad, message in (("2/2", "K must lie within 0..N-1"), ("half", "is not K/N")):
+        refused = CliRunner().invoke(app, [*args, "--shard", bad])
+        assert refused.exit_code == 2 and message in refused.output
+    training = CliRunner().invoke(app, [*args[:-1], "--shard", "0/2"])
+    assert training.exit_code == 2 and "needs --extract-only" in training.output
+
+
 @pytest.mark.parametrize("surface", [False, True])
 def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_states(
     seed, tiny_backbone, tmp_path, surface

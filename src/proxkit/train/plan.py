@@ -13,7 +13,9 @@ class TrainingPlan:
     (None: the GPU when there is one; the heads train on the CPU) and in what dtype ("auto": bfloat16 on a GPU
     or a CPU that runs it faster, as `prox refine` does); with `clean_copies` the line head also trains on
     each sampled page's gold read alone, every line content (text already cleaned once), never tested on;
-    with `only_collections`, only those collections' leave-one-collection-out folds run (no final heads)."""
+    with `only_collections`, only those collections' leave-one-collection-out folds run (no final heads);
+    with a `shard` (index, count), only every count-th example's line states from the index-th are computed
+    (with `extract_only`: one of count processes or machines filling one states cache)."""
 
     max_pages: int = 0
     folds: int = 5
@@ -25,3 +27,14 @@ class TrainingPlan:
     dtype: str = "auto"
     clean_copies: bool = False
     only_collections: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` as (K, N): the K-th of N shares, counted from 0; a ValueError saying what is wrong."""
+    index, slash, count = text.partition("/")
+    if not (slash and index.strip().isdigit() and count.strip().isdigit()):
+        raise ValueError(f"{text!r} is not K/N (the K-th of N shares, from 0)")
+    if not int(index) < int(count):
+        raise ValueError(f"share {int(index)} of {int(count)}: K must lie within 0..N-1")
+    return int(index), int(count)

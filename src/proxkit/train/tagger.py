@@ -604,19 +604,24 @@ def train_and_validate(
     `states`), the final heads (written to `output` as soon as they are trained) and, beside them, the
     cross-validation folds, each kept as it finishes so the same command run again reads it back
     (`proxkit.train.progress`); then the report (also saved in `tagger.json`) with the languages the folds
-    validated. None when `plan.extract_only`. With `plan.only_collections`, those folds alone: their report,
-    written to `FOLDS_REPORT` in `output`, and no heads."""
+    validated. None when `plan.extract_only` or with a `plan.shard` (its share of the states only). With
+    `plan.only_collections`, those folds alone: their report, written to `FOLDS_REPORT` in `output`, and no
+    heads."""
     pages = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
     only = plan.only_collections
     check_collections(pages, only)  # before hours of line states
     chunk = pages + (clean_text_pages(pages) if plan.clean_copies else [])
     folds, epochs = plan.folds, plan.epochs
     store = StateStore(states, config, config.chunk_budget, plan.device, plan.dtype)
-    chunk_states = store.all(chunk)
-    chunks = [store.chunks(example) for example in chunk]
     # documents labelled on their own (DCLM) train the doc probe; the labelled web pages' doc examples
     # (keep when the gold has >= 100 words, drop when it is empty) reuse their page's states, as a check
     own = as_read_at_run_time([e for e in examples if e.stage == "doc" and e.site.startswith("dclm")], config)
+    if plan.shard is not None:  # one share of the states, beside other processes filling the same cache
+        index, count = plan.shard
+        store.all((chunk + own)[index::count])
+        return None
+    chunk_states = store.all(chunk)
+    chunks = [store.chunks(example) for example in chunk]
     own_states = store.all(own)
     docs = [e for e in examples if e.stage == "doc"]
     labelled, labelled_states = page_doc_states(config, docs, pages, chunk_states, chunks)
