@@ -27,25 +27,42 @@ class ContentLines:
     positions: list[int]
     total: int
 
-    def spread(self, remove: Sequence[bool]) -> list[bool]:
-        """Per original line, from one decision per content line: a content line as decided; a blank line
-        removed when the next content line is (a removed paragraph takes the break before it along) or when
-        no kept content line comes before it (no leading breaks), and after the last content line as that
-        line. Breaks between kept paragraphs stay."""
+    def spread(self, remove: Sequence[bool], kept_before: bool = False) -> list[bool]:
+        """Per original line, from one decision per content line: a content line as decided; of the blank
+        lines between kept text, only the last run before the next kept content line stays (one paragraph
+        break where the kept text had one, wherever the removed lines were); none before the first kept
+        line (no leading breaks) unless `kept_before` (the lines are a later chunk of a text); blank lines
+        after the last content line follow that line."""
         if len(remove) != len(self.lines):
             raise ValueError(f"{len(remove)} decisions for {len(self.lines)} content lines")
-        spread = [False] * self.total
-        decided, kept_before = 0, False
+        decided = dict(zip(self.positions, map(bool, remove), strict=True))
+        last = self.positions[-1] if self.positions else -1
+        breaks = _last_breaks_before_kept_lines(decided, last)
+        spread = []
         for index in range(self.total):
-            if decided < len(self.positions) and self.positions[decided] == index:
-                spread[index] = bool(remove[decided])
-                kept_before = kept_before or not remove[decided]
-                decided += 1
-            elif decided < len(remove):  # a blank line before a content line
-                spread[index] = bool(remove[decided]) or not kept_before
-            elif remove:  # a blank line after the last content line
-                spread[index] = bool(remove[-1])
+            if index in decided:
+                spread.append(decided[index])
+                kept_before = kept_before or not decided[index]
+            elif index > last:  # after the last content line
+                spread.append(bool(remove) and bool(remove[-1]))
+            else:
+                spread.append(not (kept_before and index in breaks))
         return spread
+
+
+def _last_breaks_before_kept_lines(decided: dict[int, bool], last: int) -> set[int]:
+    """The blank lines (not in `decided`, the content lines' remove decisions by position) of the last run
+    before each kept content line: no blank line between them and it."""
+    breaks, seeking, in_run = set(), False, False
+    for index in range(last, -1, -1):
+        if index not in decided:
+            if seeking:
+                breaks.add(index)
+                in_run = True
+            continue
+        seeking = not decided[index] or (seeking and not in_run)  # a kept line; removed lines before it
+        in_run = False
+    return breaks
 
 
 def content_lines(lines: Sequence[str]) -> ContentLines:
