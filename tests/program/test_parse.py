@@ -14,9 +14,11 @@ from proxkit.program import (
     RemoveAllLines,
     RemoveLines,
     Stage,
+    execute_chunk,
     parse_program,
     split_stages,
 )
+from proxkit.program.parse import MAX_LINE_NUMBER
 
 
 def chunk(text: str) -> Program:
@@ -176,6 +178,42 @@ def test_odd_input_becomes_errors_not_exceptions():
         assert len(program.errors) == 1
 
 
+HUGE = "0x" + "f" * 4000  # past the 4,300 digits Python will turn into text
+
+
+@pytest.mark.parametrize("call", [f"remove_lines({HUGE}, 0)", f"remove_lines(-{HUGE}, 1)", f"remove_lines(0, {HUGE})"])
+def test_numbers_no_document_reaches_are_bad_arguments_named_without_their_digits(call):
+    program = chunk(call)
+    assert program.calls == () and kinds(program) == [(ErrorKind.BAD_ARGUMENTS, 1)]
+    assert "a number" in program.errors[0].message and len(program.errors[0].message) < 120
+    document = "The council approved the new lanes on Tuesday evening.\nConstruction starts early next summer."
+    refined = execute_chunk(document, call)
+    assert refined.text == document and refined.errors == program.errors
+    assert chunk(f"remove_lines(0, {MAX_LINE_NUMBER})").calls == (RemoveLines(0, MAX_LINE_NUMBER),)
+
+
+def test_a_normalize_string_that_is_no_text_is_a_bad_argument():
+    for call in ('normalize(source_str="foo", target_str="\\ud800")', 'normalize("\\udfff bar")'):
+        program = chunk(call)
+        assert program.calls == () and kinds(program) == [(ErrorKind.BAD_ARGUMENTS, 1)]
+    assert chunk('normalize("\\u00e9", "\\U0001F600")').calls == (Normalize("\u00e9", "\U0001f600"),)
+
+
+def test_node_text_is_sliced_from_its_line_not_searched_for(monkeypatch):
+    """`ast.get_source_segment` walks the line again for every node: a line of thousands of calls would
+    cost quadratic time; a node within one physical line is read by its offsets instead."""
+    import ast
+
+    monkeypatch.setattr(ast, "get_source_segment", lambda *args, **kwargs: pytest.fail("walked the line"))
+    assert len(chunk("keep_chunk();" * 3000).calls) == 3000
+    many = chunk("remove_lines(" + ",".join(["line_start=1"] * 20_000) + ")")
+    assert "got 'line_start' twice" in many.errors[0].message
+    assert kinds(chunk("\uff52emove_lines(1, 2)")) == [(ErrorKind.UNKNOWN_CALL, 1)]  # the written name, sliced
+    assert chunk("x = 1; keep_chunk(); remove_lines(é=1)").errors[0].message == "not a call: 'x = 1'"
+    monkeypatch.undo()
+    assert chunk("keep_chunk();\rremove_lines(line_start=1, line_end=2)").calls == (KeepChunk(), RemoveLines(1, 2))
+
+
 def test_split_stages_keeps_program_line_numbers():
     doc, chunk_text = split_stages("keep_doc()\nremove_lines(0, 1)\n  drop_doc()\nkeep_chunk()")
     assert doc == "keep_doc()\n\n  drop_doc()\n"
@@ -211,3 +249,23 @@ def test_look_alike_names_are_not_calls(text, kind):
     program = chunk(text)
     assert program.calls == () and [error.kind for error in program.errors] == [kind]
     assert parse_program(FULLWIDTH_D + "rop_doc()", Stage.DOC).calls == ()
+
+
+@pytest.mark.parametrize(
+    ("answer", "accepted"),
+    [
+        ('normalize(source_str="Share \\u00e9", target_str="")', True),
+        ('normalize(source_str="a\\ud7ff", target_str="\\ue000")', True),
+        ('normalize(source_str="a\\ud800", target_str="")', False),  # a lone surrogate: no text
+        ('normalize(source_str="a", target_str="\\udfff")', False),
+        ('normalize(source_str="a\x00b", target_str="")', False),  # a NUL the parser refuses
+    ],
+)
+def test_every_answer_of_the_chunk_grammar_parses_and_no_other(answer, accepted):
+    xgrammar = pytest.importorskip("xgrammar")
+    from xgrammar.testing import _is_grammar_accept_string
+
+    from proxkit.program.grammar import CHUNK_GRAMMAR
+
+    assert _is_grammar_accept_string(xgrammar.Grammar.from_ebnf(CHUNK_GRAMMAR), answer) is accepted
+    assert (chunk(answer).errors == ()) is accepted

@@ -2,8 +2,21 @@
 
 import pytest
 
-from proxkit.program import DropDoc, ErrorKind, KeepDoc, Mode, Normalize, Program, RemoveAllLines, RemoveLines, Stage
+from proxkit.program import (
+    DropDoc,
+    ErrorKind,
+    KeepDoc,
+    Mode,
+    Normalize,
+    Program,
+    RemoveAllLines,
+    RemoveLines,
+    Stage,
+    execute_chunk,
+)
 from proxkit.program import parse_program as parse
+
+REF = Mode.REFERENCE
 
 
 def chunk(text: str) -> Program:
@@ -82,6 +95,13 @@ def test_one_argument_normalize_of_a_space_is_kept_but_the_two_argument_one_is_s
     assert chunk('normalize(source_str=" ")').calls == (Normalize(" ", ""),)
     assert chunk('normalize(source_str=" ", target_str="")').calls == ()
     assert chunk('normalize(source_str="", target_str="x")').calls == ()
+
+
+def test_a_normalize_of_nothing_replaces_nothing_and_the_rest_of_the_program_runs():
+    assert chunk('normalize(source_str="")').calls == chunk('normalize(source_str="=")').calls == ()
+    document = "\n".join(["one two three four five six seven eight nine ten"] * 1200)  # 60,000 characters
+    refined = execute_chunk(document, 'remove_lines(line_start=0, line_end=2)\nnormalize(source_str="")', mode=REF)
+    assert refined.errors == () and refined.text == "\n".join(document.split("\n")[3:])  # as str.replace("", "")
 
 
 def test_remove_all():

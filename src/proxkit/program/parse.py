@@ -132,11 +132,30 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
     except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurd nesting or numbers
         yield ProgramError(ErrorKind.SYNTAX, number, f"unreadable line {line[:60]!r}: {error}")
         return
+    source = _Source(line)
     for statement in statements:
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-            yield _read_call(statement.value, number, line)
+            yield _read_call(statement.value, number, source)
         else:
-            yield ProgramError(ErrorKind.SYNTAX, number, f"not a call: {ast.get_source_segment(line, statement)!r}")
+            yield ProgramError(ErrorKind.SYNTAX, number, f"not a call: {source.segment(statement)[:60]!r}")
+
+
+class _Source:
+    """One program line, and the text of a node of its syntax tree (`ast.get_source_segment` would walk the
+    line again for every node: quadratic on a line of thousands of calls)."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        # ast's column offsets count UTF-8 bytes within a physical line (a CR inside the line starts one)
+        self.rows = [row.encode() for row in _PHYSICAL_LINE_END.split(line)]
+
+    def segment(self, node: ast.AST) -> str:
+        if node.lineno != node.end_lineno:
+            return ast.get_source_segment(self.line, node) or ""
+        return self.rows[node.lineno - 1][node.col_offset : node.end_col_offset].decode()
+
+
+_PHYSICAL_LINE_END = re.compile(r"\r\n?|\n")
 
 
 def _syntax_tree(line: str) -> list[ast.stmt]:
@@ -167,11 +186,11 @@ def _syntax_error(error: SyntaxError, line: str, number: int, is_last: bool) -> 
     return ProgramError(ErrorKind.SYNTAX, number, f"{message}: {line[:60]!r}")
 
 
-def _read_call(node: ast.Call, number: int, line: str) -> Call | ProgramError:
+def _read_call(node: ast.Call, number: int, source: _Source) -> Call | ProgramError:
     if not isinstance(node.func, ast.Name):
-        return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {ast.unparse(node.func)!r}")
+        return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {source.segment(node.func)[:60]!r}")
     name = node.func.id
-    written = ast.get_source_segment(line, node.func) or ""
+    written = source.segment(node.func)
     if not written.isascii():  # Python folds look-alikes (fullwidth, mathematical bold) to ASCII names (NFKC)
         return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {written!r}: call names are ASCII")
     if name in _NO_ARGUMENT_CALLS:
@@ -182,7 +201,7 @@ def _read_call(node: ast.Call, number: int, line: str) -> Call | ProgramError:
         known = ", ".join(sorted([*_NO_ARGUMENT_CALLS, *_PARAMETERS]))
         return ProgramError(ErrorKind.UNKNOWN_CALL, number, f"unknown call {name}(); known calls: {known}")
     for keyword in node.keywords:
-        written = (ast.get_source_segment(line, keyword) or "").split("=")[0]
+        written = source.segment(keyword).split("=")[0]
         if not written.isascii():
             return ProgramError(ErrorKind.BAD_ARGUMENTS, number, f"{name}() argument {written!r}: names are ASCII")
     arguments = _bind(name, node, number)
@@ -225,19 +244,41 @@ def _normalize(arguments: dict[str, object], number: int) -> Normalize | Program
     if not source.strip():
         message = f"normalize() source_str {source!r} is only whitespace: it would rewrite all text"
         return ProgramError(ErrorKind.BAD_ARGUMENTS, number, message)
+    if not _is_text(source) or not _is_text(target):
+        return ProgramError(ErrorKind.BAD_ARGUMENTS, number, "normalize() strings hold a lone surrogate: not text")
     return Normalize(source, target)
+
+
+def _is_text(string: str) -> bool:
+    """Whether the string is Unicode text a UTF-8 writer can write (no lone surrogate)."""
+    try:
+        string.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _remove_from_arguments(arguments: dict[str, object], number: int) -> RemoveLines | ProgramError:
     start, end = arguments.get("line_start"), arguments.get("line_end")
     if not _is_line_number(start) or not _is_line_number(end):
-        message = f"remove_lines() needs line_start and line_end as non-negative integers, got {start!r}, {end!r}"
+        shown = f"{_shown(start)}, {_shown(end)}"
+        message = f"remove_lines() needs line_start and line_end as integers 0..10**18, got {shown}"
         return ProgramError(ErrorKind.BAD_ARGUMENTS, number, message)
     return _remove_lines(start, end, number)
 
 
+MAX_LINE_NUMBER = 10**18 - 1  # no document has more lines; the fast path reads up to 18 digits
+
+
 def _is_line_number(value: object) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= MAX_LINE_NUMBER
+
+
+def _shown(value: object) -> str:
+    """A short repr of an argument (a literal may be a number of thousands of digits)."""
+    if type(value) is int and not -MAX_LINE_NUMBER <= value <= MAX_LINE_NUMBER:
+        return "a number past 10**18" if value > 0 else "a number below -10**18"
+    return repr(value)[:60]
 
 
 def _remove_lines(start: int, end: int, number: int) -> RemoveLines | ProgramError:
@@ -285,8 +326,9 @@ def _reference_call(line: str, number: int, errors: list[ProgramError]) -> Call 
     try:
         if line.startswith("remove_lines"):
             return RemoveLines(int(parameters[0].split("=")[1]), int(parameters[1].split("=")[1]))
-        if len(parameters) == 1:
-            return Normalize(parameters[0].split("=")[1].strip('"'), "")
+        if len(parameters) == 1:  # the target is "": a source of "" replaces nothing
+            source = parameters[0].split("=")[1].strip('"')
+            return Normalize(source, "") if source else None
         if len(parameters) == 2:
             source, target = (parameter.split("=")[1].strip('"') for parameter in parameters)
             # a two-argument normalize of "" or " " is skipped; the one-argument form is not
