@@ -257,6 +257,15 @@ def test_a_chunk_prompt_without_numbered_lines_keeps_its_chunk_beside_others(tmp
     ]
 
 
+def test_a_document_that_opens_with_a_doc_line_is_judged_as_a_document(tmp_path, config):
+    directory = write_tagger(tmp_path / "tagger", config, 10.0, 10.0)
+    tokenizer = load_tokenizer(config.base)
+    writer = TaggerWriter(directory, tokenizer)
+    texts = ["[doc]\nThe council approved the lanes.\nMore text.", "[doc]\n[000]Home\n[/doc] and after"]
+    generations = writer.generate([doc_prompt_ids(text, tokenizer).ids for text in texts], 1)
+    assert [g.text for g in generations] == ["drop_doc()", "drop_doc()"] and all(g.score for g in generations)
+
+
 def test_a_later_chunk_keeps_the_paragraph_break_it_opens_with(tmp_path, config):
     directory = write_tagger(tmp_path / "tagger", config, -10.0, 10.0)  # every line kept
     tokenizer = load_tokenizer(config.base)

@@ -586,10 +586,19 @@ def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:
     return list(_read_prompt(tokenizer.decode(list(ids))).content.lines)
 
 
+def _is_chunk(body: str) -> bool:
+    """Whether a prompt's content is a chunk (`[doc]`, numbered lines or none, `[/doc]`), not a document
+    that only opens with a `[doc]` line."""
+    if not (body.startswith("[doc]\n") and body.endswith("\n[/doc]")):
+        return False
+    first = body.removeprefix("[doc]\n").split("\n", 1)[0]
+    return first in ("", "[/doc]") or _NUMBERED.fullmatch(first) is not None
+
+
 def _read_prompt(prompt: str, config: TaggerConfig | None = None) -> PromptReading:
     body = prompt.split("<</SYS>>", 1)[-1].strip()
     body = body.removesuffix("[/INST]").rstrip()
-    if not body.startswith("[doc]\n"):
+    if not _is_chunk(body):
         content = content_lines(body.split("\n"))
         return PromptReading(True, content, read=config.doc_reading(content.lines) if config is not None else None)
     numbered = [_NUMBERED.fullmatch(line) for line in body.removeprefix("[doc]\n").split("\n")]
