@@ -8,16 +8,17 @@ programs under the grammar); reference mode decodes freely, as the authors' engi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from proxkit.layout import content_text
+from proxkit.layout import content_lines, content_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter
 from proxkit.program import Mode, Stage
 from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
 from proxkit.prompts import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
+    Chunk,
     PromptIds,
     TokenizationMode,
     Tokenizer,
@@ -25,6 +26,7 @@ from proxkit.prompts import (
     chunk_prompt_ids,
     doc_prompt_ids,
     line_cost,
+    number_line,
 )
 
 STRICT_DOC_MAX_NEW_TOKENS = 24  # a doc program is one call; the reference allowed 2000
@@ -56,15 +58,46 @@ class ChunkPrompts:
 
 
 def chunk_prompts(
-    text: str, tokenizer: Tokenizer, mode: Mode, budget: int, context: int, max_new_tokens: int
+    text: str,
+    tokenizer: Tokenizer,
+    mode: Mode,
+    budget: int,
+    context: int,
+    max_new_tokens: int,
+    content_only: bool = False,
 ) -> ChunkPrompts:
-    """The prompts of a document's chunks of numbered lines (global numbers), `budget` page tokens each."""
+    """The prompts of a document's chunks of numbered lines (global numbers), `budget` page tokens each; for
+    a reader of content lines only (`content_only`), the chunks it was trained on (`content_chunks`)."""
     tokenization = TokenizationMode.for_mode(mode)
+    cut = content_chunks if content_only else chunk_document
     prompts = [
         chunk_prompt_ids(chunk.text, tokenizer, tokenization, context - max_new_tokens)
-        for chunk in chunk_document(text, line_cost(tokenizer), budget)
+        for chunk in cut(text, line_cost(tokenizer), budget)
     ]
     return ChunkPrompts(prompts, context)
+
+
+def content_chunks(text: str, cost: Callable[[str], int], budget: int) -> list[Chunk]:
+    """The chunks of a text as a reader of its content lines (`proxkit.layout`) is trained on them, whatever
+    the layout: its content lines, numbered among themselves, packed by `chunk_document`; each chunk then
+    spans the text's own lines (global numbers), a later one from just after the previous chunk's last
+    content line, so the blank lines between two chunks open the second."""
+    lines = text.split("\n")
+    content = content_lines(lines)
+    if not content.lines:
+        return chunk_document(text, cost, budget)
+    packed = chunk_document("\n".join(content.lines), cost, budget)
+    starts = [0] + [content.positions[chunk.first_line - 1] + 1 for chunk in packed[1:]]
+    ends = [*starts[1:], len(lines)]
+    return [
+        replace(
+            chunk,
+            first_line=start,
+            last_line=end - 1,
+            text="\n".join(number_line(i, lines[i]) for i in range(start, end)),
+        )
+        for chunk, start, end in zip(packed, starts, ends, strict=True)
+    ]
 
 
 def decode(

@@ -197,7 +197,7 @@ def test_a_tagger_refines_pages_in_the_chunks_it_was_trained_on(tmp_path, tiny_b
         directory = tagger_dir(tmp_path / str(budget), tiny_backbone, 10.0, 10.0)
         TaggerConfig.save(replace(TaggerConfig.load(directory), chunk_budget=budget), directory)
         spec = resolve(str(directory), Stage.CHUNK)
-        limits = (40, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
+        limits = (40 if budget else WHOLE_PAGE, WHOLE_PAGE)  # a tagger reads any prompt length
         assert spec.chunk_limits == limits
         assert (ChunkRefiner(spec).budget, ChunkRefiner(spec).context) == limits
         programs[budget] = write_chunk_programs(spec, [page])[0]

@@ -102,12 +102,11 @@ class ModelSpec:
     def chunk_limits(self) -> tuple[int, int]:
         """(tokens of a page per chunk, tokens per prompt) when this model writes chunk programs: the
         reference's 1500 and 2048, or for a tagger the chunk budget it was trained with (0: a whole page in
-        one prompt, without a limit: the tagger reads any length in windows)."""
+        one prompt) and no prompt limit (it reads any length in windows; blank lines cost no budget)."""
         from proxkit.prompts import CHUNK_TOKEN_BUDGET, MODEL_CONTEXT, WHOLE_PAGE
 
         if self.kind is ModelKind.TAGGER:
-            budget = self.tagger_config().chunk_budget
-            return (budget, MODEL_CONTEXT) if budget else (WHOLE_PAGE, WHOLE_PAGE)
+            return self.tagger_config().chunk_budget or WHOLE_PAGE, WHOLE_PAGE
         return CHUNK_TOKEN_BUDGET, MODEL_CONTEXT
 
     @property

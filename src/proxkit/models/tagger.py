@@ -497,7 +497,8 @@ class TaggerWriter(ProgramWriter):
         readings = [_read_prompt(self.prompt_tokenizer.decode(list(prompt)), self.config) for prompt in prompts]
         generations: list[Generation | None] = [self._fallback(reading) for reading in readings]
         headed = [index for index, generation in enumerate(generations) if generation is None]
-        items = [(readings[i].read.pieces, readings[i].first_number, readings[i].is_doc) for i in headed]
+        # a chunk's content lines are numbered from 0, as in training: their numbers in the text depend on its layout
+        items = [(readings[i].read.pieces, 0, readings[i].is_doc) for i in headed]
         with torch.inference_mode():  # the backbone reads only the prompts its heads decide
             states = self.backbone.batch_line_states(items, self.batch_tokens)
             for index, state in zip(headed, states, strict=True):

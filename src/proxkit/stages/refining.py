@@ -223,7 +223,15 @@ class ChunkRefiner(_ModelStep):
                 continue
             todo.append(document)
             prompts.append(
-                chunk_prompts(document.text, self.tokenizer, self.mode, self.budget, self.context, self.max_new_tokens)
+                chunk_prompts(
+                    document.text,
+                    self.tokenizer,
+                    self.mode,
+                    self.budget,
+                    self.context,
+                    self.max_new_tokens,
+                    self.model.reads_content_only,
+                )
             )
         written = []
         for document, chunks, generations in zip(todo, prompts, self._decode_chunks(prompts), strict=True):

@@ -29,7 +29,10 @@ def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode =
     writer = spec.load_writer(tokenizer)
     budget, context = spec.chunk_limits
     max_new_tokens = default_max_new_tokens(Stage.CHUNK, mode)
-    prompts = [chunk_prompts("\n".join(p.lines), tokenizer, mode, budget, context, max_new_tokens) for p in pages]
+    content_only = spec.reads_content_only
+    prompts = [
+        chunk_prompts("\n".join(p.lines), tokenizer, mode, budget, context, max_new_tokens, content_only) for p in pages
+    ]
     programs = [merged_program(generations) for generations in decode_chunks(writer, mode, prompts, max_new_tokens)]
     writer.close()
     return programs

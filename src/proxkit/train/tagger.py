@@ -41,7 +41,8 @@ class StateStore:
     what the heads read (`TaggerConfig.head_inputs`).
 
     With a `chunk_budget` (the default of `prox train tagger`), a chunk page is read as `prox refine` reads
-    it: cut into chunks of numbered lines (`chunk_document` with the backbone's tokenizer), each chunk its
+    it: cut into chunks of numbered lines (`chunk_document` with the backbone's tokenizer; each chunk's lines
+    numbered from 0, as `proxkit.writing.content_chunks` gives them at run time in any layout), each chunk its
     own prompt and its own set of surface features, so what the heads learn from is what they see at run
     time. `chunks` gives the (start, end) line ranges; without a budget a page is one range. Doc examples
     read their first forward pass either way, so one cache file serves both; the trainers hand them over cut
@@ -78,10 +79,11 @@ class StateStore:
         return list(example.lines)
 
     def _key(self, example: Example) -> str:
-        """The example's cache name: what the backbone reads of it, and for a chunked chunk page the budget."""
+        """The example's cache name: what the backbone reads of it, and for a chunked chunk page the budget
+        (and that each chunk's lines are numbered from 0: caches of the earlier global numbers are not read)."""
         budget = self.chunk_budget if example.stage == "chunk" else 0
         text = "\n".join(self.read_lines(example))
-        name = f"{example.stage}\0{example.source}\0{text}" + (f"\0chunks of {budget}" if budget else "")
+        name = f"{example.stage}\0{example.source}\0{text}" + (f"\0chunks of {budget} from 0" if budget else "")
         return hashlib.sha1(name.encode(errors="surrogatepass")).hexdigest()
 
     def chunks(self, example: Example) -> Ranges:
@@ -109,7 +111,7 @@ class StateStore:
                 self._backbone = Backbone(self.config, self.device, self.dtype)
             # the doc head reads one forward pass's worth, as at run time
             first_window_only = example.stage == "doc"
-            items = [(lines[start:end], start, first_window_only) for start, end in chunks]
+            items = [(lines[start:end], 0, first_window_only) for start, end in chunks]  # each numbered from 0
             # one pass at a time, as the writer on a CPU: padded batches cost more there
             states = torch.cat(self._backbone.batch_line_states(items, self.config.max_tokens))
             torch.save(states, path.with_suffix(".tmp"))

@@ -1,0 +1,77 @@
+"""How a refiner's prompts are cut: a reader of content lines gets the chunks it was trained on, whatever the
+layout of the text."""
+
+from itertools import pairwise
+
+import torch
+from safetensors.torch import save_file
+
+from proxkit.layout import content_lines
+from proxkit.models.tagger import HEADS_FILE, TaggerConfig, TaggerHeads, TaggerWriter
+from proxkit.models.tokenizers import load_tokenizer
+from proxkit.program import Mode, execute_chunk
+from proxkit.prompts import WHOLE_PAGE, chunk_document, line_cost
+from proxkit.writing import chunk_prompts, content_chunks, decode_chunks, merged_program
+
+PARAGRAPHS = [
+    f"Paragraph {index}: " + " ".join(["the council approved the lanes"] * (1 + index % 4)) + "." for index in range(12)
+]
+LAYOUTS = {
+    "lines": lambda blocks: "\n".join(blocks),
+    "blank lines": lambda blocks: "\n\n".join(blocks),
+    "crlf": lambda blocks: "\r\n\r\n".join(blocks) + "\r\n",
+    "trailing spaces": lambda blocks: "".join(f"{block}  \n" for block in blocks),
+    "blank runs": lambda blocks: "\n\n\n" + "\n \n\n\t\n".join(blocks) + "\n\n",
+}
+
+
+def cost(numbered: str) -> int:
+    return len(numbered) // 4 + 1
+
+
+def test_content_chunks_hold_the_same_content_lines_in_every_layout_and_tile_the_text():
+    def content_of(chunk) -> list[str]:
+        return content_lines([line.split("]", 1)[1] for line in chunk.text.split("\n")]).lines
+
+    expected = chunk_document("\n".join(PARAGRAPHS), cost, 60)
+    assert len(expected) > 3
+    for layout, render in LAYOUTS.items():
+        text = render(PARAGRAPHS)
+        chunks = content_chunks(text, cost, 60)
+        assert [content_of(chunk) for chunk in chunks] == [content_of(chunk) for chunk in expected], layout
+        assert [chunk.tokens for chunk in chunks] == [chunk.tokens for chunk in expected]
+        assert chunks[0].first_line == 0 and chunks[-1].last_line == text.count("\n")
+        assert all(after.first_line == before.last_line + 1 for before, after in pairwise(chunks))
+    assert content_chunks("\n".join(PARAGRAPHS), cost, 60) == expected  # plain lines: the reference's chunks
+    assert content_chunks("\n \n", cost, 60) == chunk_document("\n \n", cost, 60)  # no content: one chunk
+
+
+def test_a_tagger_read_in_chunks_keeps_the_same_words_in_every_layout(tmp_path, tiny_backbone):
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, chunk_budget=60)
+    torch.manual_seed(0)
+    heads = TaggerHeads.for_config(config)
+    save_file(heads.state_dict(), str(tmp_path / HEADS_FILE))
+    tokenizer = load_tokenizer(config.base)
+    config.save(tmp_path)
+    probe = TaggerWriter(tmp_path, tokenizer, dtype="float32")
+    texts = {layout: render(PARAGRAPHS) for layout, render in LAYOUTS.items()}
+
+    def kept_words(writer) -> dict[str, list[str]]:
+        prompts = [chunk_prompts(text, tokenizer, Mode.STRICT, 60, WHOLE_PAGE, 256, True) for text in texts.values()]
+        programs = [merged_program(chunks) for chunks in decode_chunks(writer, Mode.STRICT, prompts, 256)]
+        refined = [execute_chunk(text, program).text for text, program in zip(texts.values(), programs, strict=True)]
+        return {layout: text.split() for layout, text in zip(texts, refined, strict=True)}
+
+    # the threshold at the median line probability of the chunks as read (each numbered from 0): some lines
+    # kept, some removed
+    probabilities = []
+    with torch.no_grad():
+        for chunk in content_chunks(texts["lines"], line_cost(tokenizer), 60):
+            lines = [line.split("]", 1)[1] for line in chunk.text.split("\n")]
+            states = config.head_inputs(probe.backbone.line_states(lines), lines)
+            probabilities += torch.sigmoid(heads.line_logits(states)).tolist()
+    config.line_threshold = sorted(probabilities)[len(probabilities) // 2]
+    config.save(tmp_path)
+    words = kept_words(TaggerWriter(tmp_path, tokenizer, dtype="float32"))
+    assert 0 < len(words["lines"]) < len(" ".join(PARAGRAPHS).split())
+    assert all(kept == words["lines"] for kept in words.values()), words
