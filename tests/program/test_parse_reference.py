@@ -2,19 +2,9 @@
 
 import pytest
 
-from proxkit.program import (
-    DropDoc,
-    ErrorKind,
-    KeepDoc,
-    Mode,
-    Normalize,
-    Program,
-    RemoveAllLines,
-    RemoveLines,
-    Stage,
-    execute_chunk,
-)
+from proxkit.program import DropDoc, ErrorKind, KeepDoc, Mode, Normalize, Program, RemoveAllLines, RemoveLines, Stage
 from proxkit.program import parse_program as parse
+from proxkit.program.execute import execute_chunk
 
 REF = Mode.REFERENCE
 
