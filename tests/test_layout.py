@@ -27,9 +27,9 @@ def test_a_removed_paragraph_takes_the_break_before_it_and_the_breaks_around_kep
     assert refined.text == "Kept one.\n\nKept two.\n\n"
 
 
-def kept(text: str, remove: list[bool], kept_before: bool = False) -> str:
+def kept(text: str, remove: list[bool]) -> str:
     lines = text.split("\n")
-    spread = content_lines(lines).spread(remove, kept_before)
+    spread = content_lines(lines).spread(remove)
     return "\n".join(line for line, removed in zip(lines, spread, strict=True) if not removed)
 
 
@@ -39,12 +39,8 @@ def test_one_break_stays_between_kept_paragraphs_wherever_the_removed_lines_were
     assert kept("A\n\n\nB\nC\n\nD", [False, True, True, False]) == "A\n\nD"  # the last run before D
     assert kept("A\nB\nC", [False, True, False]) == "A\nC"  # no break where the text had none
     assert kept("A\n\nB\n\nC", [False, True, True]) == "A"  # nothing kept after: no trailing break
-
-
-def test_a_later_chunk_keeps_the_break_it_opens_with_before_kept_text():
-    assert kept("\n\nA\n\nB", [False, False]) == "A\n\nB"  # a text's leading breaks go
-    assert kept("\n\nA\n\nB", [False, False], kept_before=True) == "\n\nA\n\nB"
-    assert kept("\nA\n\nB", [True, False], kept_before=True) == "\nB"
+    assert kept("\n\nA\n\nB", [False, False]) == "A\n\nB"  # no leading break
+    assert kept("R\n\nK", [True, False]) == "K"
 
 
 def test_blank_lines_after_the_last_content_line_follow_it():

@@ -7,11 +7,18 @@ import torch
 from safetensors.torch import save_file
 
 from proxkit.layout import content_lines
+from proxkit.models import Generation
 from proxkit.models.tagger import HEADS_FILE, TaggerConfig, TaggerHeads, TaggerWriter
 from proxkit.models.tokenizers import load_tokenizer
-from proxkit.program import Mode, execute_chunk
+from proxkit.program import Guards, Mode, execute_chunk
 from proxkit.prompts import WHOLE_PAGE, chunk_document, line_cost
-from proxkit.writing import chunk_prompts, content_chunks, decode_chunks, merged_program
+from proxkit.writing import (
+    chunk_prompts,
+    content_chunks,
+    decode_chunks,
+    document_program,
+    with_breaks_between_kept_text,
+)
 
 PARAGRAPHS = [
     f"Paragraph {index}: " + " ".join(["the council approved the lanes"] * (1 + index % 4)) + "." for index in range(12)
@@ -58,7 +65,8 @@ def test_a_tagger_read_in_chunks_keeps_the_same_words_in_every_layout(tmp_path, 
 
     def kept_words(writer) -> dict[str, list[str]]:
         prompts = [chunk_prompts(text, tokenizer, Mode.STRICT, 60, WHOLE_PAGE, 256, True) for text in texts.values()]
-        programs = [merged_program(chunks) for chunks in decode_chunks(writer, Mode.STRICT, prompts, 256)]
+        answers = decode_chunks(writer, Mode.STRICT, prompts, 256)
+        programs = [document_program(text, chunks, True) for text, chunks in zip(texts.values(), answers, strict=True)]
         refined = [execute_chunk(text, program).text for text, program in zip(texts.values(), programs, strict=True)]
         return {layout: text.split() for layout, text in zip(texts, refined, strict=True)}
 
@@ -75,3 +83,23 @@ def test_a_tagger_read_in_chunks_keeps_the_same_words_in_every_layout(tmp_path, 
     words = kept_words(TaggerWriter(tmp_path, tokenizer, dtype="float32"))
     assert 0 < len(words["lines"]) < len(" ".join(PARAGRAPHS).split())
     assert all(kept == words["lines"] for kept in words.values()), words
+
+
+def test_the_paragraph_breaks_of_a_text_read_in_chunks_are_decided_over_the_whole_text():
+    def refined(text: str, chunk_programs: list[str]) -> str:
+        program = document_program(text, [Generation(p) for p in chunk_programs], content_only=True)
+        return execute_chunk(text, program, guards=Guards(min_word_ratio=0, min_words=0)).text
+
+    # chunks [000]R [001] | [002]K, each program written by its chunk alone
+    assert refined("R\n\nK", ["remove_lines(line_start=0, line_end=1)", "keep_chunk()"]) == "K"
+    # chunks [000]K1 [001] [002]R | [003]K2: the break before R is the one between K1 and K2
+    text = "K1\n\nR\nK2"
+    assert refined(text, ["remove_lines(line_start=1, line_end=2)", "keep_chunk()"]) == "K1\n\nK2"
+    # chunks [000]K1 | [001] [002]K2: a later chunk's opening break stays after kept text
+    assert refined("K1\n\nK2", ["keep_chunk()", "remove_lines(line_start=1, line_end=1)"]) == "K1\n\nK2"
+    one_chunk = [Generation("remove_lines(line_start=1, line_end=2)")]
+    assert document_program(text, one_chunk, content_only=True) == one_chunk[0].text  # as the tagger wrote it
+    assert document_program(text, [Generation("keep_chunk()")] * 2) == "keep_chunk()\nkeep_chunk()"  # generative
+    words = 'remove_lines(line_start=0, line_end=0)\nnormalize(source_str="K2", target_str="k2")'
+    assert with_breaks_between_kept_text("R\n\nK2", words) == words.replace("0)", "1)", 1)  # normalize kept
+    assert with_breaks_between_kept_text(text, "remove_lines(5, 3)") == "remove_lines(5, 3)"  # errors: as written

@@ -27,18 +27,17 @@ class ContentLines:
     positions: list[int]
     total: int
 
-    def spread(self, remove: Sequence[bool], kept_before: bool = False) -> list[bool]:
+    def spread(self, remove: Sequence[bool]) -> list[bool]:
         """Per original line, from one decision per content line: a content line as decided; of the blank
         lines between kept text, only the last run before the next kept content line stays (one paragraph
         break where the kept text had one, wherever the removed lines were); none before the first kept
-        line (no leading breaks) unless `kept_before` (the lines are a later chunk of a text); blank lines
-        after the last content line follow that line."""
+        line (no leading breaks); blank lines after the last content line follow that line."""
         if len(remove) != len(self.lines):
             raise ValueError(f"{len(remove)} decisions for {len(self.lines)} content lines")
         decided = dict(zip(self.positions, map(bool, remove), strict=True))
         last = self.positions[-1] if self.positions else -1
         breaks = _last_breaks_before_kept_lines(decided, last)
-        spread = []
+        spread, kept_before = [], False
         for index in range(self.total):
             if index in decided:
                 spread.append(decided[index])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from proxkit.layout import content_lines, content_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter
-from proxkit.program import Mode, Stage
+from proxkit.program import Mode, Normalize, Program, RemoveAllLines, RemoveLines, Stage, parse_program
 from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
 from proxkit.prompts import (
     CHUNK_MAX_NEW_TOKENS,
@@ -123,6 +123,35 @@ def decode_chunks(
     answers = iter(decode(writer, Stage.CHUNK, mode, [p.ids for p, fits in flat if fits], max_new_tokens))
     generations = iter([next(answers) if fits else Generation("") for _, fits in flat])
     return [[next(generations) for _ in document.prompts] for document in documents]
+
+
+def document_program(text: str, generations: Sequence[Generation], content_only: bool = False) -> str:
+    """A document's chunk program: its chunks' programs joined (`merged_program`); for a reader of content
+    lines that read it in several chunks, with the paragraph breaks decided once over the whole text
+    (`with_breaks_between_kept_text`): a chunk alone cannot know whether kept text came before it."""
+    merged = merged_program(generations)
+    return with_breaks_between_kept_text(text, merged) if content_only and len(generations) > 1 else merged
+
+
+def with_breaks_between_kept_text(text: str, program_text: str) -> str:
+    """The program with its removal of blank lines decided by `ContentLines.spread` over the whole text, from
+    what it removes of the content lines (its `normalize` calls kept, in order); a program with errors as
+    it is."""
+    program = parse_program(program_text, Stage.CHUNK)
+    if program.errors:
+        return program_text
+    lines = text.split("\n")
+    removed = bytearray(len(lines))
+    for call in program.calls:
+        if isinstance(call, RemoveAllLines):
+            removed = bytearray(b"\x01" * len(lines))
+        elif isinstance(call, RemoveLines) and call.start < len(lines):
+            end = min(call.end, len(lines) - 1)
+            removed[call.start : end + 1] = b"\x01" * (end + 1 - call.start)
+    content = content_lines(lines)
+    spread = content.spread([bool(removed[position]) for position in content.positions])
+    normalizes = tuple(call for call in program.calls if isinstance(call, Normalize))
+    return Program(Program.removing(spread).calls + normalizes).render()
 
 
 def merged_program(generations: Sequence[Generation]) -> str:

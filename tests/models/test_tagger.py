@@ -266,18 +266,6 @@ def test_a_document_that_opens_with_a_doc_line_is_judged_as_a_document(tmp_path,
     assert [g.text for g in generations] == ["drop_doc()", "drop_doc()"] and all(g.score for g in generations)
 
 
-def test_a_later_chunk_keeps_the_paragraph_break_it_opens_with(tmp_path, config):
-    directory = write_tagger(tmp_path / "tagger", config, -10.0, 10.0)  # every line kept
-    tokenizer = load_tokenizer(config.base)
-    writer = TaggerWriter(directory, tokenizer)
-    later = chunk_prompt_ids("[007]\n[008]The council approved the lanes.", tokenizer).ids
-    first = chunk_prompt_ids("[000]\n[001]The council approved the lanes.", tokenizer).ids
-    assert [g.text for g in writer.generate([later, first], max_new_tokens=1)] == [
-        "keep_chunk()",  # the break between the previous chunk's text and this one's
-        "remove_lines(line_start=0, line_end=0)",  # a text's leading break
-    ]
-
-
 FINNISH = [
     "Kirjasto avattiin lauantaina, ja se on nyt auki kaikille kun sää on hyvä.",
     "Jaa Facebookissa",

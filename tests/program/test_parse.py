@@ -176,6 +176,8 @@ def test_odd_input_becomes_errors_not_exceptions():
         program = chunk(text)
         assert program.calls == ()
         assert len(program.errors) == 1
+    padded = chunk("remove_lines(0007, 9); éé")  # zero-padded numbers are read from an unpadded copy of the line
+    assert padded.calls == (RemoveLines(7, 9),) and padded.errors[0].message == "not a call: 'éé'"
 
 
 HUGE = "0x" + "f" * 4000  # past the 4,300 digits Python will turn into text

@@ -524,7 +524,7 @@ class TaggerWriter(ProgramWriter):
         if reading.is_doc:
             return Generation(KeepDoc().render(), note=f"{UNJUDGED}: {language}")
         remove = [not keep for keep in c4_line_rule(lines)]
-        program = Program.removing(reading.spread(remove), reading.first_number)
+        program = Program.removing(reading.content.spread(remove), reading.first_number)
         return Generation(program.render(), note=f"{C4_FALLBACK}: {language}")
 
     def _write(self, reading: PromptReading, states: torch.Tensor) -> Generation:
@@ -535,7 +535,9 @@ class TaggerWriter(ProgramWriter):
             drop_probability = float(torch.sigmoid(self.heads.doc(pooled)))
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
-        remove = reading.spread((torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist())
+        remove = reading.content.spread(
+            (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
+        )
         program = Program.removing(remove, reading.first_number)
         if self.word_head is not None:
             program = with_normalize(program, self._inline_calls(reading, remove))
@@ -572,11 +574,6 @@ class PromptReading:
     def __post_init__(self) -> None:
         if self.read is None:
             object.__setattr__(self, "read", WordPieces.whole(self.content.lines))
-
-    def spread(self, remove: Sequence[bool]) -> list[bool]:
-        """Per line of the prompt, from one decision per content line (`ContentLines.spread`); a later chunk
-        keeps the paragraph break it opens with when its first content line is kept."""
-        return self.content.spread(remove, kept_before=self.first_number > 0)
 
 
 def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:

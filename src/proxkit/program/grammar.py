@@ -1,8 +1,8 @@
 """The program language as a grammar, for decoders that can be constrained (xgrammar in the transformers
 backend, vLLM's structured outputs): every answer then parses, in the canonical spelling of
 `Program.render()` (the spelling the refiners are trained on), with an optional leading space (the one a
-SentencePiece model writes after `[/INST]`). Strings hold no NUL and no lone surrogate (`\\ud800`-`\\udfff`),
-which no UTF-8 text can hold."""
+SentencePiece model writes after `[/INST]`). Strings hold no raw NUL (Python's parser refuses one; the
+escape is fine) and no lone surrogate (`\\ud800`-`\\udfff`), which no UTF-8 text can hold."""
 
 from __future__ import annotations
 

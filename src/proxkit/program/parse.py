@@ -125,7 +125,7 @@ def _read_line(line: str, number: int, is_last: bool) -> Iterator[Call | Program
         yield _normalize({"source_str": source, "target_str": target or ""}, number)
         return
     try:
-        statements = _syntax_tree(line)
+        statements, line = _syntax_tree(line)
     except SyntaxError as error:
         yield _syntax_error(error, line, number, is_last)
         return
@@ -158,17 +158,19 @@ class _Source:
 _PHYSICAL_LINE_END = re.compile(r"\r\n?|\n")
 
 
-def _syntax_tree(line: str) -> list[ast.stmt]:
-    """The statements of one program line. Line numbers copied zero-padded from the prompt
-    (`remove_lines(007, 009)`) are read as numbers: Python would reject the leading zeros."""
+def _syntax_tree(line: str) -> tuple[list[ast.stmt], str]:
+    """The statements of one program line, and the text they were read from. Line numbers copied
+    zero-padded from the prompt (`remove_lines(007, 009)`) are read as numbers: Python would reject the
+    leading zeros."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escapes such as "\d" are read as Python reads them
         try:
-            return ast.parse(line, mode="exec").body
+            return ast.parse(line, mode="exec").body, line
         except SyntaxError as error:
             if "leading zeros" not in (error.msg or "") or '"' in line or "'" in line:
                 raise
-            return ast.parse(_ZERO_PADDED.sub(r"\1", line), mode="exec").body
+            unpadded = _ZERO_PADDED.sub(r"\1", line)
+            return ast.parse(unpadded, mode="exec").body, unpadded
 
 
 _ZERO_PADDED = re.compile(r"\b0+(\d)")
@@ -267,7 +269,7 @@ def _remove_from_arguments(arguments: dict[str, object], number: int) -> RemoveL
     return _remove_lines(start, end, number)
 
 
-MAX_LINE_NUMBER = 10**18 - 1  # no document has more lines; the fast path reads up to 18 digits
+MAX_LINE_NUMBER = 10**18  # no document has more lines
 
 
 def _is_line_number(value: object) -> bool:

@@ -25,7 +25,7 @@ from proxkit.writing import (
     decode_chunks,
     default_max_new_tokens,
     doc_prompt,
-    merged_program,
+    document_program,
 )
 
 
@@ -241,7 +241,7 @@ class ChunkRefiner(_ModelStep):
                 continue
             entry = {
                 "key": document_key(document),
-                "program": merged_program(generations),
+                "program": document_program(document.text, generations, self.model.reads_content_only),
                 "chunks": len(generations),
                 "prompt_tokens": sum(len(prompt.ids) for prompt in chunks.prompts),
                 "content_tokens": sum(prompt.content_tokens for prompt in chunks.prompts),

@@ -20,7 +20,7 @@ from proxkit.train.metrics import (
     words_kept_share,
 )
 from proxkit.train.seed import DOC_KEEP_MIN_WORDS, MAX_LINES, Example
-from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, merged_program
+from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, document_program
 
 
 def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT) -> list[str]:
@@ -33,7 +33,11 @@ def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode =
     prompts = [
         chunk_prompts("\n".join(p.lines), tokenizer, mode, budget, context, max_new_tokens, content_only) for p in pages
     ]
-    programs = [merged_program(generations) for generations in decode_chunks(writer, mode, prompts, max_new_tokens)]
+    answers = decode_chunks(writer, mode, prompts, max_new_tokens)
+    programs = [
+        document_program("\n".join(page.lines), generations, content_only)
+        for page, generations in zip(pages, answers, strict=True)
+    ]
     writer.close()
     return programs
 

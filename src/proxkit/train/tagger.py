@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -114,8 +115,9 @@ class StateStore:
             items = [(lines[start:end], 0, first_window_only) for start, end in chunks]  # each numbered from 0
             # one pass at a time, as the writer on a CPU: padded batches cost more there
             states = torch.cat(self._backbone.batch_line_states(items, self.config.max_tokens))
-            torch.save(states, path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").rename(path)
+            written = path.with_suffix(f".{os.getpid()}.tmp")  # processes filling one cache (`--shard`) may
+            torch.save(states, written)  # meet on one example (two renderings of the same text)
+            written.rename(path)
         return torch.cat([self.config.head_inputs(states[start:end], lines[start:end]) for start, end in chunks])
 
     def all(self, examples: Sequence[Example]) -> list[torch.Tensor]:
