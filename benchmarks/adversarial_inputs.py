@@ -75,6 +75,19 @@ def over_long_and_empty(folder: Path) -> int:
     return len(records)
 
 
+def hostile_programs(folder: Path) -> int:
+    huge = "0x" + "f" * 4000  # past the 4,300 digits Python turns into text
+    programs = [
+        f"remove_lines(line_start=0, line_end={huge})",
+        'normalize(source_str="Line", target_str="\\ud800")',  # a lone surrogate no UTF-8 writer can write
+        "keep_chunk();" * 3000,  # one line of 3,000 calls
+        "remove_lines(line_start=0007, line_end=0009); éé",  # zero-padded numbers beside non-ASCII text
+    ]
+    records = [record(i, metadata={"doc_program": "keep_doc()", "chunk_program": p}) for i, p in enumerate(programs)]
+    (folder / "in.jsonl").write_bytes(jsonl(records))
+    return len(records)
+
+
 CLASSES: dict[str, Callable[[Path], int]] = {
     "normalize bomb (20 x 'a'→'aaaa')": normalize_bomb,
     "zstd cut in half": truncated_zstd,
@@ -82,6 +95,7 @@ CLASSES: dict[str, Callable[[Path], int]] = {
     "BOM, CRLF, CR-only, JSON array, 2^64+1 id, null text": odd_layouts,
     "subfolders named logs/ and cache/": folders_named_like_bookkeeping,
     "1.5 MB and empty texts": over_long_and_empty,
+    "programs: 4,000-digit number, lone surrogate, 3,000 calls on a line": hostile_programs,
 }
 
 

@@ -150,6 +150,8 @@ def test_every_adversarial_input_class_is_accounted_for():
     cut = adversarial_inputs.run_class(adversarial_inputs.truncated_zstd)
     assert cut["failed"] == 1 and 0 < cut["kept"] < cut["written"]
     assert adversarial_inputs.run_class(adversarial_inputs.forged_status)["kept"] == 4
+    hostile = adversarial_inputs.run_class(adversarial_inputs.hostile_programs)  # each an error, none a crash
+    assert hostile["kept"] == 4 and hostile["errors"] == {"bad_arguments": 2, "syntax": 1, "out_of_range": 1}
 
 
 def test_the_released_architecture_has_the_released_size():
