@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from proxkit.layout import content_lines, content_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter
-from proxkit.program import Mode, Normalize, Program, RemoveAllLines, RemoveLines, Stage, parse_program
+from proxkit.program import Mode, Normalize, Program, Stage, parse_program, removed_lines
 from proxkit.program.grammar import CHUNK_GRAMMAR, DOC_PROGRAMS
 from proxkit.prompts import (
     CHUNK_MAX_NEW_TOKENS,
@@ -141,15 +141,9 @@ def with_breaks_between_kept_text(text: str, program_text: str) -> str:
     if program.errors:
         return program_text
     lines = text.split("\n")
-    removed = bytearray(len(lines))
-    for call in program.calls:
-        if isinstance(call, RemoveAllLines):
-            removed = bytearray(b"\x01" * len(lines))
-        elif isinstance(call, RemoveLines) and call.start < len(lines):
-            end = min(call.end, len(lines) - 1)
-            removed[call.start : end + 1] = b"\x01" * (end + 1 - call.start)
+    removed = removed_lines(len(lines), program)
     content = content_lines(lines)
-    spread = content.spread([bool(removed[position]) for position in content.positions])
+    spread = content.spread([removed[position] for position in content.positions])
     normalizes = tuple(call for call in program.calls if isinstance(call, Normalize))
     return Program(Program.removing(spread).calls + normalizes).render()
 
