@@ -11,6 +11,15 @@ def test_canonical_lines_lose_only_whitespace():
     assert canonical_line(" \t\r") == ""
 
 
+def test_a_line_of_zero_width_characters_is_blank_but_they_stay_inside_text():
+    assert canonical_line("\u200b") == ""
+    assert canonical_line("\ufeff \u200b\u2060 ") == ""
+    assert canonical_line(" zero\u200bwidth ") == "zero\u200bwidth"
+    content = content_lines(["Kept.", "\u200b", "", "\ufeffAlso kept."])
+    assert content.lines == ["Kept.", "\ufeffAlso kept."]
+    assert content.positions == [0, 3]
+
+
 def test_content_lines_skip_blank_and_whitespace_only_lines():
     content = content_lines(["", "Title\r", "  ", "\t", "First  paragraph.", "", "Second."])
     assert content.lines == ["Title", "First paragraph.", "Second."]

@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+"""Zero-width characters (space, joiners, word joiner, byte-order mark) that Python does not count as
+whitespace: a line of nothing else shows nothing, so it is blank."""
+
 
 def canonical_line(line: str) -> str:
-    """The line with every run of whitespace (spaces, tabs, CR, no-break spaces…) one space, and stripped."""
-    return " ".join(line.split())
+    """The line with every run of whitespace (spaces, tabs, CR, no-break spaces…) one space, and stripped;
+    empty when nothing but whitespace and zero-width characters (`INVISIBLE`) is left."""
+    text = " ".join(line.split())
+    return text if text.strip(INVISIBLE + " ") else ""
 
 
 @dataclass(frozen=True)
