@@ -32,6 +32,7 @@ class FlakyServer:
         retry_after: str | None = None,
     ) -> None:
         self.requests = 0
+        self.authorizations: list[str | None] = []  # each request's Authorization header
         self.in_flight = self.max_in_flight = 0
         lock = threading.Lock()
         outer = self
@@ -43,6 +44,7 @@ class FlakyServer:
             def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
+                outer.authorizations.append(self.headers.get("Authorization"))
                 if outer.requests <= failures:
                     time.sleep(delay)
                     self.send_response(status)

@@ -163,3 +163,13 @@ def test_retry_after_is_honoured():
         assert generation.error is None and time.monotonic() - started >= 0.5
     finally:
         server.close()
+
+
+def test_an_api_key_is_masked_in_reprs_but_survives_pickling():
+    import pickle
+
+    from proxkit.models.openai import Secret
+
+    writer = OpenAIWriter("http://127.0.0.1:1/v1", "m", api_key="sk-hidden")
+    assert "sk-hidden" not in repr(vars(writer)) and "sk-hidden" not in str(writer.api_key)
+    assert pickle.loads(pickle.dumps(writer)).api_key == Secret("sk-hidden")

@@ -60,6 +60,33 @@ def read_completion(data: object, max_new_tokens: int) -> Generation:
     return Generation(text, new_tokens=tokens or 0)
 
 
+class Secret:
+    """A credential that is sent but never shown: its str and repr are masked, so the JSON a framework writes
+    of a pipeline's settings (datatrove's `executor.json`), reprs and tracebacks hold `***`. Pickling keeps
+    the value (a cluster task needs it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def masked(api_key: str | Secret | None) -> Secret | None:
+    """The key as a Secret (None stays None)."""
+    return api_key if api_key is None or isinstance(api_key, Secret) else Secret(api_key)
+
+
 REQUEST_TIMEOUT = 60.0  # seconds for one reply
 RETRIES = 3  # of a request that timed out or got 429/5xx
 
@@ -70,7 +97,7 @@ class OpenAIWriter(ProgramWriter):
         base_url: str,
         model: str,
         *,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         concurrency: int = 16,
         timeout: float = REQUEST_TIMEOUT,
         retries: int = RETRIES,
@@ -80,7 +107,7 @@ class OpenAIWriter(ProgramWriter):
             raise ValueError("concurrency must be >= 1, retries >= 0 and timeout > 0")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.api_key = api_key
+        self.api_key = masked(api_key)
         self.concurrency = concurrency
         self.timeout = timeout
         self.retries = retries
@@ -96,7 +123,7 @@ class OpenAIWriter(ProgramWriter):
     async def _generate_all(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = {"Authorization": f"Bearer {self.api_key.value}"} if self.api_key else {}
         limit = asyncio.Semaphore(self.concurrency)
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout, headers=headers) as client:
             return list(

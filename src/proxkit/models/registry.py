@@ -232,6 +232,10 @@ def resolve(name: str, stage: Stage, backend: Backend | str = Backend.TRANSFORME
     """The spec of a model name for a stage. Raises UnknownModelError listing the valid names."""
     backend = Backend(backend)
     tokenizer = options.pop("tokenizer", None)
+    if options.get("api_key") is not None:  # kept out of every log and settings file the run writes
+        from proxkit.models.openai import masked
+
+        options["api_key"] = masked(options["api_key"])
     thresholds = [option for option in TAGGER_THRESHOLDS if option in options]
     if thresholds and not (name in BUNDLED or is_tagger(name)):
         raise UnknownModelError(f"{thresholds[0]} applies to tagger refiners only; {name} is not one")

@@ -190,6 +190,7 @@ class DocRefiner(_ModelStep):
         if "score" in entry:  # P(drop) of a scoring writer: a user re-cuts at another threshold without re-running
             prox["doc_score"] = entry["score"]
         prox["doc_model"] = self.model.name
+        prox["mode"] = str(self.mode)  # how the program was read, on the records this stage drops too
         if execute_doc(document.text, entry["program"], mode=self.mode).dropped:
             mark_dropped(document, "doc_program")
 
