@@ -33,6 +33,7 @@ class FlakyServer:
     ) -> None:
         self.requests = 0
         self.authorizations: list[str | None] = []  # each request's Authorization header
+        self.payloads: list[bytes] = []  # and its body
         self.in_flight = self.max_in_flight = 0
         lock = threading.Lock()
         outer = self
@@ -42,7 +43,7 @@ class FlakyServer:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.payloads.append(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests += 1
                 outer.authorizations.append(self.headers.get("Authorization"))
                 if outer.requests <= failures:

@@ -1,6 +1,8 @@
 """`prox refine` options a corpus builder sets, each checked by its effect on the run's output: the input
 keys, the length cap, the reference mode, the API key, and the executor's guards."""
 
+import json
+
 import pytest
 from servers import FlakyServer
 from test_refine import FAST, invoke, outputs, prox, write_jsonl
@@ -78,6 +80,23 @@ def test_the_api_key_reaches_the_endpoint_and_no_output(doc_server, tiny_refiner
         for written in (tmp_path / run).rglob("*"):
             if written.is_file():
                 assert b"sk-" not in written.read_bytes(), written
+
+
+def test_max_new_tokens_and_request_timeout_reach_the_requests(tiny_refiner, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "A page."}])
+    answers = FlakyServer(failures=0, body=b'{"choices": [{"text": " keep_doc()"}]}')
+    slow = FlakyServer(failures=0, hold=3.0)
+    try:
+        limited = served(answers, tiny_refiner, "--doc-max-new-tokens", "7")
+        prox("refine", str(path), "-o", str(tmp_path / "a"), *limited)
+        timeout = ("--request-timeout", "0.5", "--retries", "0")
+        prox("refine", str(path), "-o", str(tmp_path / "slow"), *served(slow, tiny_refiner, *timeout))
+    finally:
+        answers.close()
+        slow.close()
+    assert [json.loads(payload)["max_tokens"] for payload in answers.payloads] == [7]
+    [failed] = outputs(tmp_path / "slow")["failed"]
+    assert "gave up after 1 attempts: timed out after 0.5s" in failed["metadata"]["prox"]["error"]
 
 
 def re_execute(tmp_path, program: str, *options: str) -> dict[str, list[dict]]:

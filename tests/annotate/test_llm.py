@@ -162,3 +162,23 @@ def test_prox_annotate_against_prox_serve_running_a_small_model(tiny_refiner, tm
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_limit_caps_the_documents_sent_to_a_paid_annotator_and_the_keys_name_the_fields(tmp_path):
+    server = ScriptedChatServer(scores=(3, 4))
+    try:
+        source = tmp_path / "docs.jsonl"
+        records = [{"key": f"d{i}", "body": f"{PAGE}\nPage {i} ends here."} for i in range(3)]
+        source.write_text("".join(json.dumps(record) + "\n" for record in records))
+        out = tmp_path / "seed.jsonl"
+        args = ["annotate", str(source), "-o", str(out), "--base-url", server.url, "--model", "m"]
+        result = CliRunner().invoke(app, [*args, "--limit", "1", "--text-key", "body", "--id-key", "key"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["documents"] == 1
+        assert {json.loads(line)["source"] for line in out.read_text().splitlines()} == {"d0"}
+        asked = server.requests
+        assert CliRunner().invoke(app, [*args, "--text-key", "body", "--id-key", "key"]).exit_code == 0
+        assert server.requests > asked
+        assert {json.loads(line)["source"] for line in out.read_text().splitlines()} == {"d0", "d1", "d2"}
+    finally:
+        server.close()

@@ -121,3 +121,13 @@ def test_many_concurrent_clients_are_all_answered(server):
         replies = list(pool.map(lambda i: post(url, {"prompt": [1, 2 + i % 5], "max_tokens": 1}), range(64)))
     assert all(reply.status_code == 200 for reply in replies)
     assert json.loads(replies[0].text)["usage"]["completion_tokens"] == 1
+
+
+def test_the_model_list_and_health_routes_answer_and_others_are_404(server):
+    url, _, _ = server
+    assert httpx.get(url + "/models", timeout=30).json()["data"][0]["id"] == "stub"
+    root = url.removesuffix("/v1")
+    assert httpx.get(root + "/models/", timeout=30).json()["object"] == "list"
+    assert httpx.get(root + "/health", timeout=30).json() == {"status": "ok"}
+    missing = httpx.get(root + "/metrics", timeout=30)
+    assert missing.status_code == 404 and "no route /metrics" in missing.json()["error"]["message"]

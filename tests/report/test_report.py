@@ -155,3 +155,15 @@ def test_the_page_renders_in_headless_chromium_and_its_filter_works(refined_run,
     dropped = re.search(r'<details class="doc" data-status="dropped"[^>]*>', dom).group(0)
     assert "hidden" in kept and "hidden" not in dropped  # the page's script ran and filtered
     shutil.copy(screenshot, Path(refined_run).parent / "report.png")
+
+
+def test_max_documents_caps_the_views_of_each_status_but_not_the_numbers(refined_run, tmp_path):
+    assert "· 3 lines removed · 8 edited</span>" in refined_run.read_text()  # the normalize edits 8 lines
+    broken = f"{refined_run.parents[1] / 'in.jsonl'}:3"  # the failed record's id: its file and line
+    for most, shown in ((0, set()), (1, {"kept-page", "spam-page", broken})):
+        output = tmp_path / f"at-most-{most}.html"
+        result = invoke("report", str(refined_run.parent), "-o", str(output), "--max-documents", str(most))
+        assert result.exit_code == 0, result.output
+        page = output.read_text()
+        assert re.search(r"documents in<b>3</b>", page)
+        assert set(re.findall(r'data-id="([^"]+)"', page)) == shown

@@ -89,11 +89,14 @@ def test_prox_evaluate_prints_json(tmp_path, tiny_backbone):
         "labels": [0, 1, 0],
         "gold": PAGE[1],
     }
-    data.write_text(json.dumps(record) + "\n")
+    data.write_text(json.dumps(record) + "\n" + json.dumps(record | {"source": "q"}) + "\n")
     result = CliRunner().invoke(app, ["evaluate", "chunk", "--model", str(directory), "--data", str(data)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["model"]["removed_line_f1"] == 0.0 and report["model"]["kept_line_f1"] == 0.5
+    assert report["model"]["pages"] == 2
+    command = ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--limit", "1"]
+    assert json.loads(CliRunner().invoke(app, command).stdout)["model"]["pages"] == 1
     missing = CliRunner().invoke(app, ["evaluate", "doc", "--model", str(directory), "--data", str(data)])
     assert missing.exit_code == 2
 

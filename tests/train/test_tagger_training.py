@@ -593,3 +593,27 @@ def test_only_some_collections_folds_run_alone_and_write_their_report_not_a_tagg
     assert report["chunk_folds"][0]["tagger"]["pages"] == 4  # every page of the collection left out, tested
     assert json.loads((out / tagger.FOLDS_REPORT).read_text()) == report
     assert not (out / "tagger.json").exists() and not (out / "heads.safetensors").exists()
+
+
+def test_prox_train_tagger_samples_pages_leaves_collections_out_and_trains_on_clean_copies(
+    config, tmp_path, monkeypatch
+):
+    seed = write_seed(tmp_path / "seed.jsonl", pages=12)
+    records = [json.loads(line) for line in seed.read_text().splitlines()]
+    for index, record in enumerate(records):
+        record["collection"] = ("older", "newer")[index % 2] if record["stage"] == "chunk" else "dclm"
+    seed.write_text("".join(json.dumps(record) + "\n" for record in records))
+    trained, train_heads = [], tagger.train_heads
+    monkeypatch.setattr(tagger, "train_heads", lambda units, *rest: trained.append(units) or train_heads(units, *rest))
+    result = CliRunner().invoke(
+        app,
+        ["train", "tagger", "--seed", str(seed), "-o", str(tmp_path / "out"), "--base", config.base, "--depth", "4",
+         "--layers", "2,4", "--states", str(tmp_path / "states"), "--folds", "2", "--epochs", "2", "--jobs", "1",
+         "--chunk-budget", "0", "--max-pages", "8", "--leave-collection-out", "--clean-copies"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    folds = json.loads(result.stdout)["chunk_folds"]
+    assert sorted((fold["collection"], fold["tagger"]["pages"]) for fold in folds) == [("newer", 4), ("older", 4)]
+    assert trained and all(any(map(tagger.is_clean_copy, units)) for units in trained)
+    sampled = [[u for u in units if u.stage == "chunk" and not tagger.is_clean_copy(u)] for units in trained]
+    assert all(len(pages) <= 8 for pages in sampled) and {len(pages) for pages in sampled[1:]} == {3}
