@@ -4,11 +4,13 @@ keys, the length cap, the reference mode, the API key, and the executor's guards
 import json
 
 import pytest
+from models.test_tagger import write_tagger
 from servers import FlakyServer
 from test_refine import FAST, invoke, outputs, prox, write_jsonl
 from typer.testing import CliRunner
 
 from proxkit.cli import app
+from proxkit.models.tagger import TaggerConfig
 
 PAGE = [f"Line {i} of the article holds seven plain words." for i in range(8)]
 
@@ -125,3 +127,22 @@ def test_min_word_ratio_drops_a_document_refined_to_too_small_a_share(tmp_path):
     [dropped] = re_execute(tmp_path, program, "--min-words", "1", "--min-word-ratio", "0.25")["dropped"]
     assert dropped["metadata"]["prox"]["drop_reason"] == "low_word_ratio"
     assert re_execute(tmp_path, program, "--min-words", "1", "--min-word-ratio", "0.24")["data"]
+
+
+def test_the_thresholds_move_a_taggers_decisions(tiny_backbone, tmp_path):
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    undecided = write_tagger(tmp_path / "tagger", config, 0.0, 0.0)  # P(remove) = P(drop) = 0.5 everywhere
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "\n".join(PAGE)}])
+    model = ["--doc-model", str(undecided), "--chunk-model", str(undecided), "--no-progress"]
+
+    def refined(*thresholds: str) -> dict[str, list[dict]]:
+        out = tmp_path / "-".join(thresholds)
+        prox("refine", str(path), "-o", str(out), *model, *thresholds)
+        return outputs(out)
+
+    [kept] = refined("--doc-threshold", "0.6", "--line-threshold", "0.6")["data"]
+    assert kept["text"] == "\n".join(PAGE) and kept["metadata"]["prox"]["doc_score"] == 0.5
+    [no_lines] = refined("--doc-threshold", "0.6", "--line-threshold", "0.4")["dropped"]
+    assert no_lines["metadata"]["prox"]["drop_reason"] == "low_word_ratio"  # every line removed
+    [dropped] = refined("--doc-threshold", "0.4", "--line-threshold", "0.6")["dropped"]
+    assert dropped["metadata"]["prox"]["drop_reason"] == "doc_program"
