@@ -129,3 +129,31 @@ def test_the_program_loss_is_the_models_own_loss_on_the_program_tokens(tiny_refi
         reference = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
     assert count == len(labels) - labels.count(sft.IGNORE)
     assert torch.allclose(summed / count, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("stage", ["doc", "chunk"])
+def test_prox_train_samples_at_most_max_examples_and_max_validation(stage, tiny_refiner, tmp_path, monkeypatch):
+    from train.test_tagger_training import write_seed
+    from typer.testing import CliRunner
+
+    from proxkit.cli import app
+    from proxkit.train import sft
+
+    seen = {}
+    monkeypatch.setattr(
+        sft,
+        "train_sft",
+        lambda config, train, validation, *rest, **options: (
+            seen.update(stage=config.stage, train=train, validation=validation) or {"epoch": 0}
+        ),
+    )
+    seed = write_seed(tmp_path / "seed.jsonl", pages=12)
+    more_docs = [{"source": f"d{i}", "site": f"s{i}", "stage": "doc", "text": "Words.", "label": 1} for i in range(16)]
+    seed.write_text(seed.read_text() + "".join(json.dumps(record) + "\n" for record in more_docs))
+    args = ["train", stage, "--seed", str(seed), "-o", str(tmp_path / stage), "--base", str(tiny_refiner)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    everything = len(seen["train"]), len(seen["validation"])
+    assert everything[0] > 2 and everything[1] > 1 and {e.stage for e in seen["train"]} == {stage}
+    result = CliRunner().invoke(app, [*args, "--max-examples", "2", "--max-validation", "1"])
+    assert result.exit_code == 0, result.output
+    assert (len(seen["train"]), len(seen["validation"])) == (2, 1) and seen["stage"] == stage
