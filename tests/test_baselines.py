@@ -79,3 +79,20 @@ def test_prox_baseline_runs_one_rule_set_and_names_unknown_ones(tmp_path):
     assert set(stats["drop_reasons"]) == {"fineweb:line_punct_ratio"}
     result = invoke("baseline", "gopher,dolma", str(corpus), "-o", str(tmp_path / "other"))
     assert result.exit_code != 0 and "dolma" in flat(result.output)
+
+
+def test_prox_baseline_reads_other_keys_stops_at_the_limit_and_writes_parquet(tmp_path):
+    from test_cli import run as invoke
+
+    from proxkit.run import read_records
+
+    corpus = tmp_path / "in.jsonl"
+    records = [{"url": f"u{i}", "content": ARTICLE} for i in range(3)]
+    corpus.write_text("".join(json.dumps(record) + "\n" for record in records))
+    out = tmp_path / "out"
+    options = ["--text-key", "content", "--id-key", "url", "--limit", "2", "--output-format", "parquet"]
+    result = invoke("baseline", "c4", str(corpus), "-o", str(out), "--no-progress", *options)
+    assert result.exit_code == 0, result.output
+    assert list((out / "data").glob("*.parquet"))
+    kept = [(record["id"], record["text"]) for record in read_records(out / "data")]
+    assert kept == [("u0", ARTICLE), ("u1", ARTICLE)]
