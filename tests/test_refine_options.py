@@ -146,3 +146,13 @@ def test_the_thresholds_move_a_taggers_decisions(tiny_backbone, tmp_path):
     assert no_lines["metadata"]["prox"]["drop_reason"] == "low_word_ratio"  # every line removed
     [dropped] = refined("--doc-threshold", "0.4", "--line-threshold", "0.6")["dropped"]
     assert dropped["metadata"]["prox"]["drop_reason"] == "doc_program"
+
+
+def test_threads_sets_the_torch_threads_of_each_model_step(doc_server, tiny_refiner, tmp_path, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)  # not this test process's own threads
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "A page."}])
+    prox("refine", str(path), "-o", str(tmp_path / "out"), *served(doc_server, tiny_refiner, "--threads", "3"))
+    assert calls == [3]
