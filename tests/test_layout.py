@@ -14,6 +14,7 @@ def test_canonical_lines_lose_only_whitespace():
 def test_a_line_of_zero_width_characters_is_blank_but_they_stay_inside_text():
     assert canonical_line("\u200b") == ""
     assert canonical_line("\ufeff \u200b\u2060 ") == ""
+    assert canonical_line("\u200e\u202a\u2066\u00ad") == ""  # direction marks and embeddings, a soft hyphen
     assert canonical_line(" zero\u200bwidth ") == "zero\u200bwidth"
     content = content_lines(["Kept.", "\u200b", "", "\ufeffAlso kept."])
     assert content.lines == ["Kept.", "\ufeffAlso kept."]

@@ -28,7 +28,8 @@ def models(directory: Path) -> list[str]:
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "1000", "NO_COLOR": "1"})
+    environment = {"COLUMNS": "1000", "NO_COLOR": "1", "OPENAI_API_KEY": None}  # never a developer's own key
+    return CliRunner().invoke(app, list(args), env=environment)
 
 
 def prox(*args: str):

@@ -81,7 +81,7 @@ def test_the_api_key_reaches_the_endpoint_and_no_output(doc_server, tiny_refiner
     for run in ("flag", "env"):
         for written in (tmp_path / run).rglob("*"):
             if written.is_file():
-                assert b"sk-" not in written.read_bytes(), written
+                assert b"sk-flag" not in written.read_bytes() and b"sk-env" not in written.read_bytes(), written
 
 
 def test_max_new_tokens_and_request_timeout_reach_the_requests(tiny_refiner, tmp_path):

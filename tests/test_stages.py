@@ -107,12 +107,13 @@ def test_dropped_documents_skip_the_chunk_stage(writer, tiny_refiner):
 def test_the_input_guard_holds_without_the_doc_stage(writer, tiny_refiner):
     chunk = resolve(str(tiny_refiner), Stage.CHUNK)
     documents = [Document("x " * 6000, "long"), Document("\t\n", "blank"), Document(PAGE, "ok")]
+    documents.append(Document("\u200b\n\ufeff \u200e", "invisible"))  # zero-width characters only
     steps = [InputGuard(max_chars=5000), ChunkRefiner(chunk, batch_size=2), ProgramExecutor()]
     data = iter(documents)
     for step in steps:
         data = step.run(data)
     reasons = {d.id: prox_metadata(d).get("drop_reason") for d in data}
-    assert reasons == {"long": "too_long", "blank": "empty", "ok": None}
+    assert reasons == {"long": "too_long", "blank": "empty", "ok": None, "invisible": "empty"}
     assert len(writer.prompts) == 1 and "cycle lanes" in writer.prompts[0]  # only the good page reached the model
     with pytest.raises(ValueError, match="max_chars"):
         InputGuard(max_chars=0)

@@ -87,7 +87,14 @@ BackendOption = Annotated[
 ]
 EnforceEager = Annotated[bool, typer.Option(help="vllm backend: skip compilation (starts faster, runs slower).")]
 BaseUrl = Annotated[str | None, typer.Option(help="openai backend: the endpoint, e.g. http://host:8000/v1")]
-ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="openai backend: the API key.")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        envvar="OPENAI_API_KEY",
+        help="openai backend: the API key. Prefer the variable: Slurm and Ray tasks read it from their "
+        "environment, while a key given here travels in the pickled pipeline (logs/executor.pik).",
+    ),
+]
 TokenizerOption = Annotated[str | None, typer.Option(help="Tokenizer directory when the model name is not one.")]
 Device = Annotated[str | None, typer.Option(help="transformers backend: cpu, cuda, cuda:1 ...")]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]

@@ -9,19 +9,22 @@ and the paragraph breaks around kept text stay where they were.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
-"""Zero-width characters (space, joiners, word joiner, byte-order mark) that Python does not count as
-whitespace: a line of nothing else shows nothing, so it is blank."""
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` holds a character that shows: one that is neither whitespace nor a format character
+    (Unicode category Cf: zero-width space and joiners, byte-order mark, direction marks…)."""
+    return any(not char.isspace() and unicodedata.category(char) != "Cf" for char in text)
 
 
 def canonical_line(line: str) -> str:
     """The line with every run of whitespace (spaces, tabs, CR, no-break spaces…) one space, and stripped;
-    empty when nothing but whitespace and zero-width characters (`INVISIBLE`) is left."""
+    empty when nothing visible is left (`has_visible_text`): a line of zero-width characters is blank."""
     text = " ".join(line.split())
-    return text if text.strip(INVISIBLE + " ") else ""
+    return text if has_visible_text(text) else ""
 
 
 @dataclass(frozen=True)

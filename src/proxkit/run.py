@@ -11,6 +11,7 @@ output never mixes two runs. One run at a time holds an output folder (a lock fi
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -136,8 +137,6 @@ class RefineConfig(RunConfig):
         tasks running at once (so workers never oversubscribe the machine); elsewhere the node's default."""
         if self.threads or self.executor is not ExecutorKind.LOCAL:
             return self.threads
-        import os
-
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         return max(1, cores // min(self.workers or 1, self.tasks))
 
@@ -191,6 +190,15 @@ def build_pipeline(config: RefineConfig) -> list:
     return pipeline
 
 
+def forwarded_environment() -> dict | None:
+    """The Ray runtime environment that gives every task this process's `OPENAI_API_KEY` (a key from the
+    environment is pickled as the variable's name, never as the key: `proxkit.models.openai.Secret`)."""
+    from proxkit.models.openai import KEY_VARIABLE
+
+    key = os.environ.get(KEY_VARIABLE)
+    return {"env_vars": {KEY_VARIABLE: key}} if key else None
+
+
 def make_executor(config: RunConfig, pipeline: list):
     logs = f"{config.output.rstrip('/')}/logs"
     workers = config.workers or (1 if config.executor is ExecutorKind.LOCAL else -1)
@@ -200,8 +208,8 @@ def make_executor(config: RunConfig, pipeline: list):
             from datatrove.executor import RayPipelineExecutor
         except ImportError as error:
             raise MissingExtraError(f"--executor ray needs Ray: pip install 'proxkit[ray]' ({error})") from None
-        if not ray.is_initialized():
-            ray.init()  # joins the cluster of RAY_ADDRESS when set, else starts a local one
+        if not ray.is_initialized():  # joins the cluster of RAY_ADDRESS when set, else starts a local one
+            ray.init(runtime_env=forwarded_environment())
         return RayPipelineExecutor(pipeline, tasks=config.tasks, workers=workers, logging_dir=logs)
     if config.executor is ExecutorKind.SLURM:
         from datatrove.executor import SlurmPipelineExecutor

@@ -175,10 +175,11 @@ def test_limit_caps_the_documents_sent_to_a_paid_annotator_and_the_keys_name_the
         result = CliRunner().invoke(app, [*args, "--limit", "1", "--text-key", "body", "--id-key", "key"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["documents"] == 1
-        assert {json.loads(line)["source"] for line in out.read_text().splitlines()} == {"d0"}
+        assert [json.loads(line)["source"] for line in out.read_text().splitlines()] == ["d0", "d0"]  # doc, chunk
         asked = server.requests
         assert CliRunner().invoke(app, [*args, "--text-key", "body", "--id-key", "key"]).exit_code == 0
         assert server.requests > asked
-        assert {json.loads(line)["source"] for line in out.read_text().splitlines()} == {"d0", "d1", "d2"}
+        sources = [json.loads(line)["source"] for line in out.read_text().splitlines()]
+        assert sources == ["d0", "d0", "d1", "d1", "d2", "d2"]
     finally:
         server.close()

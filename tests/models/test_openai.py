@@ -165,11 +165,22 @@ def test_retry_after_is_honoured():
         server.close()
 
 
-def test_an_api_key_is_masked_in_reprs_but_survives_pickling():
+def test_an_api_key_is_masked_in_reprs_and_one_from_the_environment_pickles_as_its_name(monkeypatch):
     import pickle
 
-    from proxkit.models.openai import Secret
+    from proxkit.models.openai import Secret, masked
+    from proxkit.run import forwarded_environment
 
     writer = OpenAIWriter("http://127.0.0.1:1/v1", "m", api_key="sk-hidden")
     assert "sk-hidden" not in repr(vars(writer)) and "sk-hidden" not in str(writer.api_key)
+    assert b"sk-hidden" in pickle.dumps(writer)  # a key given as an option travels with the task
     assert pickle.loads(pickle.dumps(writer)).api_key == Secret("sk-hidden")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    assert forwarded_environment() == {"env_vars": {"OPENAI_API_KEY": "sk-from-env"}}
+    pickled = pickle.dumps(masked("sk-from-env"))
+    assert b"sk-from-env" not in pickled
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-on-the-node")
+    assert pickle.loads(pickled).value == "sk-on-the-node"  # read where the task runs
+    assert masked("") is None and not OpenAIWriter("http://127.0.0.1:1/v1", "m", api_key="").api_key
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert forwarded_environment() is None

@@ -616,4 +616,5 @@ def test_prox_train_tagger_samples_pages_leaves_collections_out_and_trains_on_cl
     assert sorted((fold["collection"], fold["tagger"]["pages"]) for fold in folds) == [("newer", 4), ("older", 4)]
     assert trained and all(any(map(tagger.is_clean_copy, units)) for units in trained)
     sampled = [[u for u in units if u.stage == "chunk" and not tagger.is_clean_copy(u)] for units in trained]
+    # each fold trains on the other collection's 4 sampled pages less those of held-out site fold 0 (1 here)
     assert all(len(pages) <= 8 for pages in sampled) and {len(pages) for pages in sampled[1:]} == {3}

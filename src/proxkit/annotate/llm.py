@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxkit.annotate.human import aligned_words, chunk_example, words
@@ -168,7 +168,7 @@ def merge_programs(programs: Sequence[Program], first_line: int, last_line: int,
 class AnnotateConfig:
     base_url: str
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     concurrency: int = 8
     timeout: float = 120.0
     retries: int = 3

@@ -11,6 +11,7 @@ belongs to then ends as failed, and the run goes on.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 
@@ -60,20 +61,37 @@ def read_completion(data: object, max_new_tokens: int) -> Generation:
     return Generation(text, new_tokens=tokens or 0)
 
 
+KEY_VARIABLE = "OPENAI_API_KEY"
+
+
 class Secret:
     """A credential that is sent but never shown: its str and repr are masked, so the JSON a framework writes
-    of a pipeline's settings (datatrove's `executor.json`), reprs and tracebacks hold `***`. Pickling keeps
-    the value (a cluster task needs it)."""
+    of a pipeline's settings (datatrove's `executor.json`), reprs and tracebacks hold `***`. A key that came
+    from the environment (`variable`) pickles as the variable's name, read again where it is unpickled (a
+    Slurm or Ray task); any other key pickles as itself, since the task needs it."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "variable")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, variable: str | None = None) -> None:
         self.value = value
+        self.variable = variable
+
+    @classmethod
+    def from_environment(cls, variable: str) -> Secret:
+        return cls(os.environ.get(variable, ""), variable)
+
+    def __reduce__(self):
+        if self.variable and os.environ.get(self.variable) == self.value:
+            return (Secret.from_environment, (self.variable,))
+        return (Secret, (self.value,))
 
     def __repr__(self) -> str:
         return "Secret('***')"
 
     __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other.value == self.value
@@ -83,8 +101,10 @@ class Secret:
 
 
 def masked(api_key: str | Secret | None) -> Secret | None:
-    """The key as a Secret (None stays None)."""
-    return api_key if api_key is None or isinstance(api_key, Secret) else Secret(api_key)
+    """The key as a Secret, tied to `OPENAI_API_KEY` when that is where it came from; None when empty."""
+    if isinstance(api_key, Secret) or not api_key:
+        return api_key or None
+    return Secret(api_key, KEY_VARIABLE if os.environ.get(KEY_VARIABLE) == api_key else None)
 
 
 REQUEST_TIMEOUT = 60.0  # seconds for one reply

@@ -13,6 +13,7 @@ from datatrove.utils.batching import batched
 from loguru import logger
 
 from proxkit.errors import OptionError
+from proxkit.layout import has_visible_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
 from proxkit.outcome import DEFAULT_MAX_CHARS, is_pending, mark_dropped, mark_failed, prox_metadata
 from proxkit.program import Mode, Stage, execute_doc
@@ -139,7 +140,7 @@ class InputGuard(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for document in data or []:
             if is_pending(document):
-                if not document.text.strip():
+                if not has_visible_text(document.text):  # blank, or only zero-width characters
                     mark_dropped(document, "empty")
                 elif len(document.text) > self.max_chars:
                     mark_dropped(document, "too_long")
