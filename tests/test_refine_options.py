@@ -156,3 +156,22 @@ def test_threads_sets_the_torch_threads_of_each_model_step(doc_server, tiny_refi
     path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "A page."}])
     prox("refine", str(path), "-o", str(tmp_path / "out"), *served(doc_server, tiny_refiner, "--threads", "3"))
     assert calls == [3]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_device_and_dtype_reach_a_taggers_backbone(dtype, tiny_backbone, tmp_path, monkeypatch):
+    from proxkit.models import tagger
+
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    model = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
+    built, backbone = [], tagger.Backbone.__init__
+
+    def recording(self, config, device="cpu", dtype="float32"):
+        backbone(self, config, device, dtype)
+        built.append((self.device, self.dtype))
+
+    monkeypatch.setattr(tagger.Backbone, "__init__", recording)
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "\n".join(PAGE)}])
+    options = ["--doc-model", str(model), "--chunk-model", str(model), "--device", "cpu", "--dtype", dtype]
+    prox("refine", str(path), "-o", str(tmp_path / "out"), *options, "--no-progress")
+    assert built and set(built) == {("cpu", dtype)}
