@@ -279,9 +279,15 @@ def test_leave_one_collection_out_tests_each_collection_whole_and_reports_each_r
     for index, example in enumerate(examples):
         example.collection = ("older", "newer")[index % 2]
         example.rendering = ("resiliparse", "inscriptis")[index // 2 % 2]
+        example.page_type = ("article", "forum")[index // 4 % 2] if example.collection == "newer" else None
     states = tagger.StateStore(tmp_path / "states", config).all(examples)
     results = tagger.run_tasks(tagger.fold_tasks(examples, states, config, epochs=3, by_collection=True))
     assert [result["collection"] for result in results] == ["newer", "older"]
+    newer, older = results
+    assert {name: group["tagger"]["pages"] for name, group in newer["page_types"].items()} == {
+        f"page_type={kind}": sum(e.page_type == kind for e in examples) for kind in ("article", "forum")
+    }
+    assert "page_types" not in older  # a collection without page types
     for result in results:
         in_collection = [e for e in examples if e.collection == result["collection"]]
         assert result["tagger"]["pages"] == result["c4_line_rule"]["pages"] == len(in_collection)

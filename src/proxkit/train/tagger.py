@@ -378,10 +378,16 @@ def fold_tasks(
         result = {"fold": test_fold, "threshold": threshold, **scored(test, removes, rule)}
         if by_collection:
             result["collection"] = names[test_fold]
-        result["groups"] = {
-            name: scored([test[i] for i in rows], [removes[i] for i in rows], [rule[i] for i in rows])
-            for name, rows in group_rows(test, ("rendering", "language")).items()
-        }
+
+        def per_group(by: tuple[str, ...]) -> dict:
+            return {
+                name: scored([test[i] for i in rows], [removes[i] for i in rows], [rule[i] for i in rows])
+                for name, rows in group_rows(test, by).items()
+            }
+
+        result["groups"] = per_group(("rendering", "language"))
+        if any(example.page_type for example in test):  # WCXB's page types: article, forum, product…
+            result["page_types"] = per_group(("page_type",))
         logger.info(
             f"fold {test_fold} {result.get('collection', '')}: tagger {result['tagger']} | C4 {result['c4_line_rule']}"
         )
