@@ -1,6 +1,7 @@
 """`prox serve`'s request handling in process: each request is checked alone, a model failure fails only
 the prompt that caused it, bodies are capped and time out, and every request gets a status line."""
 
+import contextlib
 import json
 import socket
 import threading
@@ -29,16 +30,25 @@ class EmbeddingLikeWriter(ProgramWriter):
         return [Generation(f" {len(ids)}", 1) for ids in prompts]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_refiner):
-    tokenizer = load_tokenizer(tiny_refiner)
-    writer = EmbeddingLikeWriter(tokenizer.vocab_size)
-    served = make_server(writer, tokenizer, "stub", port=0, max_batch=32, read_timeout=0.5)
+@contextlib.contextmanager
+def serving(writer_class, tokenizer_directory, max_batch: int, read_timeout: float):
+    """`prox serve`'s server on a free loopback port around a `writer_class` writer: (base URL, writer)."""
+    tokenizer = load_tokenizer(tokenizer_directory)
+    writer = writer_class(tokenizer.vocab_size)
+    served = make_server(writer, tokenizer, "stub", port=0, max_batch=max_batch, read_timeout=read_timeout)
     threading.Thread(target=served.serve_forever, daemon=True).start()
     host, port = served.server_address
-    yield f"http://{host}:{port}/v1", tokenizer.vocab_size, writer
-    served.shutdown()
-    served.server_close()
+    try:
+        yield f"http://{host}:{port}/v1", writer
+    finally:
+        served.shutdown()
+        served.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_refiner):
+    with serving(EmbeddingLikeWriter, tiny_refiner, max_batch=32, read_timeout=0.5) as (url, writer):
+        yield url, writer.vocabulary, writer
 
 
 def post(url: str, body: object, route: str = "/completions") -> httpx.Response:
@@ -131,3 +141,17 @@ def test_the_model_list_and_health_routes_answer_and_others_are_404(server):
     assert httpx.get(root + "/health", timeout=30).json() == {"status": "ok"}
     missing = httpx.get(root + "/metrics", timeout=30)
     assert missing.status_code == 404 and "no route /metrics" in missing.json()["error"]["message"]
+
+
+def test_the_model_runs_on_at_most_max_batch_waiting_requests_at_a_time(tiny_refiner):
+    import time
+
+    class SlowWriter(EmbeddingLikeWriter):
+        def generate(self, prompts, max_new_tokens, grammar=None):
+            time.sleep(0.2)  # the other requests queue meanwhile
+            return super().generate(prompts, max_new_tokens, grammar)
+
+    with serving(SlowWriter, tiny_refiner, max_batch=2, read_timeout=5) as (url, writer), ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda i: post(url, {"prompt": [1, 2], "max_tokens": 1}), range(8)))
+    assert all(reply.status_code == 200 for reply in replies)
+    assert sum(writer.batches) == 8 and max(writer.batches) == 2
