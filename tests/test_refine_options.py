@@ -4,13 +4,12 @@ keys, the length cap, the reference mode, the API key, and the executor's guards
 import json
 
 import pytest
-from models.test_tagger import write_tagger
 from servers import FlakyServer
 from test_refine import FAST, invoke, outputs, prox, write_jsonl
+from train.test_evaluate import tagger_dir
 from typer.testing import CliRunner
 
 from proxkit.cli import app
-from proxkit.models.tagger import TaggerConfig
 
 PAGE = [f"Line {i} of the article holds seven plain words." for i in range(8)]
 
@@ -130,8 +129,7 @@ def test_min_word_ratio_drops_a_document_refined_to_too_small_a_share(tmp_path):
 
 
 def test_the_thresholds_move_a_taggers_decisions(tiny_backbone, tmp_path):
-    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
-    undecided = write_tagger(tmp_path / "tagger", config, 0.0, 0.0)  # P(remove) = P(drop) = 0.5 everywhere
+    undecided = tagger_dir(tmp_path, tiny_backbone, 0.0, 0.0)  # P(remove) = P(drop) = 0.5 everywhere
     path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "\n".join(PAGE)}])
     model = ["--doc-model", str(undecided), "--chunk-model", str(undecided), "--no-progress"]
 
@@ -162,8 +160,7 @@ def test_threads_sets_the_torch_threads_of_each_model_step(doc_server, tiny_refi
 def test_device_and_dtype_reach_a_taggers_backbone(dtype, tiny_backbone, tmp_path, monkeypatch):
     from proxkit.models import tagger
 
-    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
-    model = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
+    model = tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)
     built, backbone = [], tagger.Backbone.__init__
 
     def recording(self, config, device="cpu", dtype="float32"):
