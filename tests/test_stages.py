@@ -256,6 +256,20 @@ def test_a_taggers_config_and_weights_key_the_program_cache(tmp_path, tiny_backb
     assert "tagger" not in DocRefiner(ModelSpec("m", Stage.DOC, "/models/m", options={"device": "cpu"})).settings()
 
 
+def test_the_layout_rule_keys_a_taggers_program_cache(tmp_path, tiny_backbone, monkeypatch):
+    from models.test_tagger import write_tagger
+
+    from proxkit import layout
+    from proxkit.models.tagger import TaggerConfig
+
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    spec = ModelSpec("t", Stage.CHUNK, str(write_tagger(tmp_path / "tagger", config, -10.0, -10.0)))
+    before = ChunkRefiner(spec).settings()
+    monkeypatch.setattr(layout, "READER_VERSION", layout.READER_VERSION + 1)
+    assert ChunkRefiner(spec).settings() == before | {"layout": layout.READER_VERSION}
+    assert "layout" not in ChunkRefiner(ModelSpec("m", Stage.CHUNK, "/models/m")).settings()  # reads raw lines
+
+
 def test_the_compute_dtype_keys_the_program_cache(monkeypatch):
     from proxkit.models import writer
 

@@ -13,6 +13,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+READER_VERSION = 2
+"""Changes whenever what a layout-blind reader sees of a text changes (2: lines of only format characters are
+blank), so a program cache written under an earlier rule is not reused."""
+
 
 def has_visible_text(text: str) -> bool:
     """Whether `text` holds a character that shows: one that is neither whitespace nor a format character

@@ -318,6 +318,13 @@ def test_main_renders_every_page_with_each_tool_and_one_doc_example_per_page(tmp
     assert all(row["rendering"] == "resiliparse" for row in docs)
 
 
+def test_main_renders_with_the_extractors_kept_out_of_training_when_asked(tmp_path: Path) -> None:
+    _labelled_tree(tmp_path)
+    main(["--shared", str(tmp_path), "-o", str(tmp_path / "seed.jsonl"), "--renderings", "markdown,justext"])
+    rows = [orjson.loads(line) for line in (tmp_path / "seed.jsonl").read_bytes().splitlines()]
+    assert {row["rendering"] for row in rows if row["stage"] == "chunk"} == {"markdown", "justext"}
+
+
 def test_main_refuses_an_unknown_rendering(tmp_path: Path) -> None:
     _labelled_tree(tmp_path)
     with pytest.raises(SystemExit):

@@ -48,16 +48,19 @@ def test_the_renderings_write_the_same_text_with_different_line_breaks() -> None
     assert "" in rendered["html-text"] and rendered["html-text"][0] == "Library"  # blank lines, title first
     assert any(line.lstrip().startswith("* Home") for line in rendered["inscriptis"])  # bullets kept
     assert any("Price" in line and "12" in line for line in rendered["inscriptis"])  # a row on one line
+    assert "  * [News](/news)" in rendered["markdown"] and "---|---" in rendered["markdown"]  # links, tables
+    assert f"{ARTICLE[0]} Second line." in rendered["justext"]  # a <br> inside a paragraph does not end it
+    assert rendered["justext"][-2:] == ["Price", "12"]  # each cell its own paragraph
     for lines in rendered.values():
         text = " ".join(lines)
         assert all(paragraph.split()[0] in text and "harbour." in text for paragraph in ARTICLE)
         assert lines[-1].strip() and lines[0].strip() and all(line == line.rstrip() for line in lines)
-    assert len({tuple(lines) for lines in rendered.values()}) == 3
+    assert len({tuple(lines) for lines in rendered.values()}) == len(render.RENDERINGS) == 5
 
 
 @pytest.mark.parametrize("name", list(render.RENDERINGS))
 def test_control_characters_do_not_stop_a_renderer(name: str) -> None:
-    lines = render.render("<p>Null\x00 and\x0b bell\x07 <b>bold</b>\x00</p><p>Next</p>", name)
+    lines = render.render("<p>Null\x00 and\x0b bell\x07 <span>bold</span>\x00</p><p>Next</p>", name)
     assert [line.strip() for line in lines if line.strip()] == ["Null and bell bold", "Next"]
 
 

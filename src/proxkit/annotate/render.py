@@ -4,7 +4,10 @@ than one tool's line breaks.
 Each renderer keeps the whole visible page (no main-content filtering) and returns its lines as the tool
 writes them: `resiliparse` one line per block element, nothing blank (Common Crawl WET-like);
 `html-text` paragraphs separated by blank lines, a `<br>` a line end, the page title first; `inscriptis`
-a layout-preserving rendering: list bullets and indentation, table cells side by side in columns.
+a layout-preserving rendering: list bullets and indentation, table cells side by side in columns;
+`markdown` (html2text) Markdown as LLM-era corpora hold it; `justext` jusText's paragraphs with its filtering
+off. The seed set is rendered with `TRAINING_RENDERINGS` by default; the other two are extractors the
+bundled refiners never saw, to judge them on line-break styles they were not trained on.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import html2text
 import html_text
 import inscriptis
+import justext
 from resiliparse.extract.html2text import extract_plain_text
 
 from proxkit.layout import canonical_line
@@ -71,11 +76,28 @@ def inscriptis_lines(html: str) -> list[str]:
     return tool_lines(inscriptis.get_text(html))
 
 
+def markdown_lines(html: str) -> list[str]:
+    """html2text: Markdown with `#` headings, `*` bullets, `**` emphasis, links and images as `[text](url)`,
+    tables with `|`, blank lines between blocks, no hard wrapping."""
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    return tool_lines(converter.handle(html))
+
+
+def justext_lines(html: str) -> list[str]:
+    """jusText with its filtering off: every paragraph of its segmentation, boilerplate included, one per
+    line (a `<br>` inside a paragraph does not end its line; table cells are paragraphs of their own)."""
+    return clean_lines("\n".join(paragraph.text for paragraph in justext.justext(html, frozenset())))
+
+
 RENDERINGS: dict[str, Callable[[str], list[str]]] = {
     "resiliparse": page_lines,
     "html-text": html_text_lines,
     "inscriptis": inscriptis_lines,
+    "markdown": markdown_lines,
+    "justext": justext_lines,
 }
+TRAINING_RENDERINGS = ("resiliparse", "html-text", "inscriptis")
 DEFAULT_RENDERING = "resiliparse"
 
 

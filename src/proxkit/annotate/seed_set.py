@@ -21,7 +21,7 @@ from proxkit.annotate import wcxb
 from proxkit.annotate.archives import BIG9_CHAOS, GOOGLE_TRENDS, import_big9_chaos, import_google_trends
 from proxkit.annotate.human import DOC_KEEP_MIN_WORDS, import_dclm, import_webpages
 from proxkit.annotate.line_labels import import_line_labels
-from proxkit.annotate.render import RENDERINGS, parse_renderings
+from proxkit.annotate.render import RENDERINGS, TRAINING_RENDERINGS, parse_renderings
 from proxkit.inline_noise import apply_normalize
 from proxkit.train.seed import SeedExample, write_seed
 
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="JSONL file to write")
     parser.add_argument(
         "--renderings",
-        default=",".join(RENDERINGS),
-        help=f"HTML-to-text tools to render each page with, comma-separated (default: {', '.join(RENDERINGS)})",
+        default=",".join(TRAINING_RENDERINGS),
+        help=f"HTML-to-text tools to render each page with, comma-separated, of {', '.join(RENDERINGS)} "
+        f"(default: {', '.join(TRAINING_RENDERINGS)})",
     )
     args = parser.parse_args(argv)
     try:

@@ -12,6 +12,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 from loguru import logger
 
+from proxkit import layout
 from proxkit.errors import OptionError
 from proxkit.layout import has_visible_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter, resolve
@@ -92,6 +93,7 @@ class _ModelStep(PipelineStep):
             | {"decoding": decoding, "dtype": self.model.compute_dtype()}
             | self.model.tagger_thresholds
             | ({"tagger": tagger} if tagger else {})
+            | ({"layout": layout.READER_VERSION} if self.model.reads_content_only else {})
         )
 
     def _open_cache(self, rank: int) -> ProgramCache | None:
