@@ -26,3 +26,18 @@ def tiny_backbone(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_backbone
 
     return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
+
+
+@pytest.fixture
+def built_backbones(monkeypatch) -> list[tuple[str, str]]:
+    """The (device, dtype) of every tagger backbone built while the test runs."""
+    from proxkit.models import tagger
+
+    built, build = [], tagger.Backbone.__init__
+
+    def recording(self, config, device="cpu", dtype="float32"):
+        build(self, config, device, dtype)
+        built.append((self.device, self.dtype))
+
+    monkeypatch.setattr(tagger.Backbone, "__init__", recording)
+    return built

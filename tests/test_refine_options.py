@@ -157,18 +157,25 @@ def test_threads_sets_the_torch_threads_of_each_model_step(doc_server, tiny_refi
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_device_and_dtype_reach_a_taggers_backbone(dtype, tiny_backbone, tmp_path, monkeypatch):
-    from proxkit.models import tagger
-
+def test_device_and_dtype_reach_a_taggers_backbone(dtype, tiny_backbone, tmp_path, built_backbones):
     model = tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)
-    built, backbone = [], tagger.Backbone.__init__
-
-    def recording(self, config, device="cpu", dtype="float32"):
-        backbone(self, config, device, dtype)
-        built.append((self.device, self.dtype))
-
-    monkeypatch.setattr(tagger.Backbone, "__init__", recording)
     path = write_jsonl(tmp_path / "in.jsonl", [{"id": "p", "text": "\n".join(PAGE)}])
     options = ["--doc-model", str(model), "--chunk-model", str(model), "--device", "cpu", "--dtype", dtype]
     prox("refine", str(path), "-o", str(tmp_path / "out"), *options, "--no-progress")
-    assert built and set(built) == {("cpu", dtype)}
+    assert built_backbones and set(built_backbones) == {("cpu", dtype)}
+
+
+def test_batch_size_is_how_many_documents_each_model_call_gets(doc_server, tiny_refiner, tmp_path, monkeypatch):
+    from proxkit.stages.refining import DocRefiner
+
+    batches, refine = [], DocRefiner.refine
+
+    def counting(self, documents, cache):
+        batches.append(len(documents))
+        refine(self, documents, cache)
+
+    monkeypatch.setattr(DocRefiner, "refine", counting)
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "text": f"Page {i}."} for i in range(5)])
+    prox("refine", str(path), "-o", str(tmp_path / "out"), *served(doc_server, tiny_refiner, "--batch-size", "2"))
+    assert batches == [2, 2, 1]
+    assert len(outputs(tmp_path / "out")["data"]) == 5

@@ -155,3 +155,40 @@ def test_the_model_runs_on_at_most_max_batch_waiting_requests_at_a_time(tiny_ref
         replies = list(pool.map(lambda i: post(url, {"prompt": [1, 2], "max_tokens": 1}), range(8)))
     assert all(reply.status_code == 200 for reply in replies)
     assert sum(writer.batches) == 8 and max(writer.batches) == 2
+
+
+def test_prox_serve_listens_where_told_with_the_backbone_built_as_asked(
+    tmp_path, tiny_backbone, built_backbones, monkeypatch
+):
+    from train.test_evaluate import tagger_dir
+    from typer.testing import CliRunner
+
+    from proxkit import cli
+    from proxkit.models import server as server_module
+
+    answers, make = [], server_module.make_server
+
+    def answering_once(*args):
+        made = make(*args)
+        serve = made.serve_forever
+
+        def serve_one_request() -> None:
+            thread = threading.Thread(target=serve, daemon=True)
+            thread.start()
+            host, port = made.server_address
+            answers.append((host, httpx.get(f"http://{host}:{port}/v1/models", timeout=30).json()))
+            made.shutdown()
+            thread.join(30)
+            raise KeyboardInterrupt
+
+        made.serve_forever = serve_one_request
+        return made
+
+    monkeypatch.setattr(server_module, "make_server", answering_once)
+    model = str(tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0))
+    options = ["--host", "127.0.0.2", "--port", "0", "--device", "cpu", "--dtype", "bfloat16"]
+    result = CliRunner().invoke(cli.app, ["serve", "--model", model, *options])
+    assert result.exit_code == 0, result.output
+    ((host, models),) = answers
+    assert host == "127.0.0.2" and models["data"][0]["id"] == model
+    assert built_backbones == [("cpu", "bfloat16")]

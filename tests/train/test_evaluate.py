@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from models.test_tagger import write_tagger
 from servers import FlakyServer
 from typer.testing import CliRunner
@@ -284,3 +285,18 @@ def test_full_pages_judge_the_doc_stage_on_every_rendering_of_a_page(tmp_path, t
         app, ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--full-pages"]
     )
     assert chunk.exit_code == 2 and "--full-pages judges the doc stage" in chunk.output
+
+
+@pytest.mark.parametrize("stage", ["chunk", "doc"])
+def test_prox_evaluate_builds_the_backbone_on_the_device_and_dtype_asked(
+    stage, tmp_path, tiny_backbone, built_backbones
+):
+    directory = tagger_dir(tmp_path, tiny_backbone, -10.0, -10.0)
+    data = tmp_path / "seed.jsonl"
+    record = {"source": "p", "site": "s", "stage": stage, "text": "\n".join(PAGE), "labels": [0, 1, 0]}
+    record |= {"label": 1} if stage == "doc" else {}
+    data.write_text(json.dumps(record) + "\n")
+    options = ["--device", "cpu", "--dtype", "bfloat16"]
+    result = CliRunner().invoke(app, ["evaluate", stage, "--model", str(directory), "--data", str(data), *options])
+    assert result.exit_code == 0, result.output
+    assert built_backbones == [("cpu", "bfloat16")]
