@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxkit.layout import WordPieces, canonical_line, content_lines, word_pieces
+from proxkit.layout import WordPieces, canonical_line, content_lines, plain_text, word_pieces
 from proxkit.program import Guards, Program, execute_chunk
 
 
@@ -74,3 +74,30 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
     assert only_long.pieces == [*cut.pieces[:3], "Login now"] and only_long.origins == [0, 0, 0, 1]
     assert word_pieces([row, "Login now"], 1, longer_than=10).pieces == [row, "Login now"]  # 10 words: not longer
     assert WordPieces.whole([row, ""]) == WordPieces([row, ""], [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("markdown", "text"),
+    [
+        ('  * [Home](/ "Home: top news") | [About](/about)', "* Home | About"),
+        ("## Council approves lanes ##", "Council approves lanes"),
+        (
+            "The **council** _approved_ the [lanes](http://x.org/a?b=1). ![map](/m.png)",
+            "The council approved the lanes.",
+        ),
+        ("[![logo](/l.gif) Get it by mail!](/subscribe)", "Get it by mail!"),
+        ("See [Python](https://en.wikipedia.org/wiki/Python_(language)) and `print()`", "See Python and print()"),
+        ("> quoted \\*not emphasis\\* and 1\\. item", "quoted *not emphasis* and 1. item"),
+        ("---|---:", ""),
+        ("* * *", ""),
+    ],
+)
+def test_markdown_reads_as_the_text_it_marks_up(markdown: str, text: str) -> None:
+    assert plain_text(markdown) == text
+
+
+@pytest.mark.parametrize(
+    "line", ["Home | About | Contact", "snake_case_name = 2*3*4 * x", "Price  12", "» Next", "A [1] note (see below)."]
+)
+def test_plain_text_reads_as_it_is(line: str) -> None:
+    assert plain_text(line) == canonical_line(line)

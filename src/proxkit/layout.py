@@ -9,6 +9,7 @@ and the paragraph breaks around kept text stay where they were.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,30 @@ def canonical_line(line: str) -> str:
     empty when nothing visible is left (`has_visible_text`): a line of zero-width characters is blank."""
     text = " ".join(line.split())
     return text if has_visible_text(text) else ""
+
+
+_TARGET = r'\(\s*<?[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*>?(?:\s+"[^"]*")?\s*\)'  # (url "title"), url may hold (…)
+_IMAGE = re.compile(r"(?<!\\)!\[[^\[\]]*\]" + _TARGET)
+_LINK = re.compile(r"(?<!\\)\[([^\[\]]*)\]" + _TARGET)
+_HEADING = re.compile(r"^#{1,6}\s+|\s+#+$")
+_QUOTE = re.compile(r"^(?:>\s?)+")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![\w*\\])([*_])(?=[^\s*_])(.+?)(?<=[^\s\\])\1(?![\w*])")
+_CODE = re.compile(r"`([^`]+)`")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
+_RULE = re.compile(r"[\s\-*_|:=]*")  # horizontal rules, table header rules
+
+
+def plain_text(line: str) -> str:
+    """A line of Markdown read as the text it marks up, whitespace collapsed: links as their text, images
+    gone, no heading, quote, emphasis or code marks, escapes undone, rule lines empty. List bullets stay
+    (HTML-to-text tools write them too). Plain text comes back as `canonical_line` gives it, but for a
+    `_word_` or `*word*` in it."""
+    text = _LINK.sub(r"\1", _IMAGE.sub("", line))
+    text = _LINK.sub(r"\1", text)  # a link around a link's text, as `[![logo](a.png) Home](/)` becomes
+    text = _QUOTE.sub("", _HEADING.sub("", text.strip()))
+    text = _ESCAPE.sub(r"\1", _CODE.sub(r"\1", _EMPHASIS.sub(r"\2", _STRONG.sub(r"\2", text))))
+    return "" if _RULE.fullmatch(text) else " ".join(text.split())
 
 
 @dataclass(frozen=True)

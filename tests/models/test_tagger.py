@@ -455,3 +455,24 @@ def test_doc_prompt_lines_are_the_content_lines_of_the_doc_prompt_in_any_layout(
     read = only_long.doc_reading([" ".join(["word"] * 40), " ".join(["word"] * 41)])
     assert read.pieces == [" ".join(["word"] * 40), " ".join(["word"] * 20), " ".join(["word"] * 20), "word"]
     assert config.doc_reading(["a b", "c"]).pieces == ["a b", "c"]  # whole lines by default
+
+
+def test_with_plain_markup_a_document_in_markdown_is_judged_as_its_text(tmp_path, config):
+    torch.manual_seed(0)
+    heads = TaggerHeads.for_config(config)  # random heads: every line state counts
+    tokenizer = load_tokenizer(config.base)
+    markdown = (
+        '# Lanes\n\n* [Home](/) | [About](/about "About us")\n\nThe council **approved** the [lanes](/a). ![](m.png)'
+    )
+    plain = "Lanes\n* Home | About\nThe council approved the lanes."
+    scores = {}
+    for plain_markup in (True, False):
+        directory = tmp_path / str(plain_markup)
+        directory.mkdir()
+        save_file(heads.state_dict(), str(directory / HEADS_FILE))
+        replace(config, plain_markup=plain_markup).save(directory)
+        writer = TaggerWriter(directory, tokenizer)
+        generations = writer.generate([doc_prompt_ids(text, tokenizer).ids for text in (markdown, plain)], 1)
+        scores[plain_markup] = [generation.score for generation in generations]
+    assert scores[True][0] == scores[True][1] == scores[False][1]
+    assert scores[False][0] != scores[False][1]

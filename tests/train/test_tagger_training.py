@@ -624,3 +624,21 @@ def test_prox_train_tagger_samples_pages_leaves_collections_out_and_trains_on_cl
     sampled = [[u for u in units if u.stage == "chunk" and not tagger.is_clean_copy(u)] for units in trained]
     # each fold trains on the other collection's 4 sampled pages less those of held-out site fold 0 (1 here)
     assert all(len(pages) <= 8 for pages in sampled) and {len(pages) for pages in sampled[1:]} == {3}
+
+
+def test_with_plain_markup_training_reads_markdown_as_its_text(config, tmp_path):
+    from proxkit.train.seed import Example
+
+    markdown = ["## Lanes", "[Home](/) | [About](/about)", "The council **approved** the [lanes](http://x.org/a)."]
+    plain = ["Lanes", "Home | About", "The council approved the lanes."]
+    pages = [
+        Example(name, name, "chunk", lines, [True, True, False]) for name, lines in (("md", markdown), ("p", plain))
+    ]
+    reading = TaggerConfig(**{**config.__dict__, "plain_markup": True})
+    store = tagger.StateStore(tmp_path / "states", reading)
+    assert store.read_lines(pages[0]) == plain
+    read_markdown, read_plain = store.all(pages)
+    assert torch.allclose(read_markdown, read_plain, atol=1e-5)
+    as_is = tagger.StateStore(tmp_path / "states", config)
+    assert as_is.read_lines(pages[0]) == markdown
+    assert not torch.allclose(*as_is.all(pages), atol=1e-3)

@@ -29,7 +29,7 @@ from torch import nn
 
 from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
-from proxkit.layout import ContentLines, WordPieces, content_lines, content_text, word_pieces
+from proxkit.layout import ContentLines, WordPieces, content_lines, content_text, plain_text, word_pieces
 from proxkit.models.backbones import resolve_base
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
@@ -73,8 +73,10 @@ class TaggerConfig:
     document's lines cut into pieces of at most this many words for the doc head (`doc_reading`; None: each
     line whole, read by its first `max_line_tokens` tokens); doc_pieces_above: with `doc_piece_words`, only
     lines longer than this many words are cut (None: every line longer than `doc_piece_words`);
-    features_version: the `FEATURES_VERSION` of the text features the heads were trained on (a tagger trained
-    on other ones does not load)."""
+    plain_markup: the backbone and `line_surface` read each line's Markdown as the text it marks up
+    (`layout.plain_text`: links as their text, no images or emphasis marks…; the doc statistics and the
+    program still see the line as it is); features_version: the `FEATURES_VERSION` of the text features
+    the heads were trained on (a tagger trained on other ones does not load)."""
 
     base: str
     depth: int = 4
@@ -95,6 +97,7 @@ class TaggerConfig:
     doc_statistics: bool = False
     doc_piece_words: int | None = None
     doc_pieces_above: int | None = None
+    plain_markup: bool = False
     features_version: int = FEATURES_VERSION
     metrics: dict = field(default_factory=dict)  # validation numbers recorded at training time
 
@@ -127,12 +130,18 @@ class TaggerConfig:
         """Columns of the backbone's line states."""
         return self.hidden_size * len(self.layers)
 
+    def chunk_reading(self, lines: Sequence[str]) -> WordPieces:
+        """How the backbone reads a chunk's content lines: each whole, as `plain_markup` says."""
+        return WordPieces.whole([plain_text(line) for line in lines] if self.plain_markup else lines)
+
     def doc_reading(self, lines: Sequence[str]) -> WordPieces:
         """How the backbone reads a document's lines for the doc head: whole, or cut into pieces
-        (`doc_piece_words`). The pieces are only its reading: the text's statistics are of the lines."""
+        (`doc_piece_words`), as `plain_markup` says. The pieces are only its reading: the text's statistics
+        are of the lines."""
+        read = self.chunk_reading(lines).pieces
         if not self.doc_piece_words:
-            return WordPieces.whole(lines)
-        return word_pieces(lines, self.doc_piece_words, self.doc_pieces_above)
+            return WordPieces.whole(read)
+        return word_pieces(read, self.doc_piece_words, self.doc_pieces_above)
 
     def head_inputs(self, states: torch.Tensor, lines: Sequence[str]) -> torch.Tensor:
         """What the heads read of these lines: their backbone states, with `line_surface` appended when used."""
@@ -562,8 +571,8 @@ class TaggerWriter(ProgramWriter):
 class PromptReading:
     """What the tagger reads in a ProX prompt: the content lines (`proxkit.layout`) of the document (doc
     prompt) or of a chunk's numbered lines without their numbers, and the number of the chunk's first line;
-    `read`: what of them the backbone reads (`TaggerConfig.doc_reading` of a document; a chunk's content
-    lines whole, since its program decides each line)."""
+    `read`: what of them the backbone reads (`TaggerConfig.doc_reading` of a document, `chunk_reading` of a
+    chunk's content lines: whole, since its program decides each line)."""
 
     is_doc: bool
     content: ContentLines
@@ -603,4 +612,5 @@ def _read_prompt(prompt: str, config: TaggerConfig | None = None) -> PromptReadi
     numbered = [match for match in numbered if match]
     first = int(numbered[0].group(1)) if numbered else 0
     raw = tuple(match.group(2) for match in numbered)
-    return PromptReading(False, content_lines(raw), first, raw)
+    content = content_lines(raw)
+    return PromptReading(False, content, first, raw, config.chunk_reading(content.lines) if config else None)

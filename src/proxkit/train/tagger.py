@@ -74,10 +74,10 @@ class StateStore:
 
     def read_lines(self, example: Example) -> list[str]:
         """The lines the backbone reads of the example: a document's as its doc head reads them
-        (`TaggerConfig.doc_reading`), a page's as they are."""
+        (`TaggerConfig.doc_reading`), a page's as its chunks are read (`TaggerConfig.chunk_reading`)."""
         if example.stage == "doc":
             return self.config.doc_reading(example.lines).pieces
-        return list(example.lines)
+        return self.config.chunk_reading(example.lines).pieces
 
     def _key(self, example: Example) -> str:
         """The example's cache name: what the backbone reads of it, and for a chunked chunk page the budget
@@ -498,13 +498,14 @@ def page_doc_states(
     for doc in docs:
         index = by_source.get(doc.source)
         if index is not None and doc.lines == pages[index].lines:
-            end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
+            read = config.chunk_reading(doc.lines).pieces
+            end = segmenter.windows(segmenter.pieces(read))[0][1]
             if chunks is not None:
                 end = min(end, chunks[index][0][1])
             end = min(end, len(doc_prompt_lines(doc.lines, tokenizer)))  # the run-time prompt may hold fewer
             chosen.append(doc)
             # the backbone's columns of the page's states, with surface features of these lines alone
-            states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines[:end]))
+            states.append(config.head_inputs(page_states[index][:end, : config.features], read[:end]))
     return chosen, states
 
 
