@@ -458,8 +458,9 @@ def test_doc_prompt_lines_are_the_content_lines_of_the_doc_prompt_in_any_layout(
 
 
 def test_with_plain_markup_a_document_in_markdown_is_judged_as_its_text(tmp_path, config):
+    config = replace(config, doc_statistics=True)
     torch.manual_seed(0)
-    heads = TaggerHeads.for_config(config)  # random heads: every line state counts
+    heads = TaggerHeads.for_config(config)  # random heads: every line state and statistic counts
     tokenizer = load_tokenizer(config.base)
     markdown = (
         '# Lanes\n\n* [Home](/) | [About](/about "About us")\n\nThe council **approved** the [lanes](/a). ![](m.png)'
@@ -476,3 +477,13 @@ def test_with_plain_markup_a_document_in_markdown_is_judged_as_its_text(tmp_path
         scores[plain_markup] = [generation.score for generation in generations]
     assert scores[True][0] == scores[True][1] == scores[False][1]
     assert scores[False][0] != scores[False][1]
+
+
+def test_with_plain_markup_the_doc_statistics_count_the_text_markdown_marks_up(config):
+    markdown = ["## Lanes", "* [Home](/) | [About](/about)", "The council **approved** the [lanes](http://x.org/a)."]
+    plain = ["Lanes", "* Home | About", "The council approved the lanes."]
+    states = torch.randn(3, config.features)
+    for plain_markup in (True, False):
+        heads = TaggerHeads.for_config(replace(config, doc_statistics=True, plain_markup=plain_markup))
+        read = [heads.pooled(states, texts=texts)[-DOCUMENT_STATISTICS:] for texts in (markdown, plain)]
+        assert torch.equal(*read) is plain_markup

@@ -73,9 +73,9 @@ class TaggerConfig:
     document's lines cut into pieces of at most this many words for the doc head (`doc_reading`; None: each
     line whole, read by its first `max_line_tokens` tokens); doc_pieces_above: with `doc_piece_words`, only
     lines longer than this many words are cut (None: every line longer than `doc_piece_words`);
-    plain_markup: the backbone and `line_surface` read each line's Markdown as the text it marks up
-    (`layout.plain_text`: links as their text, no images or emphasis marks…; the doc statistics and the
-    program still see the line as it is); features_version: the `FEATURES_VERSION` of the text features
+    plain_markup: the backbone, `line_surface` and the doc statistics read each line's Markdown as the text
+    it marks up (`layout.plain_text`: links as their text, no images or emphasis marks…; the program is
+    written for the line as it is); features_version: the `FEATURES_VERSION` of the text features
     the heads were trained on (a tagger trained on other ones does not load)."""
 
     base: str
@@ -241,13 +241,16 @@ class TaggerHeads(nn.Module):
         attention: bool = False,
         recurrent: bool = False,
         doc_statistics: bool = False,
+        plain_markup: bool = False,
     ) -> None:
         """features: columns of the line states; surface_columns: columns of surface features after them; attention:
         one transformer encoder layer (4 heads) over the lines; recurrent: a bidirectional GRU over them;
-        doc_statistics: the doc probe also reads `document_statistics` of the lines' text."""
+        doc_statistics: the doc probe also reads `document_statistics` of the lines' text (with `plain_markup`,
+        of their Markdown read as text, `layout.plain_text`)."""
         super().__init__()
         self.features = features
         self.doc_statistics = doc_statistics
+        self.plain_markup = plain_markup
         self.project = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, width), nn.GELU())
         self.surface = nn.Sequential(nn.Linear(surface_columns, width), nn.GELU()) if surface_columns else None
         self.context = nn.Conv1d(width, width, kernel_size=5, padding=2)
@@ -262,7 +265,13 @@ class TaggerHeads(nn.Module):
     def for_config(cls, config: TaggerConfig) -> TaggerHeads:
         surface_columns = SURFACE_FEATURES if config.surface else 0
         return cls(
-            config.features, config.width, surface_columns, config.attention, config.recurrent, config.doc_statistics
+            config.features,
+            config.width,
+            surface_columns,
+            config.attention,
+            config.recurrent,
+            config.doc_statistics,
+            config.plain_markup,
         )
 
     @classmethod
@@ -309,6 +318,7 @@ class TaggerHeads(nn.Module):
             raise ValueError("this doc probe reads the text of the lines too")
         if origins is not None:
             content = per_line_means(content, origins[: len(content)])
+        texts = [plain_text(text) for text in texts] if self.plain_markup else texts
         return torch.cat([pooled, document_statistics(texts[: len(content)], content)])
 
     def forward(self, lines: torch.Tensor, texts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
