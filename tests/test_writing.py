@@ -103,3 +103,26 @@ def test_the_paragraph_breaks_of_a_text_read_in_chunks_are_decided_over_the_whol
     words = 'remove_lines(line_start=0, line_end=0)\nnormalize(source_str="K2", target_str="k2")'
     assert with_breaks_between_kept_text("R\n\nK2", words) == words.replace("0)", "1)", 1)  # normalize kept
     assert with_breaks_between_kept_text(text, "remove_lines(5, 3)") == "remove_lines(5, 3)"  # errors: as written
+
+
+def test_a_doc_prompt_holds_markdown_as_text_for_a_tagger_that_reads_it_so(tmp_path, tiny_backbone):
+    from proxkit.models import resolve
+    from proxkit.program import Stage
+    from proxkit.writing import doc_prompts
+
+    markdown = "# Lanes\n\n* [Home](https://example.org/home) | [About](/about)\n\nThe council **approved** them."
+    held = {}
+    for plain_markup in (True, False):
+        config = TaggerConfig(
+            base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, plain_markup=plain_markup
+        )
+        directory = tmp_path / str(plain_markup)
+        directory.mkdir()
+        save_file(TaggerHeads.for_config(config).state_dict(), str(directory / HEADS_FILE))
+        config.save(directory)
+        spec = resolve(str(directory), Stage.DOC)
+        tokenizer = spec.load_tokenizer()
+        (prompt,) = doc_prompts([markdown], spec, tokenizer, Mode.STRICT)
+        held[plain_markup] = tokenizer.decode(prompt.ids)
+    assert "Lanes\n* Home | About\nThe council approved them." in held[True] and "example.org" not in held[True]
+    assert "# Lanes\n* [Home](https://example.org/home) | [About](/about)\n" in held[False]

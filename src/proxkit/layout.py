@@ -112,10 +112,12 @@ def content_lines(lines: Sequence[str]) -> ContentLines:
     return ContentLines(kept, positions, len(lines))
 
 
-def content_text(text: str) -> str:
+def content_text(text: str, plain: bool = False) -> str:
     """The content lines of `text`, one per line: what a layout-blind reader needs of a whole document (the
-    doc stage's prompt is cut to a token budget, so blank lines must not spend it)."""
-    return "\n".join(content_lines(text.split("\n")).lines)
+    doc stage's prompt is cut to a token budget, so blank lines must not spend it); with `plain`, their
+    Markdown read as text (`plain_text`: no link address spends it either)."""
+    lines = content_lines(text.split("\n")).lines
+    return "\n".join(filter(None, map(plain_text, lines)) if plain else lines)
 
 
 @dataclass(frozen=True)

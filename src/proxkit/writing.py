@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from proxkit.layout import content_lines, content_text
 from proxkit.models import Generation, ModelSpec, ProgramWriter
@@ -38,10 +39,12 @@ def default_max_new_tokens(stage: Stage, mode: Mode) -> int:
     return DOC_MAX_NEW_TOKENS if Mode(mode) is Mode.REFERENCE else STRICT_DOC_MAX_NEW_TOKENS
 
 
-def doc_prompt(text: str, model: ModelSpec, tokenizer: Tokenizer, mode: Mode) -> PromptIds:
-    """The doc prompt of a document; a tagger reads its content lines only (blank lines cost no budget)."""
-    read = content_text if model.reads_content_only else str
-    return doc_prompt_ids(read(text), tokenizer, TokenizationMode.for_mode(mode))
+def doc_prompts(texts: Sequence[str], model: ModelSpec, tokenizer: Tokenizer, mode: Mode) -> list[PromptIds]:
+    """The doc prompts of documents; a tagger reads their content lines only (blank lines cost no budget),
+    with `plain_markup` as plain text (nor do link addresses)."""
+    plain = model.reads_content_only and model.tagger_config().plain_markup
+    read = partial(content_text, plain=plain) if model.reads_content_only else str
+    return [doc_prompt_ids(read(text), tokenizer, TokenizationMode.for_mode(mode)) for text in texts]
 
 
 @dataclass(frozen=True)

@@ -595,11 +595,12 @@ class PromptReading:
             object.__setattr__(self, "read", WordPieces.whole(self.content.lines))
 
 
-def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer) -> list[str]:
+def doc_prompt_lines(lines: Sequence[str], tokenizer: Tokenizer, plain: bool = False) -> list[str]:
     """The content lines a tagger reads of a document of `lines` at run time: its doc prompt (content lines
-    only, cut to the prompt's token budget with `tokenizer`, the tagger's prompt tokenizer) read back as the
-    writer reads it. Training reads documents through this, so the doc probe learns from what it will see."""
-    ids = doc_prompt_ids(content_text("\n".join(lines)), tokenizer).ids
+    only, as plain text with `plain` (`plain_markup`), cut to the prompt's token budget with `tokenizer`, the
+    tagger's prompt tokenizer) read back as the writer reads it. Training reads documents through this, so
+    the doc probe learns from what it will see."""
+    ids = doc_prompt_ids(content_text("\n".join(lines), plain), tokenizer).ids
     return list(_read_prompt(tokenizer.decode(list(ids))).content.lines)
 
 

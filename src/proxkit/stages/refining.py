@@ -26,7 +26,7 @@ from proxkit.writing import (
     decode,
     decode_chunks,
     default_max_new_tokens,
-    doc_prompt,
+    doc_prompts,
     document_program,
 )
 
@@ -162,7 +162,7 @@ class DocRefiner(_ModelStep):
                 self._decide(document, entry)
             else:
                 todo.append(document)
-        prompts = [doc_prompt(document.text, self.model, self.tokenizer, self.mode) for document in todo]
+        prompts = doc_prompts([document.text for document in todo], self.model, self.tokenizer, self.mode)
         written = []
         for document, prompt, generation in zip(todo, prompts, self.generate([p.ids for p in prompts]), strict=True):
             if generation.error:

@@ -20,7 +20,7 @@ from proxkit.train.metrics import (
     words_kept_share,
 )
 from proxkit.train.seed import DOC_KEEP_MIN_WORDS, MAX_LINES, Example
-from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompt, document_program
+from proxkit.writing import chunk_prompts, decode, decode_chunks, default_max_new_tokens, doc_prompts, document_program
 
 
 def write_chunk_programs(spec: ModelSpec, pages: Sequence[Example], mode: Mode = Mode.STRICT) -> list[str]:
@@ -46,7 +46,7 @@ def write_doc_programs(spec: ModelSpec, texts: Sequence[str], mode: Mode = Mode.
     """The doc program the model writes for each text, exactly as `prox refine` writes it."""
     tokenizer = spec.load_tokenizer()
     writer = spec.load_writer(tokenizer)
-    prompts = [doc_prompt(text, spec, tokenizer, mode).ids for text in texts]
+    prompts = [prompt.ids for prompt in doc_prompts(texts, spec, tokenizer, mode)]
     generations = decode(writer, Stage.DOC, mode, prompts, default_max_new_tokens(Stage.DOC, mode))
     writer.close()
     return [generation.text.strip(" ") for generation in generations]

@@ -471,7 +471,9 @@ def as_read_at_run_time(examples: Sequence[Example], config: TaggerConfig) -> li
     (`doc_prompt_lines`, with the tagger's prompt tokenizer); chunk examples as they are."""
     tokenizer = prompt_tokenizer(config)
     return [
-        replace(example, lines=doc_prompt_lines(example.lines, tokenizer)) if example.stage == "doc" else example
+        replace(example, lines=doc_prompt_lines(example.lines, tokenizer, config.plain_markup))
+        if example.stage == "doc"
+        else example
         for example in examples
     ]
 
@@ -502,7 +504,9 @@ def page_doc_states(
             end = segmenter.windows(segmenter.pieces(read))[0][1]
             if chunks is not None:
                 end = min(end, chunks[index][0][1])
-            end = min(end, len(doc_prompt_lines(doc.lines, tokenizer)))  # the run-time prompt may hold fewer
+            end = min(
+                end, len(doc_prompt_lines(doc.lines, tokenizer, config.plain_markup))
+            )  # the run-time prompt may hold fewer
             chosen.append(doc)
             # the backbone's columns of the page's states, with surface features of these lines alone
             states.append(config.head_inputs(page_states[index][:end, : config.features], read[:end]))
