@@ -2,7 +2,15 @@
 
 import pytest
 
-from proxkit.layout import WordPieces, canonical_line, content_lines, plain_text, word_pieces
+from proxkit.layout import (
+    WordPieces,
+    canonical_line,
+    content_lines,
+    content_text,
+    plain_text,
+    read_as_text,
+    word_pieces,
+)
 from proxkit.program import Guards, Program, execute_chunk
 
 
@@ -87,7 +95,7 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
         ),
         ("[![logo](/l.gif) Get it by mail!](/subscribe)", "Get it by mail!"),
         ("See [Python](https://en.wikipedia.org/wiki/Python_(language)) and `print()`", "See Python and print()"),
-        ("> quoted \\*not emphasis\\* and 1\\. item", "quoted *not emphasis* and 1. item"),
+        ("> quoted \\*not emphasis\\* and 1\\. item", "> quoted *not emphasis* and 1. item"),
         ("---|---:", ""),
         ("* * *", ""),
     ],
@@ -101,3 +109,15 @@ def test_markdown_reads_as_the_text_it_marks_up(markdown: str, text: str) -> Non
 )
 def test_plain_text_reads_as_it_is(line: str) -> None:
     assert plain_text(line) == canonical_line(line)
+
+
+def test_only_markdown_is_read_as_text_and_plain_text_stays_as_it_is() -> None:
+    plain = ["# arch-chroot /mnt", "Read the _whole_ manual first.", "---", "*", "|", "See [1] and (2)."]
+    assert read_as_text(plain) == plain
+    markdown = [*plain, "[Home](/) | [About](/about)", "![logo](/l.png)"]
+    assert read_as_text(markdown) == [
+        "arch-chroot /mnt", "Read the whole manual first.", "", "*", "|", "See [1] and (2).", "Home | About", ""
+    ]  # fmt: skip
+    text = "\n\n".join(markdown)
+    assert content_text(text) == "\n".join(markdown)
+    assert content_text(text, plain=True) == "\n".join(line for line in read_as_text(markdown) if line)

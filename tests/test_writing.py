@@ -110,7 +110,7 @@ def test_a_doc_prompt_holds_markdown_as_text_for_a_tagger_that_reads_it_so(tmp_p
     from proxkit.program import Stage
     from proxkit.writing import doc_prompts
 
-    markdown = "# Lanes\n\n* [Home](https://example.org/home) | [About](/about)\n\nThe council **approved** them."
+    markdown = "# Lanes\n\n* [Home](https://example.org/home) | [About](/about)\n\nThe council **approved** [them](/a)."
     held = {}
     for plain_markup in (True, False):
         config = TaggerConfig(

@@ -512,6 +512,9 @@ def train_tagger_command(
     doc_statistics: Annotated[
         bool, typer.Option(help="The doc probe also reads statistics of the text (punctuation, function words…).")
     ] = False,
+    plain_markup: Annotated[
+        bool, typer.Option(help="Read Markdown as the text it marks up (links as their text, no images…).")
+    ] = True,
     only_collection: Annotated[
         list[str] | None,
         typer.Option(
@@ -550,6 +553,7 @@ def train_tagger_command(
             "recurrent": recurrent,
             "chunk_budget": chunk_budget,
             "doc_statistics": doc_statistics,
+            "plain_markup": plain_markup,
         }
         config = TaggerConfig.for_base(base, depth, chosen, **options)
     except OSError as error:  # transformers: no such directory, or a hub that cannot be reached

@@ -36,24 +36,35 @@ _TARGET = r'\(\s*<?[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*>?(?:\s+"[^"]*")?\s*\)' 
 _IMAGE = re.compile(r"(?<!\\)!\[[^\[\]]*\]" + _TARGET)
 _LINK = re.compile(r"(?<!\\)\[([^\[\]]*)\]" + _TARGET)
 _HEADING = re.compile(r"^#{1,6}\s+|\s+#+$")
-_QUOTE = re.compile(r"^(?:>\s?)+")
 _STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _EMPHASIS = re.compile(r"(?<![\w*\\])([*_])(?=[^\s*_])(.+?)(?<=[^\s\\])\1(?![\w*])")
 _CODE = re.compile(r"`([^`]+)`")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
-_RULE = re.compile(r"[\s\-*_|:=]*")  # horizontal rules, table header rules
+_RULE = re.compile(r"\s*(?:[-*_|:=]\s*){3,}")  # horizontal rules, table header rules
+MARKDOWN_MIN_LINKS = 2  # lines with a link or an image that make a text Markdown (`read_as_text`)
 
 
 def plain_text(line: str) -> str:
     """A line of Markdown read as the text it marks up, whitespace collapsed: links as their text, images
-    gone, no heading, quote, emphasis or code marks, escapes undone, rule lines empty. List bullets stay
-    (HTML-to-text tools write them too). Plain text comes back as `canonical_line` gives it, but for a
-    `_word_` or `*word*` in it."""
+    gone, no heading, emphasis or code marks, escapes undone, rule lines (`---`, `* * *`, `---|---`) empty.
+    List bullets and quote marks stay (HTML-to-text tools write them too)."""
     text = _LINK.sub(r"\1", _IMAGE.sub("", line))
     text = _LINK.sub(r"\1", text)  # a link around a link's text, as `[![logo](a.png) Home](/)` becomes
-    text = _QUOTE.sub("", _HEADING.sub("", text.strip()))
+    text = _HEADING.sub("", text.strip())
     text = _ESCAPE.sub(r"\1", _CODE.sub(r"\1", _EMPHASIS.sub(r"\2", _STRONG.sub(r"\2", text))))
     return "" if _RULE.fullmatch(text) else " ".join(text.split())
+
+
+def is_markdown(lines: Sequence[str]) -> bool:
+    """Whether `lines` are Markdown: at least `MARKDOWN_MIN_LINKS` of them hold a link or an image written
+    `[text](address)`, as every converter to Markdown writes a page's links."""
+    return sum(bool(_LINK.search(line) or _IMAGE.search(line)) for line in lines) >= MARKDOWN_MIN_LINKS
+
+
+def read_as_text(lines: Sequence[str]) -> list[str]:
+    """Lines in Markdown (`is_markdown`) read as the text they mark up (`plain_text`), others as they are: in
+    plain text a `# comment`, `_word_` or `---` is text."""
+    return [plain_text(line) for line in lines] if is_markdown(lines) else list(lines)
 
 
 @dataclass(frozen=True)
@@ -115,9 +126,9 @@ def content_lines(lines: Sequence[str]) -> ContentLines:
 def content_text(text: str, plain: bool = False) -> str:
     """The content lines of `text`, one per line: what a layout-blind reader needs of a whole document (the
     doc stage's prompt is cut to a token budget, so blank lines must not spend it); with `plain`, their
-    Markdown read as text (`plain_text`: no link address spends it either)."""
+    Markdown read as text (`read_as_text`: no link address spends it either)."""
     lines = content_lines(text.split("\n")).lines
-    return "\n".join(filter(None, map(plain_text, lines)) if plain else lines)
+    return "\n".join(filter(None, read_as_text(lines)) if plain else lines)
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,7 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
          "--surface" if surface else "--no-surface", "--attention" if attention else "--no-attention",
          "--recurrent" if attention else "--no-recurrent", "--chunk-budget", "40" if surface else "0",
          "--jobs", "3" if surface else "1", "--device", "cpu",
-         "--doc-statistics" if surface else "--no-doc-statistics"],
+         "--doc-statistics" if surface else "--no-doc-statistics", *([] if surface else ["--no-plain-markup"])],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -372,7 +372,8 @@ def test_prox_train_tagger_writes_a_model_the_writer_loads(seed, config, tmp_pat
     saved = TaggerConfig.load(out)
     assert saved.metrics == report and 0 < saved.line_threshold < 1 and saved.doc_languages == ("en",)
     assert (saved.depth, saved.layers, saved.surface, saved.attention) == (4, (1, 3), surface, attention)
-    assert saved.recurrent == saved.doc_statistics == attention and saved.chunk_budget == (40 if surface else 0)
+    assert saved.recurrent == saved.doc_statistics == saved.plain_markup == attention  # plain markup by default
+    assert saved.chunk_budget == (40 if surface else 0)
     tokenizer = load_tokenizer(config.base)
     [generation] = TaggerWriter(out, tokenizer).generate([chunk_prompt_ids("[000]Home | About", tokenizer).ids], 1)
     assert generation.text in ("keep_chunk()", "remove_lines(line_start=0, line_end=0)")

@@ -29,7 +29,7 @@ from torch import nn
 
 from proxkit.inline_noise import normalize_calls, with_normalize
 from proxkit.languages import foreign_language
-from proxkit.layout import ContentLines, WordPieces, content_lines, content_text, plain_text, word_pieces
+from proxkit.layout import ContentLines, WordPieces, content_lines, content_text, read_as_text, word_pieces
 from proxkit.models.backbones import resolve_base
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
 from proxkit.models.options import TAGGER_CONFIG, check_thresholds
@@ -73,9 +73,9 @@ class TaggerConfig:
     document's lines cut into pieces of at most this many words for the doc head (`doc_reading`; None: each
     line whole, read by its first `max_line_tokens` tokens); doc_pieces_above: with `doc_piece_words`, only
     lines longer than this many words are cut (None: every line longer than `doc_piece_words`);
-    plain_markup: the backbone, `line_surface` and the doc statistics read each line's Markdown as the text
-    it marks up (`layout.plain_text`: links as their text, no images or emphasis marks…; the program is
-    written for the line as it is); features_version: the `FEATURES_VERSION` of the text features
+    plain_markup: the backbone, `line_surface` and the doc statistics read Markdown as the text it marks up
+    (`layout.read_as_text`: links as their text, no images or emphasis marks…; the program is written for
+    the lines as they are); features_version: the `FEATURES_VERSION` of the text features
     the heads were trained on (a tagger trained on other ones does not load)."""
 
     base: str
@@ -132,7 +132,7 @@ class TaggerConfig:
 
     def chunk_reading(self, lines: Sequence[str]) -> WordPieces:
         """How the backbone reads a chunk's content lines: each whole, as `plain_markup` says."""
-        return WordPieces.whole([plain_text(line) for line in lines] if self.plain_markup else lines)
+        return WordPieces.whole(read_as_text(lines) if self.plain_markup else lines)
 
     def doc_reading(self, lines: Sequence[str]) -> WordPieces:
         """How the backbone reads a document's lines for the doc head: whole, or cut into pieces
@@ -246,7 +246,7 @@ class TaggerHeads(nn.Module):
         """features: columns of the line states; surface_columns: columns of surface features after them; attention:
         one transformer encoder layer (4 heads) over the lines; recurrent: a bidirectional GRU over them;
         doc_statistics: the doc probe also reads `document_statistics` of the lines' text (with `plain_markup`,
-        of their Markdown read as text, `layout.plain_text`)."""
+        of their Markdown read as text, `layout.read_as_text`)."""
         super().__init__()
         self.features = features
         self.doc_statistics = doc_statistics
@@ -318,7 +318,7 @@ class TaggerHeads(nn.Module):
             raise ValueError("this doc probe reads the text of the lines too")
         if origins is not None:
             content = per_line_means(content, origins[: len(content)])
-        texts = [plain_text(text) for text in texts] if self.plain_markup else texts
+        texts = read_as_text(texts) if self.plain_markup else texts
         return torch.cat([pooled, document_statistics(texts[: len(content)], content)])
 
     def forward(self, lines: torch.Tensor, texts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
