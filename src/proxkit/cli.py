@@ -771,12 +771,20 @@ def evaluate_command(
             "words, a drop with none): how the doc stage fares on each extractor's text (--by rendering)."
         ),
     ] = False,
+    pages_per_collection: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="At most this many pages of each collection, each in every rendering the data holds: "
+            "extractors compared on the same pages (0: all).",
+        ),
+    ] = 0,
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
     removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
     from proxkit.train import evaluate
     from proxkit.train.seed import load_seed
-    from proxkit.train.split import held_out_split, sample_pages
+    from proxkit.train.split import held_out_split, sample_pages, sample_sources
 
     try:
         spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
@@ -790,6 +798,8 @@ def evaluate_command(
         raise typer.BadParameter(str(error)) from None
     if held_out:  # the same pages as `prox train ... --max-validation LIMIT` validates on
         examples = sample_pages(held_out_split(examples)[1], limit)
+    if pages_per_collection:
+        examples = sample_sources(examples, pages_per_collection)
     examples = examples[:limit] if limit else examples
     if clean_text:
         examples = (evaluate.clean_text_pages if stage is Stage.CHUNK else evaluate.clean_text_documents)(examples)

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from proxkit.cli import app
 from proxkit.models.tagger import TaggerConfig
 from proxkit.train.seed import Example
-from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, site_folds
+from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, sample_sources, site_folds
 
 
 def pages(count: int) -> list[Example]:
@@ -57,3 +57,36 @@ def test_a_sample_of_the_examples_holds_out_the_same_sites_as_the_whole():
     sample = [example for index, example in enumerate(examples) if index % 37 % 2 == 0]  # half of the sites
     assert held_out_split(sample)[1] == [example for example in held_out if example in sample]
     assert 0 < len(held_out) < len(examples)
+
+
+def test_pages_are_drawn_per_collection_with_all_their_renderings():
+    examples = [
+        Example(f"{name}/{page}", f"site{page}", "chunk", ["x"], [False], rendering=rendering, collection=name)
+        for name in ("a", "b") for page in range(10) for rendering in ("resiliparse", "markdown")
+    ]  # fmt: skip
+    sample = sample_sources(examples, 3)
+    for collection in ("a", "b"):
+        drawn = [e for e in sample if e.collection == collection]
+        assert len({e.source for e in drawn}) == 3
+        assert all(
+            {e.rendering for e in drawn if e.source == source} == {"resiliparse", "markdown"}
+            for source in {e.source for e in drawn}
+        )
+    assert sample_sources(examples, 3) == sample and len(sample_sources(examples, 20)) == len(examples)
+
+
+def test_prox_evaluate_scores_the_same_pages_in_each_rendering(tmp_path, tiny_backbone):
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32)
+    directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
+    data = tmp_path / "seed.jsonl"
+    records = [
+        {"source": f"c/{page}", "site": f"s{page}", "stage": "chunk", "text": "Some words here.", "labels": [1],
+         "gold": "x", "rendering": rendering}
+        for page in range(6) for rendering in ("resiliparse", "markdown")
+    ]  # fmt: skip
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    args = ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--by", "rendering"]
+    result = CliRunner().invoke(app, [*args, "--pages-per-collection", "2"])
+    assert result.exit_code == 0, result.output
+    groups = json.loads(result.stdout)["groups"]
+    assert groups["rendering=resiliparse"]["model"]["pages"] == groups["rendering=markdown"]["model"]["pages"] == 2

@@ -32,6 +32,21 @@ def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list
     return chosen
 
 
+def sample_sources(examples: Sequence[Example], per_collection: int, seed: int = 0) -> list[Example]:
+    """Every example of at most `per_collection` pages (`source`) of each collection, drawn at random (one
+    generator over the collections present, in name order): a page's renderings all come, so extractors are
+    compared on the same pages."""
+    by_collection: dict[str, set[str]] = {}
+    for example in examples:
+        by_collection.setdefault(example.collection or example.source.split("/")[0], set()).add(example.source)
+    rng, chosen = random.Random(seed), set()
+    for _, sources in sorted(by_collection.items()):
+        drawn = sorted(sources)
+        rng.shuffle(drawn)
+        chosen.update(drawn[:per_collection])
+    return [example for example in examples if example.source in chosen]
+
+
 def site_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[int]:
     """A fold number per example such that all pages of one site share a fold. A site's fold is a hash of
     its name alone, so a sample of the examples splits as the whole does: the held-out sites of a
