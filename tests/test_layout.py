@@ -95,7 +95,9 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
         ),
         ("[![logo](/l.gif) Get it by mail!](/subscribe)", "Get it by mail!"),
         ("See [Python](https://en.wikipedia.org/wiki/Python_(language)) and `print()`", "See Python and print()"),
-        ("> quoted \\*not emphasis\\* and 1\\. item", "> quoted *not emphasis* and 1. item"),
+        ("> > quoted \\*not emphasis\\* and 1\\. item", "quoted *not emphasis* and 1. item"),
+        ("**CITIZENS for", "CITIZENS for"),
+        ("![](/s.gif) | ![](/s.gif) | ![](/s.gif)", ""),
         ("---|---:", ""),
         ("* * *", ""),
     ],
@@ -116,7 +118,7 @@ def test_only_markdown_is_read_as_text_and_plain_text_stays_as_it_is() -> None:
     assert read_as_text(plain) == plain
     markdown = [*plain, "[Home](/) | [About](/about)", "![logo](/l.png)"]
     assert read_as_text(markdown) == [
-        "arch-chroot /mnt", "Read the whole manual first.", "", "*", "|", "See [1] and (2).", "Home | About", ""
+        "arch-chroot /mnt", "Read the whole manual first.", "", "", "", "See [1] and (2).", "Home | About", ""
     ]  # fmt: skip
     text = "\n\n".join(markdown)
     assert content_text(text) == "\n".join(markdown)

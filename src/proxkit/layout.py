@@ -36,23 +36,26 @@ _TARGET = r'\(\s*<?[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*>?(?:\s+"[^"]*")?\s*\)' 
 _IMAGE = re.compile(r"(?<!\\)!\[[^\[\]]*\]" + _TARGET)
 _LINK = re.compile(r"(?<!\\)\[([^\[\]]*)\]" + _TARGET)
 _HEADING = re.compile(r"^#{1,6}\s+|\s+#+$")
+_QUOTE = re.compile(r"^(?:>\s?)+")
 _STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_UNPAIRED = re.compile(r"\*\*|__")  # the mark of a bold run that goes on over other lines
 _EMPHASIS = re.compile(r"(?<![\w*\\])([*_])(?=[^\s*_])(.+?)(?<=[^\s\\])\1(?![\w*])")
 _CODE = re.compile(r"`([^`]+)`")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
-_RULE = re.compile(r"\s*(?:[-*_|:=]\s*){3,}")  # horizontal rules, table header rules
+_MARKS_ONLY = re.compile(r"[\s\-*_|:=#>+]*")  # rules (`---`, `* * *`), table rules and empty cells, bare marks
 MARKDOWN_MIN_LINKS = 2  # lines with a link or an image that make a text Markdown (`read_as_text`)
 
 
 def plain_text(line: str) -> str:
     """A line of Markdown read as the text it marks up, whitespace collapsed: links as their text, images
-    gone, no heading, emphasis or code marks, escapes undone, rule lines (`---`, `* * *`, `---|---`) empty.
-    List bullets and quote marks stay (HTML-to-text tools write them too)."""
+    gone, no heading, quote, emphasis or code marks, escapes undone; a line of marks alone (`---`, `* * *`,
+    `---|---`, `| |`) empty. List bullets stay (HTML-to-text tools write them too)."""
     text = _LINK.sub(r"\1", _IMAGE.sub("", line))
     text = _LINK.sub(r"\1", text)  # a link around a link's text, as `[![logo](a.png) Home](/)` becomes
-    text = _HEADING.sub("", text.strip())
-    text = _ESCAPE.sub(r"\1", _CODE.sub(r"\1", _EMPHASIS.sub(r"\2", _STRONG.sub(r"\2", text))))
-    return "" if _RULE.fullmatch(text) else " ".join(text.split())
+    text = _QUOTE.sub("", _HEADING.sub("", text.strip()))
+    text = _UNPAIRED.sub("", _EMPHASIS.sub(r"\2", _STRONG.sub(r"\2", text)))
+    text = _ESCAPE.sub(r"\1", _CODE.sub(r"\1", text))
+    return "" if _MARKS_ONLY.fullmatch(text) else " ".join(text.split())
 
 
 def is_markdown(lines: Sequence[str]) -> bool:
