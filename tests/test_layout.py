@@ -97,6 +97,8 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
         ("See [Python](https://en.wikipedia.org/wiki/Python_(language)) and `print()`", "See Python and print()"),
         ("> > quoted \\*not emphasis\\* and 1\\. item", "quoted *not emphasis* and 1. item"),
         ("**CITIZENS for", "CITIZENS for"),
+        ("> ## Quoted title", "Quoted title"),
+        ("[\u200b](/x) **\u200b**", ""),
         ("![](/s.gif) | ![](/s.gif) | ![](/s.gif)", ""),
         ("---|---:", ""),
         ("* * *", ""),
@@ -123,3 +125,17 @@ def test_only_markdown_is_read_as_text_and_plain_text_stays_as_it_is() -> None:
     text = "\n\n".join(markdown)
     assert content_text(text) == "\n".join(markdown)
     assert content_text(text, plain=True) == "\n".join(line for line in read_as_text(markdown) if line)
+
+
+@pytest.mark.timeout(20)  # each line took 30-60 s with lazy spans that ran to the line's end for every mark
+@pytest.mark.parametrize("unit", ["_a ", "**a ", "__a ", "*a ", "o._p + ", "[a](", "(", " #"])
+def test_markdown_marks_without_an_end_are_read_in_linear_time(unit: str) -> None:
+    line = unit * (100_000 // len(unit))
+    assert plain_text(line) is not None
+    assert read_as_text(["[a](/a) [b](/b)", "[c](/c)", line])[-1] == plain_text(line)
+
+
+def test_markdown_with_nothing_left_to_read_is_read_as_it_is() -> None:
+    gallery = ["![a](/1.jpg)", "![b](/2.jpg)", "[![c](/3.jpg)](/3)"]
+    assert read_as_text(gallery) == gallery
+    assert content_text("\n\n".join(gallery), plain=True) == "\n".join(gallery)

@@ -790,6 +790,8 @@ def evaluate_command(
         spec = resolve(model, stage, backend, **_backend_options(backend, base_url, api_key, tokenizer, device, dtype))
         if full_pages and (stage is Stage.CHUNK or clean_text):
             raise ValueError("--full-pages judges the doc stage on chunk pages: give it doc, without --clean-text")
+        if pages_per_collection and limit:
+            raise ValueError("--pages-per-collection draws whole pages, each in every rendering: not with --limit")
         read = Stage.CHUNK if clean_text or full_pages else stage  # both are made of the chunk pages
         examples = [e for e in load_seed(data) if e.stage == read and (not collection or e.collection in collection)]
         groups = [field.strip() for field in by.split(",") if field.strip()]

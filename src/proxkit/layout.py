@@ -14,9 +14,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-READER_VERSION = 2
+READER_VERSION = 3
 """Changes whenever what a layout-blind reader sees of a text changes (2: lines of only format characters are
-blank), so a program cache written under an earlier rule is not reused."""
+blank; 3: Markdown read as text, `read_as_text`, for taggers with `plain_markup`: bump it when those rules
+change), so a program cache written under an earlier rule is not reused."""
 
 
 def has_visible_text(text: str) -> bool:
@@ -35,11 +36,11 @@ def canonical_line(line: str) -> str:
 _TARGET = r'\(\s*<?[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*>?(?:\s+"[^"]*")?\s*\)'  # (url "title"), url may hold (…)
 _IMAGE = re.compile(r"(?<!\\)!\[[^\[\]]*\]" + _TARGET)
 _LINK = re.compile(r"(?<!\\)\[([^\[\]]*)\]" + _TARGET)
-_HEADING = re.compile(r"^#{1,6}\s+|\s+#+$")
+_HEADING = re.compile(r"^#{1,6}\s+|(?<=\s)#+$")
 _QUOTE = re.compile(r"^(?:>\s?)+")
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1")  # a span stops at the next mark: linear
 _UNPAIRED = re.compile(r"\*\*|__")  # the mark of a bold run that goes on over other lines
-_EMPHASIS = re.compile(r"(?<![\w*\\])([*_])(?=[^\s*_])(.+?)(?<=[^\s\\])\1(?![\w*])")
+_EMPHASIS = re.compile(r"(?<![\w*\\])([*_])(?=[^\s*_])((?:(?!\1).)+?)(?<=[^\s\\])\1(?![\w*])")
 _CODE = re.compile(r"`([^`]+)`")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 _MARKS_ONLY = re.compile(r"[\s\-*_|:=#>+]*")  # rules (`---`, `* * *`), table rules and empty cells, bare marks
@@ -52,10 +53,10 @@ def plain_text(line: str) -> str:
     `---|---`, `| |`) empty. List bullets stay (HTML-to-text tools write them too)."""
     text = _LINK.sub(r"\1", _IMAGE.sub("", line))
     text = _LINK.sub(r"\1", text)  # a link around a link's text, as `[![logo](a.png) Home](/)` becomes
-    text = _QUOTE.sub("", _HEADING.sub("", text.strip()))
+    text = _HEADING.sub("", _QUOTE.sub("", text.strip()))
     text = _UNPAIRED.sub("", _EMPHASIS.sub(r"\2", _STRONG.sub(r"\2", text)))
     text = _ESCAPE.sub(r"\1", _CODE.sub(r"\1", text))
-    return "" if _MARKS_ONLY.fullmatch(text) else " ".join(text.split())
+    return "" if _MARKS_ONLY.fullmatch(text) else canonical_line(text)
 
 
 def is_markdown(lines: Sequence[str]) -> bool:
@@ -66,8 +67,12 @@ def is_markdown(lines: Sequence[str]) -> bool:
 
 def read_as_text(lines: Sequence[str]) -> list[str]:
     """Lines in Markdown (`is_markdown`) read as the text they mark up (`plain_text`), others as they are: in
-    plain text a `# comment`, `_word_` or `---` is text."""
-    return [plain_text(line) for line in lines] if is_markdown(lines) else list(lines)
+    plain text a `# comment`, `_word_` or `---` is text. Markdown with no text (a gallery of images, a
+    list of bare links to addresses) is read as it is too: its marks are all there is to judge."""
+    if not is_markdown(lines):
+        return list(lines)
+    read = [plain_text(line) for line in lines]
+    return read if any(read) else list(lines)
 
 
 @dataclass(frozen=True)

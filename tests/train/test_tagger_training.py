@@ -643,3 +643,23 @@ def test_with_plain_markup_training_reads_markdown_as_its_text(config, tmp_path)
     as_is = tagger.StateStore(tmp_path / "states", config)
     assert as_is.read_lines(pages[0]) == markdown
     assert not torch.allclose(*as_is.all(pages), atol=1e-3)
+
+
+def test_with_a_chunk_budget_training_reads_each_chunk_as_the_writer_does(config, tmp_path):
+    from proxkit.models.tagger import _read_prompt
+    from proxkit.program import Mode
+    from proxkit.train.seed import Example
+    from proxkit.writing import chunk_prompts
+
+    reading = TaggerConfig(**{**config.__dict__, "plain_markup": True})
+    links = [f"[Link {i}](/l{i}) and [more](/m{i})" for i in range(6)]
+    lines = links + ["## Section", "The **council** voted _yes_."] * 12  # links in the first chunk only
+    page = Example("p", "p", "chunk", lines, [False] * len(lines))
+    store = tagger.StateStore(tmp_path / "states", reading, chunk_budget=120)
+    tokenizer = tagger.prompt_tokenizer(reading)
+    prompts = chunk_prompts("\n".join(lines), tokenizer, Mode.STRICT, 120, 100_000, 64, content_only=True).prompts
+    at_run_time = [
+        line for prompt in prompts for line in _read_prompt(tokenizer.decode(prompt.ids), reading).read.pieces
+    ]
+    assert len(prompts) > 1 and store.read_lines(page) == at_run_time
+    assert at_run_time[0] == "Link 0 and more" and at_run_time[-1] == "The **council** voted _yes_."

@@ -22,6 +22,7 @@ import torch
 from loguru import logger
 
 from proxkit.languages import guess_language
+from proxkit.layout import is_markdown
 from proxkit.models.tagger import HEADS_FILE, Backbone, DocProbe, TaggerConfig, TaggerHeads, doc_prompt_lines
 from proxkit.models.writer import dtype_name
 from proxkit.prompts import Tokenizer
@@ -74,10 +75,12 @@ class StateStore:
 
     def read_lines(self, example: Example) -> list[str]:
         """The lines the backbone reads of the example: a document's as its doc head reads them
-        (`TaggerConfig.doc_reading`), a page's as its chunks are read (`TaggerConfig.chunk_reading`)."""
+        (`TaggerConfig.doc_reading`), a page's chunk by chunk as the writer reads each chunk
+        (`TaggerConfig.chunk_reading`: whether a chunk is Markdown is judged on its own lines)."""
         if example.stage == "doc":
             return self.config.doc_reading(example.lines).pieces
-        return self.config.chunk_reading(example.lines).pieces
+        read = self.config.chunk_reading
+        return [line for start, end in self.chunks(example) for line in read(example.lines[start:end]).pieces]
 
     def _key(self, example: Example) -> str:
         """The example's cache name: what the backbone reads of it, and for a chunked chunk page the budget
@@ -90,9 +93,11 @@ class StateStore:
     def chunks(self, example: Example) -> Ranges:
         """The (start, end) line ranges the writer reads this example in: its run-time chunks (chunk stage,
         with a budget), else the whole example."""
-        if not self.chunk_budget or example.stage != "chunk":
+        if example.stage != "chunk":
             return [(0, len(self.read_lines(example)))]
-        key = self._key(example)
+        if not self.chunk_budget:
+            return [(0, len(example.lines))]
+        key = hashlib.sha1("\n".join(example.lines).encode(errors="surrogatepass")).hexdigest()
         if key not in self._chunks:
             from proxkit.prompts import chunk_document, line_cost
 
@@ -488,20 +493,22 @@ def page_doc_states(
     """Doc-stage examples of pages whose line states are known, with the states of their first forward pass
     (what the doc head reads) cut from the page's: no backbone run needed. When the page was read in
     `chunks`, only the rows of its first chunk are exact (a causal backbone's states of a prefix do not
-    depend on what follows it), so the window is cut to that chunk."""
+    depend on what follows it), so the window is cut to that chunk. A page read as plain text
+    (`plain_markup`, Markdown) is not reused: its doc prompt holds other lines."""
     from proxkit.models.tagger import Segmenter
 
     if config.doc_piece_words:  # the doc head reads pieces of lines, not the page's lines
         return [], []
     segmenter = Segmenter(config)
     tokenizer = prompt_tokenizer(config)
+
     by_source = {page.source: index for index, page in enumerate(pages)}
     chosen, states = [], []
     for doc in docs:
         index = by_source.get(doc.source)
-        if index is not None and doc.lines == pages[index].lines:
-            read = config.chunk_reading(doc.lines).pieces
-            end = segmenter.windows(segmenter.pieces(read))[0][1]
+        plain = config.plain_markup and is_markdown(doc.lines)
+        if index is not None and doc.lines == pages[index].lines and not plain:
+            end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
             if chunks is not None:
                 end = min(end, chunks[index][0][1])
             end = min(
@@ -509,7 +516,7 @@ def page_doc_states(
             )  # the run-time prompt may hold fewer
             chosen.append(doc)
             # the backbone's columns of the page's states, with surface features of these lines alone
-            states.append(config.head_inputs(page_states[index][:end, : config.features], read[:end]))
+            states.append(config.head_inputs(page_states[index][:end, : config.features], doc.lines[:end]))
     return chosen, states
 
 
