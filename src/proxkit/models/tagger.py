@@ -76,8 +76,8 @@ class TaggerConfig:
     plain_markup: the backbone, `line_surface` and the doc statistics read Markdown as the text it marks up
     (`layout.read_as_text`, judged per chunk and per document: links as their text, no images or emphasis
     marks…), and a local run's doc prompt holds that text (`writing.doc_prompts`); the program and a word
-    head's `normalize` calls are written for the lines as they are; features_version: the `FEATURES_VERSION` of the text features
-    the heads were trained on (a tagger trained on other ones does not load)."""
+    head's `normalize` calls are written for the lines as they are; features_version: the `FEATURES_VERSION`
+    of the text features the heads were trained on (a tagger trained on other ones does not load)."""
 
     base: str
     depth: int = 4
