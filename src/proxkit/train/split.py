@@ -13,6 +13,11 @@ from proxkit.train.seed import Example
 HELD_OUT_FOLDS = 5  # the held-out side is site fold 0 of this many
 
 
+def collection_of(example: Example) -> str:
+    """The collection an example is drawn from: its `collection`, else the first part of its `source`."""
+    return example.collection or example.source.split("/")[0]
+
+
 def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list[Example]:
     """At most `limit` examples (0: all), drawn at random but fairly across collections (default: the first
     part of `source`)."""
@@ -20,7 +25,7 @@ def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list
         return list(examples)
     groups: dict[str, list[Example]] = {}
     for example in examples:
-        groups.setdefault(example.collection or example.source.split("/")[0], []).append(example)
+        groups.setdefault(collection_of(example), []).append(example)
     rng = random.Random(seed)
     for group in groups.values():
         rng.shuffle(group)
@@ -38,7 +43,7 @@ def sample_sources(examples: Sequence[Example], per_collection: int, seed: int =
     compared on the same pages."""
     by_collection: dict[str, set[str]] = {}
     for example in examples:
-        by_collection.setdefault(example.collection or example.source.split("/")[0], set()).add(example.source)
+        by_collection.setdefault(collection_of(example), set()).add(example.source)
     rng, chosen = random.Random(seed), set()
     for _, sources in sorted(by_collection.items()):
         drawn = sorted(sources)

@@ -82,11 +82,12 @@ class StateStore:
         read = self.config.chunk_reading
         return [line for start, end in self.chunks(example) for line in read(example.lines[start:end]).pieces]
 
-    def _key(self, example: Example) -> str:
-        """The example's cache name: what the backbone reads of it, and for a chunked chunk page the budget
-        (and that each chunk's lines are numbered from 0: caches of the earlier global numbers are not read)."""
+    def _key(self, example: Example, read: Sequence[str] | None = None) -> str:
+        """The example's cache name: what the backbone reads of it (`read`: its `read_lines`, when the caller
+        has them), and for a chunked chunk page the budget (and that each chunk's lines are numbered from 0:
+        caches of the earlier global numbers are not read)."""
         budget = self.chunk_budget if example.stage == "chunk" else 0
-        text = "\n".join(self.read_lines(example))
+        text = "\n".join(self.read_lines(example) if read is None else read)
         name = f"{example.stage}\0{example.source}\0{text}" + (f"\0chunks of {budget} from 0" if budget else "")
         return hashlib.sha1(name.encode(errors="surrogatepass")).hexdigest()
 
@@ -107,9 +108,9 @@ class StateStore:
         return self._chunks[key]
 
     def states(self, example: Example) -> torch.Tensor:
-        path = self.folder / f"{self._key(example)}.pt"
-        chunks = self.chunks(example)
-        lines = self.read_lines(example)
+        lines = self.read_lines(example)  # read once: Markdown is read as text line by line
+        path = self.folder / f"{self._key(example, lines)}.pt"
+        chunks = self.chunks(example) if example.stage == "chunk" else [(0, len(lines))]
         if path.exists():
             states = torch.load(path)
         else:
