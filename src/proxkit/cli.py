@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -529,6 +529,13 @@ def train_tagger_command(
             "machines fill one --states cache; then run without it to train."
         ),
     ] = None,
+    also_rendering: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also train on the pages drawn by --max-pages in this rendering (repeatable): it joins them "
+            "without being drawn, so the draw stays that of the other renderings."
+        ),
+    ] = None,
 ) -> None:
     """Train the line tagger (LM backbone + small heads): cross-validate by site, then write the model."""
     from proxkit.models.tagger import DepthError, LayersError, TaggerConfig
@@ -563,9 +570,9 @@ def train_tagger_command(
     except LayersError as error:
         raise typer.BadParameter(str(error), param_hint="--layers") from None
     only = tuple(only_collection or ())
-    plan = TrainingPlan(
-        max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype, clean_copies, only, share
-    )
+    extra = tuple(also_rendering or ())
+    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype)
+    plan = replace(plan, clean_copies=clean_copies, only_collections=only, shard=share, also_renderings=extra)
     try:
         report = tagger.train_and_validate(examples, config, output, states, plan)
     except tagger.UnknownCollections as error:

@@ -1,6 +1,7 @@
 """Seed splits: by site, and the same held-out pages in every command."""
 
 import json
+from dataclasses import replace
 
 from models.test_tagger import write_tagger
 from typer.testing import CliRunner
@@ -8,7 +9,14 @@ from typer.testing import CliRunner
 from proxkit.cli import app
 from proxkit.models.tagger import TaggerConfig
 from proxkit.train.seed import Example
-from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, sample_sources, site_folds
+from proxkit.train.split import (
+    HELD_OUT_FOLDS,
+    held_out_split,
+    sample_pages,
+    sample_sources,
+    sample_with_renderings,
+    site_folds,
+)
 
 
 def pages(count: int) -> list[Example]:
@@ -22,6 +30,17 @@ def test_site_folds_keep_a_site_together_and_sampling_is_fair():
         assert len({f for e, f in zip(examples, folds, strict=True) if e.site == site}) == 1
     sample = sample_pages([*examples, Example("c/0", "c", "chunk", ["x"], [False])], 7)
     assert len(sample) == 7 and any(e.source == "c/0" for e in sample)
+
+
+def test_renderings_joining_a_draw_come_for_the_pages_drawn_and_leave_the_draw_as_it_was():
+    drawn = [replace(e, rendering="html") for e in pages(30)]
+    markdown = [replace(e, rendering="markdown") for e in reversed(pages(30))]
+    alone = sample_pages(drawn, 10)
+    sample = sample_with_renderings(drawn + markdown, 10, ["markdown"])
+    assert sample[:10] == alone
+    assert sorted(e.source for e in sample[10:]) == sorted(e.source for e in alone)
+    assert {e.rendering for e in sample[10:]} == {"markdown"}
+    assert sample_with_renderings(drawn + markdown, 10) == sample_pages(drawn + markdown, 10)
 
 
 def test_the_held_out_side_is_whole_sites_and_depends_only_on_the_examples():

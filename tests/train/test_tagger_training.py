@@ -627,6 +627,42 @@ def test_prox_train_tagger_samples_pages_leaves_collections_out_and_trains_on_cl
     assert all(len(pages) <= 8 for pages in sampled) and {len(pages) for pages in sampled[1:]} == {3}
 
 
+def test_prox_train_tagger_also_trains_on_another_rendering_of_the_pages_it_draws(config, tmp_path, monkeypatch):
+    seed = write_seed(tmp_path / "seed.jsonl", pages=12)
+    records = [json.loads(line) for line in seed.read_text().splitlines()]
+    markdown = [{**r, "rendering": "markdown", "text": r["text"].replace("Home", "[Home](/)")} for r in records[:12]]
+    both = tmp_path / "both.jsonl"
+    both.write_text("".join(json.dumps(record) + "\n" for record in records + markdown))
+    trained, train_heads = [], tagger.train_heads
+    monkeypatch.setattr(tagger, "train_heads", lambda units, *rest: trained.append(units) or train_heads(units, *rest))
+    args = [
+        "train",
+        "tagger",
+        "--base",
+        config.base,
+        "--depth",
+        "4",
+        "--layers",
+        "2,4",
+        "--states",
+        str(tmp_path / "states"),
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--chunk-budget",
+        "0",
+        "--max-pages",
+        "6",
+    ]
+    for data, option in ((seed, []), (both, ["--also-rendering", "markdown"])):
+        result = CliRunner().invoke(app, [*args, "--seed", str(data), "-o", str(tmp_path / data.stem), *option])
+        assert result.exit_code == 0, result.output
+    alone, joined = ([u for u in units if u.stage == "chunk"] for units in trained)
+    assert all(u.rendering is None for u in alone) and [u for u in joined if u.rendering is None] == alone
+    assert sorted(u.source for u in joined if u.rendering == "markdown") == sorted(u.source for u in alone)
+
+
 def test_with_plain_markup_training_reads_markdown_as_its_text(config, tmp_path):
     from proxkit.train.seed import Example
 

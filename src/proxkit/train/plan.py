@@ -15,7 +15,8 @@ class TrainingPlan:
     each sampled page's gold read alone, every line content (text already cleaned once), never tested on;
     with `only_collections`, only those collections' leave-one-collection-out folds run (no final heads);
     with a `shard` (index, count), only every count-th example's line states from the index-th are computed
-    (with `extract_only`: one of count processes or machines filling one states cache)."""
+    (with `extract_only`: one of count processes or machines filling one states cache); `also_renderings`
+    join the pages drawn in those renderings too (`split.sample_with_renderings`)."""
 
     max_pages: int = 0
     folds: int = 5
@@ -28,6 +29,7 @@ class TrainingPlan:
     clean_copies: bool = False
     only_collections: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
+    also_renderings: tuple[str, ...] = ()
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -37,6 +37,17 @@ def sample_pages(examples: Sequence[Example], limit: int, seed: int = 0) -> list
     return chosen
 
 
+def sample_with_renderings(
+    examples: Sequence[Example], limit: int, renderings: Sequence[str] = (), seed: int = 0
+) -> list[Example]:
+    """`sample_pages` of the examples in other renderings than `renderings`, then every example in one of
+    `renderings` of a page drawn: those renderings join the pages drawn without changing the draw."""
+    extra = set(renderings)
+    drawn = sample_pages([example for example in examples if example.rendering not in extra], limit, seed)
+    sources = {example.source for example in drawn}
+    return drawn + [example for example in examples if example.rendering in extra and example.source in sources]
+
+
 def sample_sources(examples: Sequence[Example], per_collection: int, seed: int = 0) -> list[Example]:
     """Every example of at most `per_collection` pages (`source`) of each collection, drawn at random (one
     generator over the collections present, in name order): a page's renderings all come, so extractors are

@@ -31,7 +31,7 @@ from proxkit.train.metrics import c4_line_rule, chunk_report, mean
 from proxkit.train.plan import TrainingPlan
 from proxkit.train.progress import Progress, run_fingerprint
 from proxkit.train.seed import Example
-from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_pages, site_folds
+from proxkit.train.split import HELD_OUT_FOLDS, held_out_split, sample_with_renderings, site_folds
 
 STATES_VERSION = 2  # bump when the way line states are computed changes
 Ranges = list[tuple[int, int]]  # (start, end) line ranges of an example, one per run-time chunk
@@ -630,7 +630,7 @@ def train_and_validate(
     validated. None when `plan.extract_only` or with a `plan.shard` (its share of the states only). With
     `plan.only_collections`, those folds alone: their report, written to `FOLDS_REPORT` in `output`, and no
     heads."""
-    pages = sample_pages([e for e in examples if e.stage == "chunk"], plan.max_pages)
+    pages = sample_with_renderings([e for e in examples if e.stage == "chunk"], plan.max_pages, plan.also_renderings)
     only = plan.only_collections
     check_collections(pages, only)  # before hours of line states
     chunk = pages + (clean_text_pages(pages) if plan.clean_copies else [])
