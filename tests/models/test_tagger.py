@@ -293,6 +293,27 @@ def test_chunks_outside_the_taggers_languages_get_the_c4_rules_program_and_say_s
     assert generation.text == "keep_chunk()" and generation.note is None
 
 
+TITLE = ' "Read the whole story about the opening of the library and what the people of the town said about it"'
+FINNISH_MARKDOWN = [
+    "**Kirjasto avattiin lauantaina, ja se on nyt auki kaikille.**",
+    f"[Jaa Facebookissa](https://www.facebook.com/sharer{TITLE})",
+    f"Hän sanoi että se oli [myös hyvä](https://example.com/news{TITLE}), mutta ei niin kuin ennen.",
+]
+
+
+def test_the_language_and_the_rule_of_a_markdown_chunk_read_its_text_not_its_link_titles(tmp_path, config):
+    tokenizer = load_tokenizer(config.base)
+    finnish = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(FINNISH_MARKDOWN)), tokenizer)
+    written, english = [], {**config.__dict__, "languages": ("en",)}
+    for plain in (False, True):
+        directory = write_tagger(
+            tmp_path / str(plain), TaggerConfig(**{**english, "plain_markup": plain}), -10.0, -10.0
+        )
+        written += TaggerWriter(directory, tokenizer).generate([finnish.ids], max_new_tokens=1)
+    assert [g.note for g in written] == [None, "c4_line_rule: fi"]  # as it is, the link titles read as English
+    assert written[1].text == "remove_lines(line_start=1, line_end=1)"  # the bold sentence is kept
+
+
 FINNISH_ARTICLE = " ".join(FINNISH[0::2] * 4)
 
 

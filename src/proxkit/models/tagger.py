@@ -531,19 +531,20 @@ class TaggerWriter(ProgramWriter):
         """The program of a prompt the heads need not or cannot read, named in its note; else None. A chunk
         without lines keeps itself; one outside the tagger's languages gets the C4 line rule's program. A
         document outside them is kept unjudged: the doc head was not validated there, and a doc-level rule
-        for other languages is no better (the Gopher rules count English stop words)."""
-        lines = reading.content.lines
-        if not lines and not reading.is_doc:
+        for other languages is no better (the Gopher rules count English stop words). The language and the
+        rule read what the backbone would (`reading.read`: Markdown as its text, not its link titles)."""
+        if not reading.content.lines and not reading.is_doc:
             return Generation(KeepChunk().render())
         languages = self.config.languages
         if reading.is_doc and self.config.doc_languages is not None:
             languages = self.config.doc_languages
-        language = foreign_language(lines, languages) if languages is not None else None
+        read = reading.read.pieces
+        language = foreign_language(read, languages) if languages is not None else None
         if language is None:
             return None
         if reading.is_doc:
             return Generation(KeepDoc().render(), note=f"{UNJUDGED}: {language}")
-        remove = [not keep for keep in c4_line_rule(lines)]
+        remove = [not keep for keep in c4_line_rule(read)]  # a chunk's reading: one piece per content line
         program = Program.removing(reading.content.spread(remove), reading.first_number)
         return Generation(program.render(), note=f"{C4_FALLBACK}: {language}")
 
