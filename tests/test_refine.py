@@ -275,6 +275,30 @@ def test_slurm_executor_writes_a_launch_script_and_submits_it(tiny_refiner, tmp_
     assert "launch_pickled_pipeline" in (tmp_path / "submitted.txt").read_text()
 
 
+def test_local_workers_run_tasks_side_by_side_with_the_same_outputs(tiny_refiner, tmp_path, monkeypatch):
+    from datatrove import executor
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for part in range(2):
+        records = [{"id": f"p{part}-{i}", "text": f"Part {part}, page {i}.\nSome words in a line."} for i in range(2)]
+        write_jsonl(inputs / f"part{part}.jsonl", records)
+    built = []
+
+    class Recorded(executor.LocalPipelineExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self.workers)
+
+    monkeypatch.setattr(executor, "LocalPipelineExecutor", Recorded)
+    common = [str(inputs), *models(tiny_refiner), *FAST, "--tasks", "2"]
+    prox("refine", *common, "-o", str(tmp_path / "one"))
+    prox("refine", *common, "--workers", "2", "-o", str(tmp_path / "two"))
+    assert built == [1, 2]
+    one, two = (outputs(tmp_path / name) for name in ("one", "two"))
+    assert one == two and len(one["data"]) + len(one["dropped"]) == 4
+
+
 def test_local_workers_share_the_cores_and_threads_can_be_set(tmp_path, monkeypatch):
     import os
 

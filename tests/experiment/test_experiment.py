@@ -123,6 +123,33 @@ def test_prox_experiment_end_to_end_and_resumes(tmp_path):
     assert (out / "results.md").read_text() == table
 
 
+def test_prox_experiment_reads_the_keys_limit_refiners_and_learning_rate_it_is_given(tmp_path, tiny_refiner):
+    from proxkit.run import read_records
+
+    pool = tmp_path / "pool.jsonl"
+    documents = [{"doc_id": f"d{i}", "content": "\n".join(PROSE[i % 6 :] + PROSE[: i % 6])} for i in range(9)]
+    pool.write_text("\n".join(json.dumps(d) for d in documents) + "\n")
+    out = tmp_path / "out"
+    args = ["experiment", str(pool), "-o", str(out), "--benchmarks", str(write_benchmarks(tmp_path / "bench"))]
+    args += ["--seeds", "1", "--tokens", "1024", "--model-size", "tiny", "--batch", "2", "--eval-limit", "1"]
+    args += ["--wikitext-pages", "1", "--text-key", "content", "--id-key", "doc_id", "--limit", "6", "--device", "cpu"]
+    args += ["--doc-model", str(tiny_refiner), "--chunk-model", str(tiny_refiner)]
+    losses = {}
+    for lr in ("0.01", "1e-7"):  # the same corpora, a run folder per learning rate
+        result = invoke(*args, "--lr", lr)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        summary = json.loads((out / "results.json").read_text())
+        assert summary["config"]["lr"] == float(lr) and summary["arms"]["raw"]["corpus"]["documents"] == 6
+        [run] = set((out / "runs").glob("*/raw-seed0.json")) - set(losses.values())
+        losses[lr] = run
+    losses = {lr: json.loads(path.read_text())["train"]["final_loss"] for lr, path in losses.items()}
+    assert losses["1e-7"] > losses["0.01"] + 0.5  # a rate that barely moves the weights learns nothing
+    refined = json.loads((out / "corpora" / "prox" / "stats.json").read_text())["config"]
+    assert refined["doc_model"] == refined["chunk_model"] == str(tiny_refiner)
+    records = read_records(out / "corpora" / "prox" / "data") + read_records(out / "corpora" / "prox" / "dropped")
+    assert sorted(record["id"] for record in records) == [f"d{i}" for i in range(6)]
+
+
 def test_prox_experiment_names_a_missing_benchmark_folder(tmp_path):
     result = invoke(
         "experiment", str(tmp_path / "pool.jsonl"), "-o", str(tmp_path / "o"), "--benchmarks", str(tmp_path / "none")
