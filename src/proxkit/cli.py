@@ -786,6 +786,13 @@ def evaluate_command(
             "extractors compared on the same pages (0: all).",
         ),
     ] = 0,
+    rendering: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only examples in this rendering (repeatable), kept after the pages are drawn: the same pages "
+            "as a run over all renderings."
+        ),
+    ] = None,
 ) -> None:
     """Score a refiner on labelled examples next to the rule baselines: doc accuracy and keep-F1; chunk
     removed-line F1, kept-line F1 and content-word F1 (prints JSON)."""
@@ -810,6 +817,7 @@ def evaluate_command(
     if pages_per_collection:
         examples = sample_sources(examples, pages_per_collection)
     examples = examples[:limit] if limit else examples
+    examples = [e for e in examples if e.rendering in rendering] if rendering else examples
     if clean_text:
         examples = (evaluate.clean_text_pages if stage is Stage.CHUNK else evaluate.clean_text_documents)(examples)
     if full_pages:

@@ -109,5 +109,8 @@ def test_prox_evaluate_scores_the_same_pages_in_each_rendering(tmp_path, tiny_ba
     assert result.exit_code == 0, result.output
     groups = json.loads(result.stdout)["groups"]
     assert groups["rendering=resiliparse"]["model"]["pages"] == groups["rendering=markdown"]["model"]["pages"] == 2
+    one = CliRunner().invoke(app, [*args, "--pages-per-collection", "2", "--rendering", "markdown"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["groups"] == {"rendering=markdown": groups["rendering=markdown"]}  # the same pages
     limited = CliRunner().invoke(app, [*args, "--pages-per-collection", "2", "--limit", "3"])
     assert limited.exit_code == 2 and "not with --limit" in limited.output
