@@ -275,7 +275,7 @@ def test_slurm_executor_writes_a_launch_script_and_submits_it(tiny_refiner, tmp_
     assert "launch_pickled_pipeline" in (tmp_path / "submitted.txt").read_text()
 
 
-def test_local_workers_run_tasks_side_by_side_with_the_same_outputs(tiny_refiner, tmp_path, monkeypatch):
+def test_local_workers_make_a_pool_of_that_size_with_the_same_outputs(tiny_refiner, tmp_path, monkeypatch):
     from datatrove import executor
 
     inputs = tmp_path / "inputs"

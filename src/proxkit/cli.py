@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, fields, replace
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -532,8 +532,9 @@ def train_tagger_command(
     also_rendering: Annotated[
         list[str] | None,
         typer.Option(
-            help="Also train on the pages drawn by --max-pages in this rendering (repeatable): it joins them "
-            "without being drawn, so the draw stays that of the other renderings."
+            help="The pages drawn by --max-pages also in this rendering (repeatable; trained, validated and "
+            "tested on like the others): it joins them without being drawn, so the draw stays that of the other "
+            "renderings."
         ),
     ] = None,
 ) -> None:
@@ -571,8 +572,23 @@ def train_tagger_command(
         raise typer.BadParameter(str(error), param_hint="--layers") from None
     only = tuple(only_collection or ())
     extra = tuple(also_rendering or ())
-    plan = TrainingPlan(max_pages, folds, epochs, jobs, leave_collection_out, extract_only, device, dtype)
-    plan = replace(plan, clean_copies=clean_copies, only_collections=only, shard=share, also_renderings=extra)
+    unknown = sorted(set(extra) - {example.rendering for example in examples})
+    if unknown:
+        raise typer.BadParameter(f"{seed} holds no example in {', '.join(unknown)}", param_hint="--also-rendering")
+    plan = TrainingPlan(
+        max_pages=max_pages,
+        folds=folds,
+        epochs=epochs,
+        jobs=jobs,
+        leave_collection_out=leave_collection_out,
+        extract_only=extract_only,
+        device=device,
+        dtype=dtype,
+        clean_copies=clean_copies,
+        only_collections=only,
+        shard=share,
+        also_renderings=extra,
+    )
     try:
         report = tagger.train_and_validate(examples, config, output, states, plan)
     except tagger.UnknownCollections as error:
@@ -789,8 +805,8 @@ def evaluate_command(
     rendering: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only examples in this rendering (repeatable), kept after the pages are drawn: the same pages "
-            "as a run over all renderings."
+            help="Only examples in this rendering (repeatable), kept after the pages are drawn (--limit counts "
+            "every rendering): the same pages as a run over all renderings."
         ),
     ] = None,
 ) -> None:
@@ -825,6 +841,7 @@ def evaluate_command(
     if not examples:
         what = "chunk pages with a gold (of >= 100 words for doc)" if clean_text else f"{stage}-stage examples"
         what = "chunk pages with no content or >= 100 words of it" if full_pages else what
+        what += f" in {', '.join(rendering)} (of those drawn)" if rendering else ""
         raise typer.BadParameter(f"{data} holds no {what}")
     scorer = evaluate.evaluate_doc if stage is Stage.DOC else evaluate.evaluate_chunk
     typer.echo(json.dumps(scorer(spec, examples, mode, groups), indent=2))

@@ -301,17 +301,18 @@ FINNISH_MARKDOWN = [
 ]
 
 
-def test_the_language_and_the_rule_of_a_markdown_chunk_read_its_text_not_its_link_titles(tmp_path, config):
+def test_the_language_and_the_rule_of_markdown_read_its_text_not_its_link_titles(tmp_path, config):
     tokenizer = load_tokenizer(config.base)
-    finnish = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(FINNISH_MARKDOWN)), tokenizer)
-    written, english = [], {**config.__dict__, "languages": ("en",)}
+    chunk = chunk_prompt_ids("\n".join(number_line(i, line) for i, line in enumerate(FINNISH_MARKDOWN)), tokenizer)
+    document = doc_prompt_ids("\n".join(FINNISH_MARKDOWN), tokenizer)
+    written, english = {}, {**config.__dict__, "languages": ("en",)}
     for plain in (False, True):
-        directory = write_tagger(
-            tmp_path / str(plain), TaggerConfig(**{**english, "plain_markup": plain}), -10.0, -10.0
-        )
-        written += TaggerWriter(directory, tokenizer).generate([finnish.ids], max_new_tokens=1)
-    assert [g.note for g in written] == [None, "c4_line_rule: fi"]  # as it is, the link titles read as English
-    assert written[1].text == "remove_lines(line_start=1, line_end=1)"  # the bold sentence is kept
+        tagger = TaggerConfig(**{**english, "plain_markup": plain})
+        directory = write_tagger(tmp_path / str(plain), tagger, -10.0, -10.0)
+        written[plain] = TaggerWriter(directory, tokenizer).generate([chunk.ids, document.ids], max_new_tokens=1)
+    assert [g.note for g in written[False]] == [None, None]  # as it is, the link titles read as English
+    assert [g.note for g in written[True]] == ["c4_line_rule: fi", "kept_unjudged: fi"]
+    assert written[True][0].text == "remove_lines(line_start=1, line_end=1)"  # the bold sentence is kept
 
 
 FINNISH_ARTICLE = " ".join(FINNISH[0::2] * 4)

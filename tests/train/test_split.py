@@ -41,6 +41,7 @@ def test_renderings_joining_a_draw_come_for_the_pages_drawn_and_leave_the_draw_a
     assert sorted(e.source for e in sample[10:]) == sorted(e.source for e in alone)
     assert {e.rendering for e in sample[10:]} == {"markdown"}
     assert sample_with_renderings(drawn + markdown, 10) == sample_pages(drawn + markdown, 10)
+    assert sample_with_renderings(drawn + markdown, 0, ["markdown"]) == drawn + markdown  # no limit: all
 
 
 def test_the_held_out_side_is_whole_sites_and_depends_only_on_the_examples():
@@ -99,18 +100,25 @@ def test_prox_evaluate_scores_the_same_pages_in_each_rendering(tmp_path, tiny_ba
     directory = write_tagger(tmp_path / "tagger", config, -10.0, -10.0)
     data = tmp_path / "seed.jsonl"
     records = [
-        {"source": f"c/{page}", "site": f"s{page}", "stage": "chunk", "text": "Some words here.", "labels": [1],
-         "gold": "x", "rendering": rendering}
+        {"source": f"c/{page}", "site": f"s{page}", "stage": "chunk", "text": f"Some words on page {page}.",
+         "labels": [1], "gold": "Some words", "rendering": rendering}
         for page in range(6) for rendering in ("resiliparse", "markdown")
     ]  # fmt: skip
+    drawn = {e.source for e in sample_sources([Example(r["source"], r["site"], "chunk", ["x"]) for r in records], 2)}
+    first = min(drawn)  # in Markdown only one page drawn, and every page not drawn: drawing after the filter differs
+    records = [r for r in records if r["rendering"] != "markdown" or r["source"] == first or r["source"] not in drawn]
     data.write_text("".join(json.dumps(record) + "\n" for record in records))
     args = ["evaluate", "chunk", "--model", str(directory), "--data", str(data), "--by", "rendering"]
     result = CliRunner().invoke(app, [*args, "--pages-per-collection", "2"])
     assert result.exit_code == 0, result.output
     groups = json.loads(result.stdout)["groups"]
-    assert groups["rendering=resiliparse"]["model"]["pages"] == groups["rendering=markdown"]["model"]["pages"] == 2
+    assert (
+        groups["rendering=resiliparse"]["model"]["pages"] == 2 and groups["rendering=markdown"]["model"]["pages"] == 1
+    )
     one = CliRunner().invoke(app, [*args, "--pages-per-collection", "2", "--rendering", "markdown"])
     assert one.exit_code == 0, one.output
-    assert json.loads(one.stdout)["groups"] == {"rendering=markdown": groups["rendering=markdown"]}  # the same pages
+    assert json.loads(one.stdout)["groups"] == {"rendering=markdown": groups["rendering=markdown"]}  # the same page
+    none = CliRunner().invoke(app, [*args, "--pages-per-collection", "2", "--rendering", "justext"])
+    assert none.exit_code == 2 and "in justext (of those drawn)" in none.output
     limited = CliRunner().invoke(app, [*args, "--pages-per-collection", "2", "--limit", "3"])
     assert limited.exit_code == 2 and "not with --limit" in limited.output

@@ -468,8 +468,9 @@ def test_doc_examples_of_labelled_pages_reuse_the_first_window_of_their_page_sta
         base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, max_tokens=40, surface=surface
     )
     pages = [e for e in load_seed(seed) if e.stage == "chunk"][:2]
+    pages.append(replace(pages[0], lines=["The same page as another tool writes it."], rendering="other"))
     states = tagger.StateStore(tmp_path / "states", config).all(pages)
-    docs = [Example(pages[0].source, pages[0].site, "doc", pages[0].lines, drop=False)]
+    docs = [Example(pages[0].source, pages[0].site, "doc", pages[0].lines, drop=False)]  # its first rendering
     docs.append(Example("elsewhere/1", "x", "doc", ["Other text."], drop=True))  # no page: left out
     chosen, doc_states = tagger.page_doc_states(config, docs, pages, states)
     assert chosen == docs[:1]
@@ -661,6 +662,10 @@ def test_prox_train_tagger_also_trains_on_another_rendering_of_the_pages_it_draw
     alone, joined = ([u for u in units if u.stage == "chunk"] for units in trained)
     assert all(u.rendering is None for u in alone) and [u for u in joined if u.rendering is None] == alone
     assert sorted(u.source for u in joined if u.rendering == "markdown") == sorted(u.source for u in alone)
+    misspelled = CliRunner().invoke(
+        app, [*args, "--seed", str(both), "-o", str(tmp_path / "x"), "--also-rendering", "md"]
+    )
+    assert misspelled.exit_code == 2 and "holds no example in md" in " ".join(misspelled.output.split())
 
 
 def test_with_plain_markup_training_reads_markdown_as_its_text(config, tmp_path):

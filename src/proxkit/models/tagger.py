@@ -532,7 +532,8 @@ class TaggerWriter(ProgramWriter):
         without lines keeps itself; one outside the tagger's languages gets the C4 line rule's program. A
         document outside them is kept unjudged: the doc head was not validated there, and a doc-level rule
         for other languages is no better (the Gopher rules count English stop words). The language and the
-        rule read what the backbone would (`reading.read`: Markdown as its text, not its link titles)."""
+        rule read what the backbone would (`reading.read`: Markdown as its text, not its link titles; validation
+        scores the rule on the lines as they are, as a user would run it)."""
         if not reading.content.lines and not reading.is_doc:
             return Generation(KeepChunk().render())
         languages = self.config.languages

@@ -41,7 +41,10 @@ def sample_with_renderings(
     examples: Sequence[Example], limit: int, renderings: Sequence[str] = (), seed: int = 0
 ) -> list[Example]:
     """`sample_pages` of the examples in other renderings than `renderings`, then every example in one of
-    `renderings` of a page drawn: those renderings join the pages drawn without changing the draw."""
+    `renderings` of a page drawn: those renderings join the pages drawn without changing the draw (no
+    `limit`: every example)."""
+    if not limit:
+        return list(examples)
     extra = set(renderings)
     drawn = sample_pages([example for example in examples if example.rendering not in extra], limit, seed)
     sources = {example.source for example in drawn}

@@ -503,10 +503,10 @@ def page_doc_states(
     segmenter = Segmenter(config)
     tokenizer = prompt_tokenizer(config)
 
-    by_source = {page.source: index for index, page in enumerate(pages)}
+    by_page = {(page.source, page.rendering): index for index, page in enumerate(pages)}
     chosen, states = [], []
     for doc in docs:
-        index = by_source.get(doc.source)
+        index = by_page.get((doc.source, doc.rendering))
         plain = config.plain_markup and is_markdown(doc.lines)
         if index is not None and doc.lines == pages[index].lines and not plain:
             end = segmenter.windows(segmenter.pieces(doc.lines))[0][1]
