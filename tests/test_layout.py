@@ -102,6 +102,9 @@ def test_long_lines_are_cut_into_pieces_of_whole_words():
         ("![](/s.gif) | ![](/s.gif) | ![](/s.gif)", ""),
         ("---|---:", ""),
         ("* * *", ""),
+        ("Text[[1]](https://en.wikipedia.org/wiki/X#cite_note-1) and [a page](my page.html)", "Text[1] and a page"),
+        ('[t](/a "He said "hi"") [p](/x\\(y\\)) [e]()', "t p e"),
+        ("[[a](/x) b](/y)", "a b"),
     ],
 )
 def test_markdown_reads_as_the_text_it_marks_up(markdown: str, text: str) -> None:
@@ -128,7 +131,9 @@ def test_only_markdown_is_read_as_text_and_plain_text_stays_as_it_is() -> None:
 
 
 @pytest.mark.timeout(20)  # each line took 30-60 s with lazy spans that ran to the line's end for every mark
-@pytest.mark.parametrize("unit", ["_a ", "**a ", "__a ", "*a ", "o._p + ", "[a](", "(", " #"])
+@pytest.mark.parametrize(
+    "unit", ["_a ", "**a ", "__a ", "*a ", "o._p + ", "[a](", "(", " #", "[[a]", "[a](b (c", "]( "]
+)
 def test_markdown_marks_without_an_end_are_read_in_linear_time(unit: str) -> None:
     line = unit * (100_000 // len(unit))
     assert plain_text(line) is not None

@@ -14,10 +14,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-READER_VERSION = 3
+READER_VERSION = 4
 """Changes whenever what a layout-blind reader sees of a text changes (2: lines of only format characters are
-blank; 3: Markdown read as text, `read_as_text`, for taggers with `plain_markup`: bump it when those rules
-change), so a program cache written under an earlier rule is not reused."""
+blank; 3: Markdown read as text, `read_as_text`, for taggers with `plain_markup`; 4: link texts that hold
+brackets and addresses that hold spaces read as links too: bump it when those rules change), so a program
+cache written under an earlier rule is not reused."""
 
 
 def has_visible_text(text: str) -> bool:
@@ -33,9 +34,10 @@ def canonical_line(line: str) -> str:
     return text if has_visible_text(text) else ""
 
 
-_TARGET = r'\(\s*<?[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*>?(?:\s+"[^"]*")?\s*\)'  # (url "title"), url may hold (…)
-_IMAGE = re.compile(r"(?<!\\)!\[[^\[\]]*\]" + _TARGET)
-_LINK = re.compile(r"(?<!\\)\[([^\[\]]*)\]" + _TARGET)
+_BRACKETED = r"\[((?:[^\[\]]|\[[^\[\]]*+\])*+)\]"  # [text], the text may hold one level of […]: [[1]](#cite)
+_TARGET = r"\((?:[^()\n]|\([^()\n]*+\))*+\)"  # (address "title"): spaces and one level of (…) inside
+_IMAGE = re.compile(r"(?<!\\)!" + _BRACKETED + _TARGET)
+_LINK = re.compile(r"(?<!\\)" + _BRACKETED + _TARGET)
 _HEADING = re.compile(r"^#{1,6}\s+|(?<=\s)#+$")
 _QUOTE = re.compile(r"^(?:>\s?)+")
 _STRONG = re.compile(r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1")  # a span stops at the next mark: linear
