@@ -7,6 +7,7 @@ from proxkit.inline_noise import (
     apply_normalize,
     noise_sources,
     normalize_calls,
+    piece_calls,
     with_normalize,
     word_spans,
     words,
@@ -127,6 +128,17 @@ def test_random_noise_flags_give_calls_that_delete_noise_words_only():
         content = [w for line, flags in kept for w, is_noise in zip(words(line), flags, strict=True) if not is_noise]
         left = words(result.text)
         assert _is_subsequence(content, left) and len(left) >= len(content)
+
+
+def test_removed_pieces_of_a_line_of_lines_go_unless_their_text_is_also_kept():
+    lines = [f"Menu\rHome\r{ARTICLE}\r\rShare this\r", f"Home\r{SECOND}\u2028Print page", "Menu\rHome\rgone"]
+    pieces = [[True, True, False, True], [True, False, True], None]
+    calls = piece_calls(lines, [False, False, True], pieces)
+    assert {call.source for call in calls} == {"Menu\rHome\r", "\r\rShare this\r", "\u2028Print page"}
+    assert apply_normalize(lines[:2], calls) == [ARTICLE, f"Home\r{SECOND}"]  # "Home\r" also sits inside another run
+    kept_twice = [f"Menu\r{ARTICLE}", f"{SECOND}\rMenu\rmore"]  # "Menu\r" starts a kept piece's line too
+    assert piece_calls(kept_twice, [False, False], [[True, False], [False, False, False]]) == []
+    assert piece_calls([ARTICLE], [False], [[False]]) == []
 
 
 def _loose():

@@ -36,6 +36,14 @@ def test_content_lines_skip_blank_and_whitespace_only_lines():
     assert content.total == 7
 
 
+def test_a_line_of_lines_ending_in_lone_cr_or_u2028_is_read_as_its_lines_and_removed_only_whole():
+    content = content_lines(["Menu\rThe council met.\r", "", "Share\u2028\u2028Print", "Kept."])
+    assert content.lines == ["Menu", "The council met.", "Share", "Print", "Kept."]
+    assert content.positions == [0, 0, 2, 2, 3]
+    assert content.spread([True, False, True, True, False]) == [False, False, True, False]
+    assert content.spread([True, True, False, False, True]) == [True, True, False, True]
+
+
 def test_a_removed_paragraph_takes_the_break_before_it_and_the_breaks_around_kept_text_stay():
     text = "\n".join(["Menu", "", "Kept one.", "", "Share this", "", "Kept two.", "", ""])
     content = content_lines(text.split("\n"))

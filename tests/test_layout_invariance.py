@@ -1,5 +1,5 @@
 """The bundled refiners give the same answer whatever the wrapping: real pages (WCXB dev, gold text and
-full page) in six layouts through `prox refine` keep or drop alike and keep the same words."""
+full page) in eight layouts through `prox refine` keep or drop alike and keep the same words."""
 
 import importlib.util
 import json
@@ -33,6 +33,8 @@ LAYOUTS = {
     "trailing spaces": lambda blocks: "".join(f"{block}  \n" for block in blocks),
     "tabs": lambda blocks: "\n".join("\t" + block.replace(" ", "\t", 1) for block in blocks),
     "blank runs": lambda blocks: "\n \n\n\t\n".join(blocks) + "\n\n\n",
+    "lone cr": lambda blocks: "\r".join(blocks) + "\r",  # one line to a program: pieces go by `normalize`
+    "line separators": lambda blocks: "\u2028\n".join(blocks[:3]) + "\n" + "\u2028".join(blocks[3:]),
 }
 
 

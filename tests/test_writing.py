@@ -53,6 +53,19 @@ def test_content_chunks_hold_the_same_content_lines_in_every_layout_and_tile_the
     assert content_chunks("\n \n", cost, 60) == chunk_document("\n \n", cost, 60)  # no content: one chunk
 
 
+def test_a_line_of_lines_ending_in_lone_cr_stays_in_one_chunk_and_its_pieces_are_read():
+    def content_of(chunk) -> list[str]:
+        return content_lines([line.split("]", 1)[1] for line in chunk.text.split("\n")]).lines
+
+    text = "\n".join("\r".join(PARAGRAPHS[start : start + 3]) for start in range(0, 12, 3))
+    chunks = content_chunks(text, cost, 60)
+    assert len(chunks) > 1 and [line for chunk in chunks for line in content_of(chunk)] == PARAGRAPHS
+    assert all(after.first_line == before.last_line + 1 for before, after in pairwise(chunks))
+    assert all(len(content_of(chunk)) % 3 == 0 for chunk in chunks)  # no line of three cut between chunks
+    (whole,) = content_chunks("\u2028".join(PARAGRAPHS), cost, 60)  # one line: one chunk, however long
+    assert content_of(whole) == PARAGRAPHS
+
+
 def test_a_tagger_read_in_chunks_keeps_the_same_words_in_every_layout(tmp_path, tiny_backbone):
     config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, chunk_budget=60)
     torch.manual_seed(0)

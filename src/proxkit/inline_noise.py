@@ -29,6 +29,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proxkit.layout import LINE_BREAKS, canonical_line
 from proxkit.program import Guards, KeepChunk, Normalize, Program, execute_chunk
 
 MIN_SOURCE_CHARS = 6  # non-space characters of a source: shorter strings are too likely to occur in content
@@ -148,6 +149,74 @@ def normalize_calls(
             taken[row].update(range(start, end))
         calls.append(Normalize(source, ""))
     return _checked(kept, calls, taken)
+
+
+def piece_calls(
+    lines: Sequence[str], removed: Sequence[bool], pieces_removed: Sequence[Sequence[bool] | None]
+) -> list[Normalize]:
+    """The `normalize` calls that delete the removed pieces of kept lines that hold other line breaks
+    (`layout.LINE_BREAKS`: a text whose lines end in a lone CR or U+2028 is one line to a program).
+
+    lines: the document's lines; removed: one flag per line; pieces_removed: per line, one flag per piece
+    with visible text (True: remove), or None. Each run of removed pieces goes with the breaks after it (at
+    the line's end, the break before it). A run is deleted only when every occurrence of its text in the
+    kept lines is a removed run (else it stays: nothing kept is ever deleted), checked by running the calls."""
+    kept: list[KeptLine] = []
+    runs: dict[str, set[tuple[int, int]]] = {}  # source: the (kept row, start) of the runs it spells
+    for line, gone, flags in zip(lines, removed, pieces_removed, strict=True):
+        if gone:
+            continue
+        kept.append(KeptLine(line, [], []))
+        if flags is not None and any(flags) and not all(flags):
+            for start, end in _removed_runs(line, flags):
+                runs.setdefault(line[start:end], set()).add((len(kept) - 1, start))
+    taken: list[set[int]] = [set() for _ in kept]
+    calls = []
+    for source in sorted(runs, key=lambda s: (-len(s), s)):
+        places = {(row, start) for row, line in enumerate(kept) for start in _finds(line.text, source)}
+        if places != runs[source]:  # runs never overlap: each is deleted by one call at most
+            continue
+        for row, start in places:
+            taken[row].update(range(start, start + len(source)))
+        calls.append(Normalize(source, ""))
+    return _checked(kept, calls, taken)
+
+
+def _removed_runs(line: str, flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """(start, end) in `line` of each run of removed pieces (`piece_calls`); a blank piece goes with the
+    run around it, a run of blank pieces alone is no run."""
+    bounds, start = [], 0
+    for match in LINE_BREAKS.finditer(line):
+        bounds.append((start, match.start(), match.end()))
+        start = match.end()
+    bounds.append((start, len(line), len(line)))
+    marks, visible = [], iter(flags)
+    for piece_start, piece_end, _ in bounds:
+        marks.append(next(visible) if canonical_line(line[piece_start:piece_end]) else None)
+    runs, index = [], 0
+    while index < len(bounds):
+        if marks[index] is False:
+            index += 1
+            continue
+        end = index
+        while end < len(bounds) and marks[end] is not False:
+            end += 1
+        if any(marks[index:end]):
+            if end < len(bounds):  # up to the next kept piece
+                runs.append((bounds[index][0], bounds[end][0]))
+            else:  # at the line's end: from the break after the last kept piece
+                runs.append((bounds[index - 1][1], len(line)))
+        index = end
+    return runs
+
+
+def _finds(text: str, source: str) -> list[int]:
+    """The starts of the occurrences of `source` in `text` that `str.replace` would replace."""
+    starts, start = [], text.find(source)
+    while start >= 0:
+        starts.append(start)
+        start = text.find(source, start + len(source))
+    return starts
 
 
 def _occurrences(kept: Sequence[KeptLine], source: str) -> list[tuple[int, int, int]] | None:

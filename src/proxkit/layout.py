@@ -80,20 +80,24 @@ def read_as_text(lines: Sequence[str]) -> list[str]:
 @dataclass(frozen=True)
 class ContentLines:
     """The content lines of a text: `lines` (canonical, none empty), `positions` (each one's index among the
-    original lines) and `total` (how many original lines there were)."""
+    original lines) and `total` (how many original lines there were). An original line that holds other
+    line breaks (`LINE_BREAKS`: a lone CR, U+2028…) gives one content line per piece, all at its position."""
 
     lines: list[str]
     positions: list[int]
     total: int
 
     def spread(self, remove: Sequence[bool]) -> list[bool]:
-        """Per original line, from one decision per content line: a content line as decided; of the blank
-        lines between kept text, only the last run before the next kept content line stays (one paragraph
-        break where the kept text had one, wherever the removed lines were); none before the first kept
-        line (no leading breaks); blank lines after the last content line follow that line."""
+        """Per original line, from one decision per content line: a content line as decided (an original
+        line of several, removed only when all of them are); of the blank lines between kept text, only the
+        last run before the next kept content line stays (one paragraph break where the kept text had one,
+        wherever the removed lines were); none before the first kept line (no leading breaks); blank lines
+        after the last content line follow that line."""
         if len(remove) != len(self.lines):
             raise ValueError(f"{len(remove)} decisions for {len(self.lines)} content lines")
-        decided = dict(zip(self.positions, map(bool, remove), strict=True))
+        decided: dict[int, bool] = {}
+        for position, gone in zip(self.positions, map(bool, remove), strict=True):
+            decided[position] = decided.get(position, True) and gone
         last = self.positions[-1] if self.positions else -1
         breaks = _last_breaks_before_kept_lines(decided, last)
         spread, kept_before = [], False
@@ -102,7 +106,7 @@ class ContentLines:
                 spread.append(decided[index])
                 kept_before = kept_before or not decided[index]
             elif index > last:  # after the last content line
-                spread.append(bool(remove) and bool(remove[-1]))
+                spread.append(decided.get(last, False))
             else:
                 spread.append(not (kept_before and index in breaks))
         return spread
@@ -123,13 +127,20 @@ def _last_breaks_before_kept_lines(decided: dict[int, bool], last: int) -> set[i
     return breaks
 
 
+LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+"""Line breaks other than LF (`str.splitlines` knows them): a text whose lines end in a lone CR or U+2028
+is one line to a program (lines end at LF), but its reader still sees each line."""
+
+
 def content_lines(lines: Sequence[str]) -> ContentLines:
-    """The non-blank lines of `lines`, canonical (`canonical_line`), with where each one was."""
+    """The non-blank lines of `lines`, canonical (`canonical_line`), with where each one was; a line that
+    holds other line breaks (`LINE_BREAKS`) read as the lines they make."""
     kept, positions = [], []
     for index, line in enumerate(lines):
-        if text := canonical_line(line):
-            kept.append(text)
-            positions.append(index)
+        for piece in LINE_BREAKS.split(line):
+            if text := canonical_line(piece):
+                kept.append(text)
+                positions.append(index)
     return ContentLines(kept, positions, len(lines))
 
 

@@ -89,8 +89,12 @@ def content_chunks(text: str, cost: Callable[[str], int], budget: int) -> list[C
     content = content_lines(lines)
     if not content.lines:
         return chunk_document(text, cost, budget)
-    packed = chunk_document("\n".join(content.lines), cost, budget)
-    starts = [0] + [content.positions[chunk.first_line - 1] + 1 for chunk in packed[1:]]
+    read: dict[int, list[str]] = {}  # an original line that holds other line breaks stays in one chunk
+    for position, line in zip(content.positions, content.lines, strict=True):
+        read.setdefault(position, []).append(line)
+    positions = list(read)
+    packed = chunk_document("\n".join(" ".join(pieces) for pieces in read.values()), cost, budget)
+    starts = [0] + [positions[chunk.first_line - 1] + 1 for chunk in packed[1:]]
     ends = [*starts[1:], len(lines)]
     return [
         replace(

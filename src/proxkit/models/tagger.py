@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from proxkit.inline_noise import normalize_calls, with_normalize
+from proxkit.inline_noise import normalize_calls, piece_calls, with_normalize
 from proxkit.languages import foreign_language
 from proxkit.layout import ContentLines, WordPieces, content_lines, content_text, read_as_text, word_pieces
 from proxkit.models.backbones import resolve_base
@@ -546,8 +546,7 @@ class TaggerWriter(ProgramWriter):
         if reading.is_doc:
             return Generation(KeepDoc().render(), note=f"{UNJUDGED}: {language}")
         remove = [not keep for keep in c4_line_rule(read)]  # a chunk's reading: one piece per content line
-        program = Program.removing(reading.content.spread(remove), reading.first_number)
-        return Generation(program.render(), note=f"{C4_FALLBACK}: {language}")
+        return Generation(self._line_program(reading, remove).render(), note=f"{C4_FALLBACK}: {language}")
 
     def _write(self, reading: PromptReading, states: torch.Tensor) -> Generation:
         """The program the heads write from the states of a prompt's content lines; a doc program comes with
@@ -557,21 +556,33 @@ class TaggerWriter(ProgramWriter):
             drop_probability = float(torch.sigmoid(self.heads.doc(pooled)))
             program = DropDoc() if drop_probability >= self.config.doc_threshold else KeepDoc()
             return Generation(program.render(), score=round(drop_probability, 4))
-        remove = reading.content.spread(
-            (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
-        )
-        program = Program.removing(remove, reading.first_number)
-        if self.word_head is not None:
-            program = with_normalize(program, self._inline_calls(reading, remove))
-        return Generation(program.render())
+        line_removed = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
+        return Generation(self._line_program(reading, line_removed).render())
 
-    def _inline_calls(self, reading: PromptReading, remove: list[bool]) -> list[Normalize]:
+    def _line_program(self, reading: PromptReading, line_removed: list[bool]) -> Program:
+        """A chunk's program from one decision per content line: its lines removed (`ContentLines.spread`),
+        then the `normalize` calls for the removed pieces of kept lines (`inline_noise.piece_calls`) and for
+        the noise the word head marks."""
+        remove = reading.content.spread(line_removed)
+        pieces_removed: list[list[bool] | None] = [None] * len(reading.raw)
+        for position, gone in zip(reading.content.positions, line_removed, strict=True):
+            pieces_removed[position] = [*(pieces_removed[position] or []), gone]
+        calls = piece_calls(reading.raw, remove, pieces_removed)
+        if self.word_head is not None:
+            calls += self._inline_calls(reading, remove, pieces_removed)
+        return with_normalize(Program.removing(remove, reading.first_number), calls)
+
+    def _inline_calls(
+        self, reading: PromptReading, remove: list[bool], pieces_removed: list[list[bool] | None]
+    ) -> list[Normalize]:
         """The `normalize` calls for the noise the word head marks in the kept lines: read on the content
         lines, written on the prompt's own lines (so each source is the document's text), checked against
         every line of the prompt (`inline_noise.normalize_calls`; a whole-page prompt, as the bundled tagger
-        reads, checks the whole document)."""
+        reads, checks the whole document). A line of several pieces (`layout.LINE_BREAKS`) is left to
+        `inline_noise.piece_calls`."""
         content = reading.content
-        kept = [index for index, position in enumerate(content.positions) if not remove[position]]
+        whole = [flags is not None and len(flags) == 1 for flags in pieces_removed]
+        kept = [index for index, position in enumerate(content.positions) if not remove[position] and whole[position]]
         marks = self.word_head.noise_probabilities([content.lines[index] for index in kept])
         noise: list[list[bool] | None] = [None] * len(reading.raw)
         for index, probabilities in zip(kept, marks, strict=True):
