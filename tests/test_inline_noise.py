@@ -134,11 +134,13 @@ def test_removed_pieces_of_a_line_of_lines_go_unless_their_text_is_also_kept():
     lines = [f"Menu\rHome\r{ARTICLE}\r\rShare this\r", f"Home\r{SECOND}\u2028Print page", "Menu\rHome\rgone"]
     pieces = [[True, True, False, True], [True, False, True], None]
     calls = piece_calls(lines, [False, False, True], pieces)
-    assert {call.source for call in calls} == {"Menu\rHome\r", "\r\rShare this\r", "\u2028Print page"}
-    assert apply_normalize(lines[:2], calls) == [ARTICLE, f"Home\r{SECOND}"]  # "Home\r" also sits inside another run
+    assert {call.source for call in calls} == {"Menu\rHome\r", "\r\rShare this", "\u2028Print page"}
+    # the line's own last break stays; "Home\r" also sits inside another run
+    assert apply_normalize(lines[:2], calls) == [f"{ARTICLE}\r", f"Home\r{SECOND}"]
     kept_twice = [f"Menu\r{ARTICLE}", f"{SECOND}\rMenu\rmore"]  # "Menu\r" starts a kept piece's line too
     assert piece_calls(kept_twice, [False, False], [[True, False], [False, False, False]]) == []
     assert piece_calls([ARTICLE], [False], [[False]]) == []
+    assert piece_calls([f"Menu\r{ARTICLE}"], [False], [[True, False, True]]) == []  # not one flag per piece
 
 
 def _loose():

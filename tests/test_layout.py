@@ -120,7 +120,15 @@ def test_markdown_reads_as_the_text_it_marks_up(markdown: str, text: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "line", ["Home | About | Contact", "snake_case_name = 2*3*4 * x", "Price  12", "» Next", "A [1] note (see below)."]
+    "line",
+    [
+        "Home | About | Contact",
+        "snake_case_name = 2*3*4 * x",
+        "Price  12",
+        "» Next",
+        "A [1] note (see below).",
+        "handlers[name](request, response)",
+    ],
 )
 def test_plain_text_reads_as_it_is(line: str) -> None:
     assert plain_text(line) == canonical_line(line)

@@ -3,6 +3,7 @@ layout of the text."""
 
 from itertools import pairwise
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -66,36 +67,50 @@ def test_a_line_of_lines_ending_in_lone_cr_stays_in_one_chunk_and_its_pieces_are
     assert content_of(whole) == PARAGRAPHS
 
 
-def test_a_tagger_read_in_chunks_keeps_the_same_words_in_every_layout(tmp_path, tiny_backbone):
-    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, chunk_budget=60)
+WHOLE_PAGE_LAYOUTS = {
+    **LAYOUTS,
+    "lone cr": lambda blocks: "\r".join(blocks) + "\r",
+    "line separators": lambda blocks: "\u2028\n".join(blocks[:5]) + "\n" + "\u2028".join(blocks[5:]),
+}
+
+
+@pytest.mark.parametrize(("budget", "layouts"), [(60, LAYOUTS), (0, WHOLE_PAGE_LAYOUTS)], ids=["chunks", "page"])
+def test_a_tagger_keeps_the_same_words_in_every_layout(tmp_path, tiny_backbone, budget, layouts):
+    """Read in chunks, or a whole page per prompt: then lines of lines (lone CR, U+2028) lose their removed
+    pieces by `normalize` as the lines of the plain layout are removed."""
+    config = TaggerConfig(base=str(tiny_backbone), depth=4, layers=(2, 4), hidden_size=32, chunk_budget=budget)
     torch.manual_seed(0)
     heads = TaggerHeads.for_config(config)
     save_file(heads.state_dict(), str(tmp_path / HEADS_FILE))
     tokenizer = load_tokenizer(config.base)
     config.save(tmp_path)
     probe = TaggerWriter(tmp_path, tokenizer, dtype="float32")
-    texts = {layout: render(PARAGRAPHS) for layout, render in LAYOUTS.items()}
+    texts = {layout: render(PARAGRAPHS) for layout, render in layouts.items()}
+    page_budget = budget or WHOLE_PAGE
 
-    def kept_words(writer) -> dict[str, list[str]]:
-        prompts = [chunk_prompts(text, tokenizer, Mode.STRICT, 60, WHOLE_PAGE, 256, True) for text in texts.values()]
+    def refine(writer) -> dict[str, tuple[str, list[str]]]:
+        prompts = [chunk_prompts(t, tokenizer, Mode.STRICT, page_budget, WHOLE_PAGE, 256, True) for t in texts.values()]
         answers = decode_chunks(writer, Mode.STRICT, prompts, 256)
         programs = [document_program(text, chunks, True) for text, chunks in zip(texts.values(), answers, strict=True)]
         refined = [execute_chunk(text, program).text for text, program in zip(texts.values(), programs, strict=True)]
-        return {layout: text.split() for layout, text in zip(texts, refined, strict=True)}
+        return {layout: (p, text.split()) for layout, p, text in zip(texts, programs, refined, strict=True)}
 
     # the threshold at the median line probability of the chunks as read (each numbered from 0): some lines
     # kept, some removed
     probabilities = []
     with torch.no_grad():
-        for chunk in content_chunks(texts["lines"], line_cost(tokenizer), 60):
+        for chunk in content_chunks(texts["lines"], line_cost(tokenizer), page_budget):
             lines = [line.split("]", 1)[1] for line in chunk.text.split("\n")]
             states = config.head_inputs(probe.backbone.line_states(lines), lines)
             probabilities += torch.sigmoid(heads.line_logits(states)).tolist()
     config.line_threshold = sorted(probabilities)[len(probabilities) // 2]
     config.save(tmp_path)
-    words = kept_words(TaggerWriter(tmp_path, tokenizer, dtype="float32"))
+    refined = refine(TaggerWriter(tmp_path, tokenizer, dtype="float32"))
+    words = {layout: kept for layout, (_, kept) in refined.items()}
     assert 0 < len(words["lines"]) < len(" ".join(PARAGRAPHS).split())
     assert all(kept == words["lines"] for kept in words.values()), words
+    if budget == 0:
+        assert "normalize(" in refined["lone cr"][0] and "normalize(" not in refined["lines"][0]
 
 
 def test_the_paragraph_breaks_of_a_text_read_in_chunks_are_decided_over_the_whole_text():

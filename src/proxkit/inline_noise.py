@@ -184,15 +184,19 @@ def piece_calls(
 
 def _removed_runs(line: str, flags: Sequence[bool]) -> list[tuple[int, int]]:
     """(start, end) in `line` of each run of removed pieces (`piece_calls`); a blank piece goes with the
-    run around it, a run of blank pieces alone is no run."""
-    bounds, start = [], 0
+    run around it, a run of blank pieces alone is no run, and the line's own last break stays. None when
+    `flags` are not one per visible piece."""
+    bounds, start = [], 0  # (piece start, piece end) of each piece between breaks
     for match in LINE_BREAKS.finditer(line):
-        bounds.append((start, match.start(), match.end()))
+        bounds.append((start, match.start()))
         start = match.end()
-    bounds.append((start, len(line), len(line)))
-    marks, visible = [], iter(flags)
-    for piece_start, piece_end, _ in bounds:
-        marks.append(next(visible) if canonical_line(line[piece_start:piece_end]) else None)
+    bounds.append((start, len(line)))
+    visible = [index for index, (start, end) in enumerate(bounds) if canonical_line(line[start:end])]
+    if len(visible) != len(flags):
+        return []
+    marks: list[bool | None] = [None] * len(bounds)
+    for index, flag in zip(visible, flags, strict=True):
+        marks[index] = bool(flag)
     runs, index = [], 0
     while index < len(bounds):
         if marks[index] is False:
@@ -201,11 +205,11 @@ def _removed_runs(line: str, flags: Sequence[bool]) -> list[tuple[int, int]]:
         end = index
         while end < len(bounds) and marks[end] is not False:
             end += 1
-        if any(marks[index:end]):
-            if end < len(bounds):  # up to the next kept piece
-                runs.append((bounds[index][0], bounds[end][0]))
-            else:  # at the line's end: from the break after the last kept piece
-                runs.append((bounds[index - 1][1], len(line)))
+        removed = [i for i in range(index, end) if marks[i]]
+        if removed and end < len(bounds):  # up to the next kept piece
+            runs.append((bounds[index][0], bounds[end][0]))
+        elif removed:  # at the line's end: from the end of the last kept piece to the last removed one's end
+            runs.append((bounds[index - 1][1], bounds[removed[-1]][1]))
         index = end
     return runs
 

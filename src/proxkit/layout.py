@@ -17,8 +17,8 @@ from dataclasses import dataclass
 READER_VERSION = 4
 """Changes whenever what a layout-blind reader sees of a text changes (2: lines of only format characters are
 blank; 3: Markdown read as text, `read_as_text`, for taggers with `plain_markup`; 4: link texts that hold
-brackets and addresses that hold spaces read as links too: bump it when those rules change), so a program
-cache written under an earlier rule is not reused."""
+brackets and addresses that hold spaces read as links too, lines split at `LINE_BREAKS`: bump it when those
+rules change), so a program cache written under an earlier rule is not reused."""
 
 
 def has_visible_text(text: str) -> bool:
@@ -35,7 +35,8 @@ def canonical_line(line: str) -> str:
 
 
 _BRACKETED = r"\[((?:[^\[\]]|\[[^\[\]]*+\])*+)\]"  # [text], the text may hold one level of […]: [[1]](#cite)
-_TARGET = r"\((?:[^()\n]|\([^()\n]*+\))*+\)"  # (address "title"): spaces and one level of (…) inside
+_TARGET = r'\((?:"[^"\n]*"|[^()\n",]|,(?! )|\([^()\n]*+\))*+\)'  # (address "title"): spaces, one level of (…)
+# and quoted titles inside; a ", " outside quotes makes it a call's arguments (`handlers[name](request, response)`)
 _IMAGE = re.compile(r"(?<!\\)!" + _BRACKETED + _TARGET)
 _LINK = re.compile(r"(?<!\\)" + _BRACKETED + _TARGET)
 _HEADING = re.compile(r"^#{1,6}\s+|(?<=\s)#+$")
@@ -127,9 +128,10 @@ def _last_breaks_before_kept_lines(decided: dict[int, bool], last: int) -> set[i
     return breaks
 
 
-LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-"""Line breaks other than LF (`str.splitlines` knows them): a text whose lines end in a lone CR or U+2028
-is one line to a program (lines end at LF), but its reader still sees each line."""
+LINE_BREAKS = re.compile("[\r\u2028\u2029]")
+"""Line breaks other than LF: a text whose lines end in a lone CR (old Mac files) or U+2028 / U+2029 (line and
+paragraph separators) is one line to a program (lines end at LF), but its reader still sees each line. Not
+the rarer ones `str.splitlines` knows: U+0085 is often a mis-decoded '…', a form feed a page break in a line."""
 
 
 def content_lines(lines: Sequence[str]) -> ContentLines:

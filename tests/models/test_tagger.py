@@ -2,11 +2,13 @@
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from proxkit.inline_noise import words
 from proxkit.layout import word_pieces
 from proxkit.models import resolve
 from proxkit.models.doc_statistics import DOCUMENT_STATISTICS, document_statistics
@@ -288,6 +290,9 @@ def test_chunks_outside_the_taggers_languages_get_the_c4_rules_program_and_say_s
     assert [lines for lines, _, _ in read] == [[line for line in LINES if line]]  # the backbone skips the fallback
     assert fallback.text == "remove_lines(line_start=1, line_end=1)" and fallback.note == "c4_line_rule: fi"
     assert head.text == "keep_chunk()" and head.note is None  # English, or too little to tell: the head
+    marks = SimpleNamespace(noise_probabilities=lambda lines: [[1.0, 1.0] + [0.0] * (len(words(x)) - 2) for x in lines])
+    writer.word_head, writer.config.word_threshold = marks, 0.5  # each line's first words: noise, not read here
+    assert [g.text for g in writer.generate([finnish], max_new_tokens=1)] == [fallback.text]
     everywhere = write_tagger(tmp_path / "everywhere", config, -10.0, -10.0)  # languages None: the head always
     [generation] = TaggerWriter(everywhere, tokenizer).generate([finnish], max_new_tokens=1)
     assert generation.text == "keep_chunk()" and generation.note is None

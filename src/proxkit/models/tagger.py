@@ -546,7 +546,8 @@ class TaggerWriter(ProgramWriter):
         if reading.is_doc:
             return Generation(KeepDoc().render(), note=f"{UNJUDGED}: {language}")
         remove = [not keep for keep in c4_line_rule(read)]  # a chunk's reading: one piece per content line
-        return Generation(self._line_program(reading, remove).render(), note=f"{C4_FALLBACK}: {language}")
+        program = self._line_program(reading, remove, word_noise=False)  # the word head was not validated there
+        return Generation(program.render(), note=f"{C4_FALLBACK}: {language}")
 
     def _write(self, reading: PromptReading, states: torch.Tensor) -> Generation:
         """The program the heads write from the states of a prompt's content lines; a doc program comes with
@@ -559,16 +560,18 @@ class TaggerWriter(ProgramWriter):
         line_removed = (torch.sigmoid(self.heads.line_logits(states)) >= self.config.line_threshold).tolist()
         return Generation(self._line_program(reading, line_removed).render())
 
-    def _line_program(self, reading: PromptReading, line_removed: list[bool]) -> Program:
+    def _line_program(self, reading: PromptReading, line_removed: list[bool], word_noise: bool = True) -> Program:
         """A chunk's program from one decision per content line: its lines removed (`ContentLines.spread`),
-        then the `normalize` calls for the removed pieces of kept lines (`inline_noise.piece_calls`) and for
-        the noise the word head marks."""
+        then the `normalize` calls for the removed pieces of kept lines (`inline_noise.piece_calls`; only when
+        the prompt is the whole page, `chunk_budget` 0: a call runs on the whole document, and only then does
+        the check that it touches nothing kept see all of it) and, with `word_noise`, for the noise the word
+        head marks."""
         remove = reading.content.spread(line_removed)
         pieces_removed: list[list[bool] | None] = [None] * len(reading.raw)
         for position, gone in zip(reading.content.positions, line_removed, strict=True):
             pieces_removed[position] = [*(pieces_removed[position] or []), gone]
-        calls = piece_calls(reading.raw, remove, pieces_removed)
-        if self.word_head is not None:
+        calls = piece_calls(reading.raw, remove, pieces_removed) if self.config.chunk_budget == 0 else []
+        if self.word_head is not None and word_noise:
             calls += self._inline_calls(reading, remove, pieces_removed)
         return with_normalize(Program.removing(remove, reading.first_number), calls)
 
