@@ -4,6 +4,7 @@ import pytest
 
 from proxkit.annotate.human import chunk_example
 from proxkit.inline_noise import (
+    MAX_PIECE_CALLS,
     apply_normalize,
     noise_sources,
     normalize_calls,
@@ -134,13 +135,22 @@ def test_removed_pieces_of_a_line_of_lines_go_unless_their_text_is_also_kept():
     lines = [f"Menu\rHome\r{ARTICLE}\r\rShare this\r", f"Home\r{SECOND}\u2028Print page", "Menu\rHome\rgone"]
     pieces = [[True, True, False, True], [True, False, True], None]
     calls = piece_calls(lines, [False, False, True], pieces)
-    assert {call.source for call in calls} == {"Menu\rHome\r", "\r\rShare this", "\u2028Print page"}
-    # the line's own last break stays; "Home\r" also sits inside another run
-    assert apply_normalize(lines[:2], calls) == [f"{ARTICLE}\r", f"Home\r{SECOND}"]
+    assert {call.source for call in calls} == {"Menu\rHome\r", "\r\rShare this", "\u2028Print page", "Home\r"}
+    assert calls[-1].source == "Home\r"  # after the longer run it sits in
+    # the line's own last break stays; "Home\r" also sits inside a longer removed run: deleted there first
+    assert apply_normalize(lines[:2], calls) == [f"{ARTICLE}\r", SECOND]
     kept_twice = [f"Menu\r{ARTICLE}", f"{SECOND}\rMenu\rmore"]  # "Menu\r" starts a kept piece's line too
     assert piece_calls(kept_twice, [False, False], [[True, False], [False, False, False]]) == []
     assert piece_calls([ARTICLE], [False], [[False]]) == []
     assert piece_calls([f"Menu\r{ARTICLE}"], [False], [[True, False, True]]) == []  # not one flag per piece
+
+
+def test_piece_calls_stop_at_their_bound_and_keep_every_kept_piece():
+    pieces = [text for i in range(600) for text in (f"Share item {i:03d}", f"Kept sentence {i:03d}.")]
+    calls = piece_calls(["\r".join(pieces)], [False], [[i % 2 == 0 for i in range(len(pieces))]])
+    assert len(calls) == MAX_PIECE_CALLS
+    (left,) = apply_normalize(["\r".join(pieces)], calls)
+    assert all(f"Kept sentence {i:03d}." in left for i in range(600)) and left.count("Share item") == 100
 
 
 def _loose():

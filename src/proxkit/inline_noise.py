@@ -33,6 +33,7 @@ from proxkit.layout import LINE_BREAKS, canonical_line
 from proxkit.program import Guards, KeepChunk, Normalize, Program, execute_chunk
 
 MIN_SOURCE_CHARS = 6  # non-space characters of a source: shorter strings are too likely to occur in content
+MAX_PIECE_CALLS = 500  # `piece_calls` of one program, the longest runs first: well within the executor's bounds
 MAX_SOURCE_WORDS = 10  # words of a source: in-line noise is a label, a link or a byline, not a sentence
 _GLUED = re.compile(r"[a-z][A-Z]|\d[^\W\d_]{2,}|[^\W\d_]{2,}\d")  # words an extractor ran together
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -159,26 +160,39 @@ def piece_calls(
 
     lines: the document's lines; removed: one flag per line; pieces_removed: per line, one flag per piece
     with visible text (True: remove), or None. Each run of removed pieces goes with the breaks after it (at
-    the line's end, the break before it). A run is deleted only when every occurrence of its text in the
-    kept lines is a removed run (else it stays: nothing kept is ever deleted), checked by running the calls."""
+    the line's end, the break before it). A run's text is deleted only when every occurrence of it in the
+    kept lines lies inside removed runs (else it stays: nothing kept is ever deleted), longest first, each
+    occurrence either inside what a longer call deleted or clear of it; at most `MAX_PIECE_CALLS`; checked by
+    running the calls."""
     kept: list[KeptLine] = []
-    runs: dict[str, set[tuple[int, int]]] = {}  # source: the (kept row, start) of the runs it spells
-    for line, gone, flags in zip(lines, removed, pieces_removed, strict=True):
-        if gone:
+    gone: list[set[int]] = []  # the characters of removed runs, per kept line
+    sources: set[str] = set()
+    for line, line_gone, flags in zip(lines, removed, pieces_removed, strict=True):
+        if line_gone:
             continue
         kept.append(KeptLine(line, [], []))
+        gone.append(set())
         if flags is not None and any(flags) and not all(flags):
             for start, end in _removed_runs(line, flags):
-                runs.setdefault(line[start:end], set()).add((len(kept) - 1, start))
+                sources.add(line[start:end])
+                gone[-1].update(range(start, end))
     taken: list[set[int]] = [set() for _ in kept]
     calls = []
-    for source in sorted(runs, key=lambda s: (-len(s), s)):
-        places = {(row, start) for row, line in enumerate(kept) for start in _finds(line.text, source)}
-        if places != runs[source]:  # runs never overlap: each is deleted by one call at most
+    for source in sorted(sources, key=lambda s: (-len(s), s)):
+        places = [
+            (row, set(range(start, start + len(source))))
+            for row, line in enumerate(kept)
+            for start in _finds(line.text, source)
+        ]
+        if any(not span <= gone[row] or (span & taken[row] and not span <= taken[row]) for row, span in places):
             continue
-        for row, start in places:
-            taken[row].update(range(start, start + len(source)))
+        if all(span <= taken[row] for row, span in places):  # a longer call deletes it all
+            continue
+        for row, span in places:
+            taken[row].update(span)
         calls.append(Normalize(source, ""))
+        if len(calls) == MAX_PIECE_CALLS:
+            break
     return _checked(kept, calls, taken)
 
 
