@@ -1,4 +1,5 @@
 import random
+import re
 
 import pytest
 
@@ -139,10 +140,35 @@ def test_removed_pieces_of_a_line_of_lines_go_unless_their_text_is_also_kept():
     assert calls[-1].source == "Home\r"  # after the longer run it sits in
     # the line's own last break stays; "Home\r" also sits inside a longer removed run: deleted there first
     assert apply_normalize(lines[:2], calls) == [f"{ARTICLE}\r", SECOND]
-    kept_twice = [f"Menu\r{ARTICLE}", f"{SECOND}\rMenu\rmore"]  # "Menu\r" starts a kept piece's line too
-    assert piece_calls(kept_twice, [False, False], [[True, False], [False, False, False]]) == []
+    # a piece kept in one place and removed in another goes with the kept piece beside it as context
+    kept_twice = [f"Menu\r{ARTICLE}", f"{SECOND}\rMenu\rmore", "Last words\rMenu"]
+    calls = piece_calls(kept_twice, [False, False, False], [[True, False], [False, False, False], [False, True]])
+    assert calls == [Normalize(f"Menu\r{ARTICLE}", ARTICLE), Normalize("Last words\rMenu", "Last words")]
+    assert apply_normalize(kept_twice, calls) == [ARTICLE, f"{SECOND}\rMenu\rmore", "Last words"]
+    ambiguous = [f"Menu\r{ARTICLE}", f"Menu\r{ARTICLE}", f"{SECOND}\rMenu", f"{SECOND}\rMenu\rmore"]
+    flags = [[True, False], [False, False], [False, True], [False, False, False]]  # the same text kept elsewhere
+    assert piece_calls(ambiguous, [False] * 4, flags) == []
     assert piece_calls([ARTICLE], [False], [[False]]) == []
     assert piece_calls([f"Menu\r{ARTICLE}"], [False], [[True, False, True]]) == []  # not one flag per piece
+
+
+def test_random_pieces_lose_only_removed_pieces():
+    rng = random.Random(11)
+    vocabulary = ["Menu", "Reply", "Share this", "Advertisement", "The council met.", "Books for all.", "2024"]
+    for _ in range(400):
+        lines, flags = [], []
+        for _ in range(rng.randint(1, 3)):
+            pieces = [rng.choice(vocabulary) for _ in range(rng.randint(2, 8))]
+            lines.append(rng.choice(["\r", "\u2028"]).join(pieces))
+            flags.append([rng.random() < 0.4 for _ in pieces])
+        calls = piece_calls(lines, [False] * len(lines), flags)
+        result = execute_chunk("\n".join(lines), Program(tuple(calls)), guards=_loose())
+        assert not result.errors
+        for line, line_flags, left in zip(lines, flags, result.text.split("\n"), strict=True):
+            pieces = re.split("[\r\u2028]", line)
+            kept = [piece for piece, gone in zip(pieces, line_flags, strict=True) if not gone]
+            assert _is_subsequence(kept, re.split("[\r\u2028]", left)), (line, line_flags, left)
+            assert _is_subsequence(words(left), words(line))
 
 
 def test_piece_calls_stop_at_their_bound_and_keep_every_kept_piece():

@@ -160,46 +160,83 @@ def piece_calls(
 
     lines: the document's lines; removed: one flag per line; pieces_removed: per line, one flag per piece
     with visible text (True: remove), or None. Each run of removed pieces goes with the breaks after it (at
-    the line's end, the break before it). A run's text is deleted only when every occurrence of it in the
-    kept lines lies inside removed runs (else it stays: nothing kept is ever deleted), longest first, each
-    occurrence either inside what a longer call deleted or clear of it; at most `MAX_PIECE_CALLS`; checked by
+    the line's end, the break before it). A run's text is deleted where every occurrence of it in the kept
+    lines lies inside removed runs, longest first; a run whose text also stands where it is kept (the same
+    'Advertisement' piece kept once, removed twice) is then deleted with the kept piece beside it as context
+    (`normalize(source_str="Advertisement\rNext piece", target_str="Next piece")`), again only where every
+    occurrence deletes removed text. Nothing kept is ever deleted; at most `MAX_PIECE_CALLS`; checked by
     running the calls."""
     kept: list[KeptLine] = []
     gone: list[set[int]] = []  # the characters of removed runs, per kept line
-    sources: set[str] = set()
+    runs: list[tuple[int, _Run]] = []
     for line, line_gone, flags in zip(lines, removed, pieces_removed, strict=True):
         if line_gone:
             continue
         kept.append(KeptLine(line, [], []))
         gone.append(set())
         if flags is not None and any(flags) and not all(flags):
-            for start, end in _removed_runs(line, flags):
-                sources.add(line[start:end])
-                gone[-1].update(range(start, end))
+            for run in _removed_runs(line, flags):
+                runs.append((len(kept) - 1, run))
+                gone[-1].update(range(run.start, run.end))
+    plain = {kept[row].text[run.start : run.end]: (0, run.end - run.start) for row, run in runs}
     taken: list[set[int]] = [set() for _ in kept]
     calls = []
-    for source in sorted(sources, key=lambda s: (-len(s), s)):
-        places = [
-            (row, set(range(start, start + len(source))))
-            for row, line in enumerate(kept)
-            for start in _finds(line.text, source)
-        ]
-        if any(not span <= gone[row] or (span & taken[row] and not span <= taken[row]) for row, span in places):
-            continue
-        if all(span <= taken[row] for row, span in places):  # a longer call deletes it all
-            continue
-        for row, span in places:
-            taken[row].update(span)
-        calls.append(Normalize(source, ""))
-        if len(calls) == MAX_PIECE_CALLS:
-            break
+    for candidates in (plain, None):
+        if candidates is None:  # the runs still standing, with the kept piece beside them
+            candidates = {}
+            for row, run in runs:
+                if not set(range(run.start, run.end)) <= taken[row]:
+                    first, last = min(run.start, run.context[0]), max(run.end, run.context[1])
+                    cut = (run.start - first, run.end - first)
+                    candidates.setdefault(kept[row].text[first:last], cut)
+        for source, (cut_start, cut_end) in sorted(candidates.items(), key=lambda item: (-len(item[0]), item[0])):
+            deletes = _deletions(kept, gone, taken, source, cut_start, cut_end)
+            if deletes:
+                for row, span in deletes:
+                    taken[row].update(span)
+                calls.append(Normalize(source, source[:cut_start] + source[cut_end:]))
+            if len(calls) == MAX_PIECE_CALLS:
+                return _checked(kept, calls, taken)
     return _checked(kept, calls, taken)
 
 
-def _removed_runs(line: str, flags: Sequence[bool]) -> list[tuple[int, int]]:
-    """(start, end) in `line` of each run of removed pieces (`piece_calls`); a blank piece goes with the
-    run around it, a run of blank pieces alone is no run, and the line's own last break stays. None when
-    `flags` are not one per visible piece."""
+def _deletions(
+    kept: Sequence[KeptLine],
+    gone: Sequence[set[int]],
+    taken: Sequence[set[int]],
+    source: str,
+    cut_start: int,
+    cut_end: int,
+) -> list[tuple[int, set[int]]]:
+    """The characters a call deletes (`source[cut_start:cut_end]` at each occurrence still standing), per kept
+    row; none when an occurrence would delete a character outside removed runs (`gone`) or overlaps what an
+    earlier call deletes (`taken`) without vanishing with it."""
+    deletes = []
+    for row, line in enumerate(kept):
+        for start in _finds(line.text, source):
+            cut = set(range(start + cut_start, start + cut_end))
+            if cut <= taken[row]:  # deleted by an earlier call: this occurrence is gone before this one runs
+                continue
+            if not cut <= gone[row] or taken[row] & set(range(start, start + len(source))):
+                return []
+            deletes.append((row, cut))
+    return deletes
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A run of removed pieces in a line (`_removed_runs`): its characters, and those of the kept piece
+    beside it (after it; before it at the line's end)."""
+
+    start: int
+    end: int
+    context: tuple[int, int]
+
+
+def _removed_runs(line: str, flags: Sequence[bool]) -> list[_Run]:
+    """Each run of removed pieces in `line` (`piece_calls`); a blank piece goes with the run around it, a
+    run of blank pieces alone is no run, and the line's own last break stays. None when `flags` are not one
+    per visible piece."""
     bounds, start = [], 0  # (piece start, piece end) of each piece between breaks
     for match in LINE_BREAKS.finditer(line):
         bounds.append((start, match.start()))
@@ -221,9 +258,9 @@ def _removed_runs(line: str, flags: Sequence[bool]) -> list[tuple[int, int]]:
             end += 1
         removed = [i for i in range(index, end) if marks[i]]
         if removed and end < len(bounds):  # up to the next kept piece
-            runs.append((bounds[index][0], bounds[end][0]))
+            runs.append(_Run(bounds[index][0], bounds[end][0], bounds[end]))
         elif removed:  # at the line's end: from the end of the last kept piece to the last removed one's end
-            runs.append((bounds[index - 1][1], bounds[removed[-1]][1]))
+            runs.append(_Run(bounds[index - 1][1], bounds[removed[-1]][1], bounds[index - 1]))
         index = end
     return runs
 
