@@ -6,7 +6,8 @@ each compared with the plain-lines layout of the same text: the same doc decisio
 Prints, per layout and overall, the share of documents with the same decision and with the same kept words,
 and the largest spread of a document's doc score over its layouts. Target (issue 18): >= 99% identical.
 
-    python benchmarks/layout_invariance.py [--pages 40] [--shared ../shared] [-o DIR] [prox refine options...]
+    python benchmarks/layout_invariance.py [--pages 40] [--layouts "lone cr,line separators"] [--shared ../shared]
+                                           [-o DIR] [prox refine options...]
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def wcxb_documents(shared: Path, pages: int) -> dict[str, list[str]]:
     return documents
 
 
-def write_layouts(documents: dict[str, list[str]], path: Path) -> None:
-    """Every document in every layout, as JSON lines with the id `NAME|LAYOUT`."""
+def write_layouts(
+    documents: dict[str, list[str]], path: Path, layouts: dict[str, Callable[[list[str]], str]] = LAYOUTS
+) -> None:
+    """Every document in every layout (default: all `LAYOUTS`), as JSON lines with the id `NAME|LAYOUT`."""
     with path.open("w", encoding="utf-8") as file:
         for name, blocks in documents.items():
-            for layout, render in LAYOUTS.items():
+            for layout, render in layouts.items():
                 file.write(json.dumps({"id": f"{name}|{layout}", "text": render(blocks)}) + "\n")
 
 
@@ -107,11 +110,20 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=40, help="WCXB dev pages (each gives two documents)")
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("-o", "--output", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument(
+        "--layouts", help=f"comma-separated, besides {REFERENCE!r} (default: all): {', '.join(LAYOUTS)}"
+    )
     args, refine_options = parser.parse_known_args()
+    layouts = LAYOUTS
+    if args.layouts:
+        chosen = {REFERENCE, *(name.strip() for name in args.layouts.split(","))}
+        if unknown := chosen - set(LAYOUTS):
+            parser.error(f"no layout {', '.join(sorted(unknown))}; there are {', '.join(LAYOUTS)}")
+        layouts = {name: render for name, render in LAYOUTS.items() if name in chosen}
     work = args.output or Path(tempfile.mkdtemp(prefix="layout-invariance-"))
     work.mkdir(parents=True, exist_ok=True)
     documents = wcxb_documents(args.shared, args.pages)
-    write_layouts(documents, work / "layouts.jsonl")
+    write_layouts(documents, work / "layouts.jsonl", layouts)
     command = [sys.executable, "-m", "proxkit", "refine", str(work / "layouts.jsonl"), "-o", str(work / "out")]
     subprocess.run([*command, "--no-progress", *refine_options], check=True)
     report = compare(outcomes(work / "out"))

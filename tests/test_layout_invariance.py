@@ -3,6 +3,7 @@ full page) in eight layouts (`benchmarks/layout_invariance.py`) through `prox re
 keep the same words."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -52,3 +53,10 @@ def test_the_comparison_counts_a_changed_decision_and_changed_words():
     assert report["tabs"] == {"documents": 2, "same_decision": 0.5, "same_words": 0.5}
     assert report["all"] == {"documents": 4, "same_decision": 0.75, "same_words": 0.5}
     assert report["score_spread"] == 0.6 and report["different"] == ["a|crlf", "a|tabs"]
+
+
+def test_the_layouts_written_are_those_asked_for(tmp_path):
+    chosen = {name: layout_invariance.LAYOUTS[name] for name in ("lines", "lone cr")}
+    layout_invariance.write_layouts({"a": ["One.", "Two."]}, tmp_path / "a.jsonl", chosen)
+    records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert records == [{"id": "a|lines", "text": "One.\nTwo."}, {"id": "a|lone cr", "text": "One.\rTwo.\r"}]
