@@ -163,7 +163,7 @@ def piece_calls(
     the line's end, the break before it). A run's text is deleted where every occurrence of it in the kept
     lines lies inside removed runs, longest first; a run whose text also stands where it is kept (the same
     'Advertisement' piece kept once, removed twice) is then deleted with the kept piece beside it as context
-    (`normalize(source_str="Advertisement\rNext piece", target_str="Next piece")`), again only where every
+    (`normalize(source_str="Advertisement\\rNext piece", target_str="Next piece")`), again only where every
     occurrence deletes removed text. Nothing kept is ever deleted; at most `MAX_PIECE_CALLS`; checked by
     running the calls."""
     kept: list[KeptLine] = []
