@@ -178,26 +178,36 @@ def piece_calls(
             for run in _removed_runs(line, flags):
                 runs.append((len(kept) - 1, run))
                 gone[-1].update(range(run.start, run.end))
-    plain = {kept[row].text[run.start : run.end]: (0, run.end - run.start) for row, run in runs}
     taken: list[set[int]] = [set() for _ in kept]
-    calls = []
-    for candidates in (plain, None):
-        if candidates is None:  # the runs still standing, with the kept piece beside them
-            candidates = {}
-            for row, run in runs:
-                if not set(range(run.start, run.end)) <= taken[row]:
-                    first, last = min(run.start, run.context[0]), max(run.end, run.context[1])
-                    cut = (run.start - first, run.end - first)
-                    candidates.setdefault(kept[row].text[first:last], cut)
-        for source, (cut_start, cut_end) in sorted(candidates.items(), key=lambda item: (-len(item[0]), item[0])):
-            deletes = _deletions(kept, gone, taken, source, cut_start, cut_end)
-            if deletes:
-                for row, span in deletes:
-                    taken[row].update(span)
-                calls.append(Normalize(source, source[:cut_start] + source[cut_end:]))
-            if len(calls) == MAX_PIECE_CALLS:
-                return _checked(kept, calls, taken)
+    plain = {kept[row].text[run.start : run.end]: (0, run.end - run.start) for row, run in runs}
+    calls = _deleting_calls(plain, kept, gone, taken, MAX_PIECE_CALLS)
+    beside = {}  # the runs still standing, with the kept piece beside them
+    for row, run in runs:
+        if not set(range(run.start, run.end)) <= taken[row]:
+            first, last = min(run.start, run.context[0]), max(run.end, run.context[1])
+            beside.setdefault(kept[row].text[first:last], (run.start - first, run.end - first))
+    calls += _deleting_calls(beside, kept, gone, taken, MAX_PIECE_CALLS - len(calls))
     return _checked(kept, calls, taken)
+
+
+def _deleting_calls(
+    candidates: dict[str, tuple[int, int]],
+    kept: Sequence[KeptLine],
+    gone: Sequence[set[int]],
+    taken: Sequence[set[int]],
+    limit: int,
+) -> list[Normalize]:
+    """Up to `limit` calls, longest source first, each deleting `source[cut_start:cut_end]` of its
+    candidates (source: (cut_start, cut_end)) where `_deletions` allows; what they delete is added to `taken`."""
+    calls: list[Normalize] = []
+    for source, (cut_start, cut_end) in sorted(candidates.items(), key=lambda item: (-len(item[0]), item[0])):
+        if len(calls) == limit:
+            break
+        if deletes := _deletions(kept, gone, taken, source, cut_start, cut_end):
+            for row, span in deletes:
+                taken[row].update(span)
+            calls.append(Normalize(source, source[:cut_start] + source[cut_end:]))
+    return calls
 
 
 def _deletions(
