@@ -178,6 +178,8 @@ def piece_calls(
             for run in _removed_runs(line, flags):
                 runs.append((len(kept) - 1, run))
                 gone[-1].update(range(run.start, run.end))
+    if not runs:  # no line of several pieces keeps a removed one: the common case, nothing to check
+        return []
     taken: list[set[int]] = [set() for _ in kept]
     plain = {kept[row].text[run.start : run.end]: (0, run.end - run.start) for row, run in runs}
     calls = _deleting_calls(plain, kept, gone, taken, MAX_PIECE_CALLS)
@@ -245,8 +247,8 @@ class _Run:
 
 def _removed_runs(line: str, flags: Sequence[bool]) -> list[_Run]:
     """Each run of removed pieces in `line` (`piece_calls`); a blank piece goes with the run around it, a
-    run of blank pieces alone is no run, and the line's own last break stays. None when `flags` are not one
-    per visible piece."""
+    run of blank pieces alone is no run, and the line's own last break stays. No run when `flags` are not one
+    per visible piece: the line keeps all its pieces."""
     bounds, start = [], 0  # (piece start, piece end) of each piece between breaks
     for match in LINE_BREAKS.finditer(line):
         bounds.append((start, match.start()))
@@ -289,8 +291,7 @@ def _occurrences(kept: Sequence[KeptLine], source: str) -> list[tuple[int, int, 
     word or touches one only in part."""
     places = []
     for row, line in enumerate(kept):
-        start = line.text.find(source)
-        while start >= 0:
+        for start in _finds(line.text, source):
             end = start + len(source)
             for (word_start, word_end), is_noise in zip(line.spans, line.noise, strict=True):
                 overlaps = word_start < end and word_end > start
@@ -298,7 +299,6 @@ def _occurrences(kept: Sequence[KeptLine], source: str) -> list[tuple[int, int, 
                 if overlaps and not (is_noise and inside):
                     return None
             places.append((row, start, end))
-            start = line.text.find(source, end)
     return places
 
 
